@@ -1,0 +1,21 @@
+#include "core/log.h"
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "core/error.h"
+
+namespace recap {
+
+void init_logging(const std::string& level) {
+  auto lvl = spdlog::level::from_str(level);
+  // from_str maps anything unknown to "off"; only accept what was really asked for.
+  if (lvl == spdlog::level::off && level != "off")
+    throw Error("--log-level '" + level + "': expected trace, debug, info, warn, error or off");
+  auto logger = spdlog::stderr_color_mt("recap");
+  logger->set_pattern("%H:%M:%S %^%l%$ %v");
+  logger->set_level(lvl);
+  spdlog::set_default_logger(logger);
+}
+
+}  // namespace recap

@@ -1,0 +1,178 @@
+#include "core/run_dir.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <ctime>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "core/atomic_file.h"
+#include "core/build_info.h"
+#include "core/error.h"
+#include "core/sha256.h"
+
+namespace recap {
+
+namespace {
+
+std::string now_iso() {
+  std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
+}
+
+std::string hash_path(const fs::path& p) {
+  return fs::is_directory(p) ? sha256_tree(p) : sha256_file(p);
+}
+
+uint64_t size_of(const fs::path& p) {
+  if (!fs::is_directory(p)) return fs::file_size(p);
+  uint64_t total = 0;
+  for (const auto& e : fs::recursive_directory_iterator(p))
+    if (e.is_regular_file()) total += e.file_size();
+  return total;
+}
+
+}  // namespace
+
+void StageContext::output(const fs::path& path) {
+  outputs_.push_back(path.is_absolute() ? path : dir_ / path);
+}
+
+RunDir::RunDir(fs::path dir, const Config& config) : dir_(std::move(dir)) {
+  fs::create_directories(dir_);
+  fs::path lock = dir_ / ".lock";
+  lock_fd_ = ::open(lock.c_str(), O_RDWR | O_CREAT, 0644);
+  if (lock_fd_ < 0) throw Error(lock.string() + ": cannot open lock file");
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    char pid[32] = {0};
+    ssize_t n = ::pread(lock_fd_, pid, sizeof pid - 1, 0);
+    ::close(lock_fd_);
+    throw Error(fmt::format("{}: run is in use by another recap process (pid {})", dir_.string(),
+                            n > 0 ? pid : "unknown"));
+  }
+  std::string pid = std::to_string(::getpid());
+  if (::ftruncate(lock_fd_, 0) != 0 || ::pwrite(lock_fd_, pid.data(), pid.size(), 0) < 0)
+    spdlog::debug("{}: could not record pid in lock file", lock.string());
+
+  fs::path manifest_path = dir_ / "manifest.json";
+  if (fs::exists(manifest_path)) {
+    manifest_ = read_manifest(dir_);
+  } else {
+    manifest_ = {{"created", now_iso()}, {"stages", nlohmann::json::object()}};
+  }
+  manifest_["config"] = config.to_json();
+  manifest_["config_origin"] = config.origin();
+  manifest_["seed"] = config.get_int("run.seed");
+  manifest_["versions"] = build_info();
+  write_file_atomic(dir_ / "config.toml", config.to_toml());
+  save();
+}
+
+RunDir::~RunDir() {
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
+}
+
+nlohmann::json RunDir::read_manifest(const fs::path& dir) {
+  fs::path path = dir / "manifest.json";
+  try {
+    auto m = nlohmann::json::parse(read_file(path));
+    if (!m.is_object() || !m.contains("stages") || !m["stages"].is_object())
+      throw Error(path.string() + ": not a recap manifest (no \"stages\" object)");
+    return m;
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(path.string() + ": invalid JSON: " + e.what());
+  }
+}
+
+void RunDir::save() { write_file_atomic(dir_ / "manifest.json", manifest_.dump(2) + "\n"); }
+
+std::string RunDir::stage_status(const std::string& stage) const {
+  const auto& stages = manifest_["stages"];
+  if (!stages.contains(stage)) return "pending";
+  return stages[stage].value("status", "pending");
+}
+
+std::string RunDir::fingerprint(const StageSpec& spec) const {
+  // Dependencies enter through the output hashes their own records carry, so nothing
+  // upstream is rehashed here; only external inputs are read.
+  nlohmann::json fp = {{"stage", spec.name}, {"params", spec.params}};
+  for (const auto& dep : spec.depends) {
+    if (stage_status(dep) != "done")
+      throw Error(fmt::format("stage '{}' needs stage '{}', which has not finished", spec.name,
+                              dep));
+    fp["depends"][dep] = manifest_["stages"][dep]["outputs"];
+  }
+  for (const auto& in : spec.inputs) {
+    if (!fs::exists(in))
+      throw Error(fmt::format("stage '{}': input {} does not exist", spec.name, in.string()));
+    fp["inputs"][in.string()] = hash_path(in);
+  }
+  return sha256_hex(fp.dump());
+}
+
+bool RunDir::outputs_intact(const nlohmann::json& record) const {
+  // Existence and size, not a rehash: re-reading a large corpus on every resume would cost
+  // more than the stages it protects.
+  const nlohmann::json outputs = record.value("outputs", nlohmann::json::object());
+  for (const auto& [rel, out] : outputs.items()) {
+    fs::path p = dir_ / rel;
+    if (!fs::exists(p) || size_of(p) != out.value("bytes", uint64_t{0})) return false;
+  }
+  return true;
+}
+
+StageOutcome RunDir::run_stage(const StageSpec& spec,
+                               const std::function<void(StageContext&)>& body) {
+  std::string fp = fingerprint(spec);
+  auto& stages = manifest_["stages"];
+  if (stages.contains(spec.name)) {
+    const auto& rec = stages[spec.name];
+    if (rec.value("status", "") == "done" && rec.value("fingerprint", "") == fp &&
+        outputs_intact(rec)) {
+      spdlog::info("stage {}: up to date, skipped", spec.name);
+      return StageOutcome::Skipped;
+    }
+  }
+  StageContext ctx(dir_, dir_ / spec.name);
+  fs::create_directories(ctx.dir());
+  auto& rec = stages[spec.name];
+  rec = {{"status", "running"}, {"fingerprint", fp}, {"started", now_iso()},
+         {"params", spec.params}};
+  save();
+
+  auto t0 = std::chrono::steady_clock::now();
+  auto elapsed = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  try {
+    body(ctx);
+  } catch (const std::exception& e) {
+    rec["status"] = "failed";
+    rec["error"] = e.what();
+    rec["seconds"] = elapsed();
+    save();
+    throw;
+  }
+  nlohmann::json outputs = nlohmann::json::object();
+  for (const auto& out : ctx.outputs()) {
+    if (!fs::exists(out))
+      throw Error(fmt::format("stage '{}' declared output {} but did not write it", spec.name,
+                              out.string()));
+    outputs[fs::relative(out, dir_).generic_string()] = {{"sha256", hash_path(out)},
+                                                         {"bytes", size_of(out)}};
+  }
+  rec["status"] = "done";
+  rec["finished"] = now_iso();
+  rec["seconds"] = elapsed();
+  rec["outputs"] = outputs;
+  save();
+  return StageOutcome::Ran;
+}
+
+}  // namespace recap
