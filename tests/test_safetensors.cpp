@@ -278,6 +278,8 @@ struct Malformed {
   std::string bytes;
   std::string expected;  // substring of the error message
 };
+// Keeps ctest's listing readable (gtest would otherwise print the struct's raw bytes).
+void PrintTo(const Malformed& m, std::ostream* os) { *os << m.label; }
 
 // A header of one F32 tensor "a", with `entry` as its value.
 std::string one_tensor(std::string_view entry) { return R"({"a":)" + std::string(entry) + "}"; }

@@ -1,0 +1,228 @@
+#include "data/shard_reader.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "data/rejects.h"
+
+namespace recap::data {
+
+namespace {
+
+constexpr std::size_t kReadBlock = 1 << 16;  // libarchive read buffer, in bytes
+
+bool usable(int status) { return status == ARCHIVE_OK || status == ARCHIVE_WARN; }
+
+bool is_image_ext(std::string_view ext) {
+  return ext == "png" || ext == "jpg" || ext == "jpeg" || ext == "webp";
+}
+
+std::string lower(std::string_view text) {
+  std::string out(text);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+// Empty, absolute, or with a ".." component: a tar must not name files outside its root.
+bool is_unsafe_path(std::string_view path) {
+  if (path.empty() || path.front() == '/') return true;
+  std::size_t start = 0;
+  while (start <= path.size()) {
+    std::size_t end = std::min(path.find('/', start), path.size());
+    if (path.substr(start, end - start) == "..") return true;
+    start = end + 1;
+  }
+  return false;
+}
+
+const char* type_name(mode_t type) {
+  switch (type) {
+    case AE_IFLNK:
+      return "symlink";
+    case AE_IFDIR:
+      return "directory";
+    case AE_IFCHR:
+      return "character device";
+    case AE_IFBLK:
+      return "block device";
+    case AE_IFIFO:
+      return "fifo";
+    case AE_IFSOCK:
+      return "socket";
+    default:
+      return "special file";
+  }
+}
+
+// WebDataset's rule: the key is the path up to the first '.' of the basename, the extension
+// (lower-cased here) everything after it.
+std::pair<std::string, std::string> split_name(const std::string& path) {
+  std::size_t base = path.rfind('/');
+  std::size_t dot = path.find('.', base == std::string::npos ? 0 : base + 1);
+  if (dot == std::string::npos) return {path, ""};
+  return {path.substr(0, dot), lower(std::string_view(path).substr(dot + 1))};
+}
+
+}  // namespace
+
+ShardReader::ShardReader(std::filesystem::path path, ReadLimits limits)
+    : path_(std::move(path)), shard_(path_.string()), limits_(limits) {
+  archive_ = archive_read_new();
+  if (!archive_) throw Error(shard_ + ": cannot create tar reader");
+  archive_read_support_filter_all(archive_);
+  archive_read_support_format_tar(archive_);
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path_, ec)) {
+    archive_read_free(archive_);
+    throw Error(shard_ + ": cannot open shard: no such file");
+  }
+  // Opening already reads the first block to detect compression and format.
+  if (archive_read_open_filename(archive_, shard_.c_str(), kReadBlock) != ARCHIVE_OK) {
+    std::string message = archive_error_string(archive_) ? archive_error_string(archive_) : "";
+    archive_read_free(archive_);
+    throw Error(shard_ + ": not a readable tar (byte offset 0): " + message);
+  }
+}
+
+ShardReader::~ShardReader() { archive_read_free(archive_); }
+
+void ShardReader::fail(const std::string& what) {
+  const char* message = archive_error_string(archive_);
+  throw Error(shard_ + ": broken tar at entry " + std::to_string(entry_index_) +
+              " (stopped at byte offset " + std::to_string(archive_filter_bytes(archive_, 0)) +
+              "): " + what + (message ? std::string(": ") + message : std::string()));
+}
+
+std::optional<SourceItem> ShardReader::next() {
+  while (!done_) {
+    archive_entry* entry = nullptr;
+    int status = archive_read_next_header(archive_, &entry);
+    if (status == ARCHIVE_EOF) {
+      done_ = true;
+      break;
+    }
+    // ARCHIVE_WARN still yields a usable entry (e.g. an unknown pax keyword); RETRY (a bad
+    // checksum), FAILED and FATAL mean the header itself is damaged.
+    if (!usable(status)) fail("cannot read header");
+    const char* raw = archive_entry_pathname(entry);
+    std::string path = raw ? raw : "";
+    // `tar -C dir .` writes ./KEY.png, and "./" for the root directory itself.
+    while (path.starts_with("./")) path.erase(0, 2);
+    if (path == ".") path.clear();
+    auto [key, ext] = split_name(path);
+
+    std::optional<SourceItem> finished;
+    if (!group_ || group_->key != key) {
+      if (group_) finished = finish(*group_);
+      group_.emplace();
+      group_->key = key;
+      if (!seen_keys_.emplace(key).second) {
+        group_->reason = reason::kDuplicateKey;
+        group_->detail = "key reappears at entry " + std::to_string(entry_index_);
+      }
+    }
+    add_entry(entry, path, ext);
+    ++entry_index_;
+    if (finished) return finished;
+  }
+  if (group_) {
+    SourceItem last = finish(*group_);
+    group_.reset();
+    return last;
+  }
+  return std::nullopt;
+}
+
+void ShardReader::add_entry(archive_entry* entry, const std::string& name, const std::string& ext) {
+  Group& g = *group_;
+  mode_t type = archive_entry_filetype(entry);
+  int64_t size = archive_entry_size_is_set(entry) ? archive_entry_size(entry) : 0;
+  auto poison = [&](std::string_view why, std::string detail) {
+    if (g.reason.empty()) g.reason = why, g.detail = std::move(detail);
+  };
+
+  std::size_t base = name.rfind('/');
+  bool root = name.empty() && type == AE_IFDIR;  // reported as a directory, not a bad path
+  if (!root && is_unsafe_path(name)) {
+    poison(reason::kUnsafePath, "entry path '" + name + "'");
+  } else if (!root && name[base == std::string::npos ? 0 : base + 1] == '.') {
+    // No key before the first '.', e.g. macOS "._KEY.png" resource forks.
+    poison(reason::kUnsafePath, "hidden entry '" + name + "' has no key");
+  } else if (archive_entry_hardlink(entry)) {
+    poison(reason::kNotRegularFile, name + " is a hard link");
+  } else if (type != AE_IFREG) {
+    poison(reason::kNotRegularFile, (root ? "./" : name) + " is a " + type_name(type));
+  } else if (static_cast<uint64_t>(size) > limits_.max_entry_bytes) {
+    poison(reason::kEntryTooLarge, name + ": " + std::to_string(size) + " bytes > limit " +
+                                       std::to_string(limits_.max_entry_bytes));
+  } else if (!g.exts.insert(ext).second) {
+    poison(reason::kDuplicateKey, "entry " + name + " appears twice");
+  } else if (is_image_ext(ext) && !g.image_ext.empty()) {
+    poison(reason::kDuplicateKey, "two images: " + g.key + "." + g.image_ext + " and " + name);
+  }
+  bool wanted = is_image_ext(ext) || ext == "txt" || ext == "json";
+  if (!g.reason.empty() || !wanted) {
+    // Skipping still walks the data, so truncation is caught here too.
+    if (!usable(archive_read_data_skip(archive_))) fail("cannot skip data of " + name);
+    return;
+  }
+  bool too_large = false;
+  std::string data = read_data(static_cast<uint64_t>(size), name, &too_large);
+  if (too_large) {
+    poison(reason::kEntryTooLarge,
+           name + ": more than " + std::to_string(limits_.max_entry_bytes) + " bytes");
+  } else if (is_image_ext(ext)) {
+    g.image_bytes = std::move(data);
+    g.image_ext = ext;
+  } else if (ext == "txt") {
+    g.caption = std::move(data);
+  } else {
+    g.meta = std::move(data);
+  }
+}
+
+std::string ShardReader::read_data(uint64_t size_hint, const std::string& name, bool* too_large) {
+  std::string data;
+  data.reserve(std::min<uint64_t>(size_hint, limits_.max_entry_bytes));
+  while (true) {
+    std::size_t used = data.size();
+    data.resize(used + kReadBlock);
+    la_ssize_t n = archive_read_data(archive_, data.data() + used, kReadBlock);
+    if (n < 0) fail("cannot read data of " + name);
+    data.resize(used + static_cast<std::size_t>(n));
+    if (n == 0) return data;
+    // A sparse entry may hold more than its header said; stop at the limit.
+    if (data.size() > limits_.max_entry_bytes) {
+      *too_large = true;
+      if (!usable(archive_read_data_skip(archive_))) fail("cannot skip data of " + name);
+      return {};
+    }
+  }
+}
+
+SourceItem ShardReader::finish(Group& g) {
+  uint64_t index = sample_index_++;
+  auto reject = [&](std::string_view why, std::string detail) -> SourceItem {
+    return Reject{shard_, g.key, std::string(why), std::move(detail)};
+  };
+  if (!g.reason.empty()) return reject(g.reason, g.detail);
+  if (g.image_ext.empty()) return reject(reason::kMissingImage, "no .png/.jpg/.jpeg/.webp entry");
+  if (!g.caption) return reject(reason::kMissingCaption, "no .txt entry");
+  if (auto problem = check_caption(*g.caption, limits_.caption))
+    return reject(problem->reason, problem->detail);
+  nlohmann::json meta;
+  if (g.meta) {
+    meta = nlohmann::json::parse(*g.meta, nullptr, /*allow_exceptions=*/false);
+    if (meta.is_discarded())
+      return reject(reason::kMetaInvalidJson, g.key + ".json does not parse");
+  }
+  return Sample{
+      g.key,          shard_, index, std::move(g.image_bytes), g.image_ext, std::move(*g.caption),
+      std::move(meta)};
+}
+
+}  // namespace recap::data

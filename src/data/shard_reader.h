@@ -1,0 +1,57 @@
+// Streams a WebDataset / img2dataset tar shard as samples. Consecutive entries sharing a key
+// form one sample (key = path up to the first '.' of the basename): KEY.png|jpg|jpeg|webp is
+// the image, KEY.txt the caption, KEY.json optional metadata; other extensions are ignored.
+// Bad entries poison their sample, which becomes one reject with the first problem's reason,
+// so every sample is accounted for exactly once. A broken archive (corrupt header,
+// truncation) is not a sample problem: it throws recap::Error naming the shard and where.
+#pragma once
+#include <filesystem>
+#include <set>
+#include <string>
+
+#include "data/source.h"
+
+struct archive;
+struct archive_entry;
+
+namespace recap::data {
+
+class ShardReader : public SampleSource {
+ public:
+  explicit ShardReader(std::filesystem::path path, ReadLimits limits = {});
+  ~ShardReader() override;
+  ShardReader(const ShardReader&) = delete;
+  ShardReader& operator=(const ShardReader&) = delete;
+
+  std::optional<SourceItem> next() override;
+
+ private:
+  // The entries read so far for one key.
+  struct Group {
+    std::string key;
+    std::string reason;  // first problem; empty while the sample is still good
+    std::string detail;
+    std::string image_bytes;
+    std::string image_ext;
+    std::optional<std::string> caption;
+    std::optional<std::string> meta;
+    std::set<std::string> exts;  // seen, to catch KEY.txt twice
+  };
+
+  void add_entry(archive_entry* entry, const std::string& name, const std::string& ext);
+  SourceItem finish(Group& group);
+  std::string read_data(uint64_t size_hint, const std::string& name, bool* too_large);
+  [[noreturn]] void fail(const std::string& what);
+
+  std::filesystem::path path_;
+  std::string shard_;  // path_ as text, copied into every sample
+  ReadLimits limits_;
+  archive* archive_ = nullptr;
+  std::optional<Group> group_;
+  std::set<std::string, std::less<>> seen_keys_;  // per shard, to catch a key's return
+  uint64_t entry_index_ = 0;                      // entries read, for error messages
+  uint64_t sample_index_ = 0;                     // groups finished
+  bool done_ = false;
+};
+
+}  // namespace recap::data

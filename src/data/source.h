@@ -1,0 +1,37 @@
+// The interface every sample source shares (tar shards, image folders) and the factory that
+// picks one for a path. A source yields, in its own deterministic order, either a sample or
+// a reject: returning rejects as items (rather than logging them inside the source) lets the
+// loader keep the reject log in input order whatever its thread timing.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <variant>
+
+#include "data/sample.h"
+#include "data/text_checks.h"
+
+namespace recap::data {
+
+struct ReadLimits {
+  uint64_t max_entry_bytes = 64ull << 20;  // largest tar entry or image file read, in bytes
+  CaptionLimits caption;
+};
+
+using SourceItem = std::variant<Sample, Reject>;
+
+class SampleSource {
+ public:
+  virtual ~SampleSource() = default;
+  // The next sample or reject; nullopt at the end. Throws recap::Error when the source
+  // itself is broken (e.g. a corrupt tar header), naming the source and where it broke.
+  virtual std::optional<SourceItem> next() = 0;
+};
+
+// A directory is an image folder with captions.jsonl; anything else is read as a tar shard
+// (plain or compressed with any filter libarchive detects, e.g. .tar.gz).
+std::unique_ptr<SampleSource> open_source(const std::filesystem::path& path,
+                                          const ReadLimits& limits = {});
+
+}  // namespace recap::data
