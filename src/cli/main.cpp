@@ -4,11 +4,15 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "core/atomic_file.h"
 #include "core/build_info.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "core/runtime.h"
 #include "core/threads.h"
+#include "stages/corpus.h"
+#include "stages/corpus_show.h"
+#include "stages/corpus_stats.h"
 #include "stages/inspect.h"
 
 namespace {
@@ -65,6 +69,33 @@ int main(int argc, char** argv) {
   show->add_option("--set", overrides, "override one key: section.key=value (repeatable)");
   auto* keys = config->add_subcommand("keys", "List every configuration key with its default");
 
+  auto* corpus = app.add_subcommand("corpus", "The embedded world's corpus: make, stats, show");
+  corpus->require_subcommand(1);
+  std::string corpus_out;
+  auto* corpus_make = corpus->add_subcommand(
+      "make", "Render the web corpus (alt-text), the human-captioned set, eval scenes and "
+              "prompt suites into WebDataset shards; resumable, byte-identical per seed");
+  corpus_make->add_option("--preset", preset, "preset name or a .toml file")->capture_default_str();
+  corpus_make->add_option("--set", overrides, "override one key: section.key=value (repeatable)");
+  corpus_make->add_option("--out", corpus_out, "output folder")->required();
+
+  std::string corpus_dir, json_out, sheet_out;
+  std::vector<std::string> recap_files, show_keys;
+  auto* corpus_stats = corpus->add_subcommand(
+      "stats", "Caption quality of each source (alt-text, human long/short, recaption JSONL "
+               "files) against ground truth, and its overlap with the evaluation prompts");
+  corpus_stats->add_option("dir", corpus_dir, "corpus folder (from corpus make)")->required();
+  corpus_stats->add_option("--recap", recap_files,
+                           "extra caption sources: JSONL files of {\"key\", \"caption\"} lines "
+                           "(e.g. NAME.recap.jsonl sidecars)");
+  corpus_stats->add_option("--json", json_out, "also write the numbers as JSON here");
+
+  auto* corpus_show = corpus->add_subcommand(
+      "show", "Contact sheet PNG of samples with their alt-text and human captions");
+  corpus_show->add_option("dir", corpus_dir, "corpus folder")->required();
+  corpus_show->add_option("keys", show_keys, "sample keys, e.g. web-000000000")->required();
+  corpus_show->add_option("--out", sheet_out, "PNG to write")->required();
+
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -77,6 +108,22 @@ int main(int argc, char** argv) {
       recap::init_runtime(opts, false);
       if (opts.seed) overrides.push_back(fmt::format("run.seed={}", *opts.seed));
       fmt::print("{}", Config::load(preset, overrides).to_toml());
+    } else if (corpus_make->parsed()) {
+      auto rt = recap::init_runtime(opts, false);
+      if (opts.seed) overrides.push_back(fmt::format("run.seed={}", *opts.seed));
+      recap::corpus::make_corpus(Config::load(preset, overrides), corpus_out, rt.threads);
+      fmt::print("corpus written to {}\n", corpus_out);
+    } else if (corpus_stats->parsed()) {
+      recap::init_runtime(opts, false);
+      std::vector<std::filesystem::path> sources(recap_files.begin(), recap_files.end());
+      auto stats = recap::corpus::corpus_stats(corpus_dir, sources);
+      fmt::print("{}", recap::corpus::format_stats_table(stats));
+      if (!json_out.empty())
+        recap::write_file_atomic(json_out, recap::corpus::to_json(stats).dump(2) + "\n");
+    } else if (corpus_show->parsed()) {
+      recap::init_runtime(opts, false);
+      recap::corpus::write_contact_sheet(corpus_dir, show_keys, sheet_out);
+      fmt::print("contact sheet written to {}\n", sheet_out);
     } else if (keys->parsed()) {
       fmt::print("{}", recap::describe_config_schema());
     }

@@ -13,14 +13,6 @@ ConfigKey integer(std::string key, int64_t fallback, double min, double max, std
 ConfigKey number(std::string key, double fallback, double min, double max, std::string help) {
   return {std::move(key), ConfigType::Float, fallback, std::move(help), min, max, {}};
 }
-ConfigKey flag(std::string key, bool fallback, std::string help) {
-  return {std::move(key), ConfigType::Bool, fallback, std::move(help), 0, 1, {}};
-}
-ConfigKey text(std::string key, std::string fallback, std::vector<std::string> choices,
-               std::string help) {
-  return {std::move(key), ConfigType::String, std::move(fallback), std::move(help), 0, 0,
-          std::move(choices)};
-}
 ConfigKey words(std::string key, std::vector<std::string> fallback, std::string help) {
   return {std::move(key), ConfigType::StringList, std::move(fallback), std::move(help), 0, 0, {}};
 }
@@ -29,6 +21,51 @@ std::vector<ConfigKey> build_schema() {
   return {
       // [run]: the experiment as a whole.
       integer("run.seed", 1234, 0, 9.2e18, "master seed; every stage derives its own from it"),
+
+      // [world]: the embedded world's vocabulary and scene statistics (docs/WORLD.md).
+      integer("world.canvas", 32, 16, 512, "image side in pixels"),
+      words("world.shapes",
+            {"circle", "square", "triangle", "star", "heart", "cross", "diamond", "hexagon"},
+            "shapes scenes are drawn from (any of the eight defaults)"),
+      words("world.colours",
+            {"red", "green", "blue", "yellow", "purple", "orange", "white", "black"},
+            "object colours (any of the eight defaults)"),
+      words("world.backgrounds",
+            {"gray", "tan", "slate", "olive", "pink", "maroon", "teal", "lavender"},
+            "background colours (any of the eight defaults)"),
+      integer("world.min_groups", 1, 1, 64, "fewest object groups per scene"),
+      integer("world.max_groups", 3, 1, 64, "most object groups per scene"),
+      integer("world.min_count", 1, 1, 64, "fewest objects per group"),
+      integer("world.max_count", 4, 1, 64, "most objects per group"),
+      number("world.min_object_size", 0.21875, 0.01, 1, "smallest object, fraction of the canvas"),
+      number("world.max_object_size", 0.34375, 0.01, 1, "largest object, fraction of the canvas"),
+      number("world.max_rotation_deg", 15, 0, 180, "largest object rotation in degrees"),
+      number("world.relation_margin", 0.1, 0, 1,
+             "centroid separation, fraction of the canvas, for a relation to hold"),
+
+      // [alt]: how often each failure mode of web alt-text occurs; the rest is "partial".
+      number("alt.context_only", 0.22, 0, 1, "site, credit, product or licence text only"),
+      number("alt.salient_only", 0.18, 0, 1, "the largest group only"),
+      number("alt.keywords", 0.10, 0, 1, "keyword lists without binding"),
+      number("alt.wrong_attributes", 0.08, 0, 1, "a wrong colour or count"),
+      number("alt.filename", 0.06, 0, 1, "a camera or upload filename"),
+      number("alt.empty", 0.04, 0, 1, "no alt-text at all"),
+
+      // [corpus]: what `recap corpus make` writes.
+      integer("corpus.web_samples", 20000, 1, 1e9, "web images with alt-text (the corpus)"),
+      integer("corpus.human_samples", 1000, 1, 1e9,
+              "separate images with detailed human captions (captioner fine-tuning)"),
+      integer("corpus.eval_samples", 1000, 1, 1e9,
+              "held-out scenes with human captions and reference renders"),
+      integer("corpus.prompts_per_suite", 200, 1, 1e7,
+              "prompts in each compositional suite (counting, position, ...)"),
+      integer("corpus.shard_size", 1000, 1, 1e7, "samples per tar shard"),
+
+      // [data]: limits applied when reading any corpus, ours or a user's.
+      integer("data.max_pixels", 89478485, 1, 4e9,
+              "largest declared image size (width x height) decoded; guards decompression bombs"),
+      integer("data.max_caption_bytes", 16384, 1, 1e8, "longest caption accepted, in bytes"),
+      integer("data.max_entry_bytes", 67108864, 1, 1e12, "largest tar entry or file read"),
 
       // [checkpoint]: how trainers save and keep state.
       integer("checkpoint.every", 500, 1, 1e9, "save a checkpoint every N optimizer steps"),

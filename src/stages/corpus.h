@@ -1,0 +1,47 @@
+// The embedded world's corpus on disk, written by `recap corpus make` and read by every
+// later stage:
+//
+//   DIR/config.toml                 the effective config the corpus was made with
+//   DIR/corpus.json                 seed, counts, shard lists; written last (the "done" marker)
+//   DIR/web/web-00000.tar ...       the web corpus: KEY.png, KEY.txt (alt-text), KEY.json
+//   DIR/human/human-00000.tar ...   the small human-captioned set: KEY.txt = human long caption
+//   DIR/eval/eval-00000.tar ...     held-out scenes: reference renders + human long captions
+//   DIR/prompts/SUITE.jsonl         compositional prompt suites with exact targets
+//                                   (counting, position, colour_binding, multi_object)
+//
+// Every KEY.json is {"split", "index", "scene": <scene graph>, "captions": {"human_long",
+// "human_short", and for web samples "alt" and "alt_mode"}}: the ground truth a synthetic
+// world allows, used to score any caption source and for the `human` upper-bound arm.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/config.h"
+
+namespace recap::corpus {
+
+namespace fs = std::filesystem;
+
+enum class Split { Web, Human, Eval };
+inline constexpr Split kSplits[] = {Split::Web, Split::Human, Split::Eval};
+std::string_view split_name(Split split);  // "web", "human", "eval"
+
+fs::path shard_path(const fs::path& dir, Split split, int64_t shard);
+// The split's shards present on disk, sorted.
+std::vector<fs::path> list_shards(const fs::path& dir, Split split);
+std::string sample_key(Split split, int64_t index);  // "web-000000042"
+fs::path prompts_path(const fs::path& dir, std::string_view suite);
+
+// Writes the corpus for `config` into `out` with `threads` render threads. Resumable: shards
+// already on disk are kept (each is written atomically); a folder holding a corpus made with
+// other settings is refused. Same config and seed give byte-identical files.
+void make_corpus(const Config& config, const fs::path& out, int threads);
+
+// The config a finished corpus was made with (DIR/config.toml). Throws recap::Error when DIR
+// is not a finished corpus.
+Config corpus_config(const fs::path& dir);
+
+}  // namespace recap::corpus

@@ -1,0 +1,206 @@
+// `recap corpus make`: renders the embedded world into WebDataset shards.
+#include <atomic>
+#include <exception>
+#include <mutex>
+#include <regex>
+#include <thread>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/progress.h"
+#include "core/rng.h"
+#include "data/image.h"
+#include "data/shard_writer.h"
+#include "recap/version.h"
+#include "stages/corpus.h"
+#include "stages/settings.h"
+#include "world/alt_text.h"
+#include "world/captions.h"
+#include "world/prompts.h"
+#include "world/render.h"
+#include "world/sampler.h"
+
+namespace recap::corpus {
+
+namespace {
+
+// Independent random streams per split, so web, human and eval scenes never coincide.
+uint64_t split_stream(Split s) { return 0x5A17 + static_cast<uint64_t>(s); }
+constexpr uint64_t kPromptStream = 0x9807;
+constexpr uint64_t kCaptionStream = 1;
+constexpr uint64_t kAltStream = 2;
+
+// The settings that decide a corpus's bytes; other sections (training, ...) may change freely.
+nlohmann::json identity(const Config& config) {
+  auto all = config.to_json();
+  return {{"seed", all["run"]["seed"]}, {"world", all["world"]}, {"alt", all["alt"]},
+          {"corpus", all["corpus"]}};
+}
+
+struct ShardTask {
+  Split split;
+  int64_t shard, first, count;
+};
+
+void write_shard(const ShardTask& task, const fs::path& out, const world::WorldConfig& world,
+                 uint64_t seed, const std::function<void()>& on_sample) {
+  data::ShardWriter writer(shard_path(out, task.split, task.shard));
+  uint64_t stream = derive_seed(seed, split_stream(task.split));
+  for (int64_t index = task.first; index < task.first + task.count; ++index) {
+    uint64_t sample_seed = derive_seed(stream, static_cast<uint64_t>(index));
+    world::Scene scene = world::sample_scene(world, sample_seed);
+    Rng caption_rng(derive_seed(sample_seed, kCaptionStream));
+    nlohmann::json captions = {{"human_long", world::human_long_caption(scene, caption_rng)},
+                               {"human_short", world::human_short_caption(scene, caption_rng)}};
+    std::string text = captions["human_long"];
+    if (task.split == Split::Web) {
+      Rng alt_rng(derive_seed(sample_seed, kAltStream));
+      auto alt = world::alt_text(scene, world, alt_rng);
+      captions["alt"] = alt.text;
+      captions["alt_mode"] = world::alt_mode_name(alt.mode);
+      text = alt.text;
+    }
+    nlohmann::json meta = {{"split", split_name(task.split)},
+                           {"index", index},
+                           {"scene", world::to_json(scene)},
+                           {"captions", captions}};
+    writer.add_sample(sample_key(task.split, index), "png",
+                      data::encode_png(world::render(scene, world)), text, meta);
+    on_sample();
+  }
+  writer.commit();
+}
+
+void write_prompts(const fs::path& out, const world::WorldConfig& world, int64_t n,
+                   uint64_t seed) {
+  for (world::Suite suite : world::all_suites()) {
+    std::string lines;
+    for (const auto& prompt : world::make_suite(suite, world, static_cast<int>(n),
+                                                derive_seed(seed, kPromptStream)))
+      lines += world::to_json(prompt).dump() + "\n";
+    write_file_atomic(prompts_path(out, world::suite_name(suite)), lines);
+  }
+}
+
+}  // namespace
+
+std::string_view split_name(Split split) {
+  switch (split) {
+    case Split::Web: return "web";
+    case Split::Human: return "human";
+    case Split::Eval: return "eval";
+  }
+  return "?";
+}
+
+fs::path shard_path(const fs::path& dir, Split split, int64_t shard) {
+  return dir / split_name(split) / fmt::format("{}-{:05d}.tar", split_name(split), shard);
+}
+
+std::vector<fs::path> list_shards(const fs::path& dir, Split split) {
+  std::vector<fs::path> out;
+  fs::path folder = dir / split_name(split);
+  if (!fs::is_directory(folder)) return out;
+  const std::regex name(fmt::format("{}-\\d{{5}}\\.tar", split_name(split)));
+  for (const auto& e : fs::directory_iterator(folder))
+    if (e.is_regular_file() && std::regex_match(e.path().filename().string(), name))
+      out.push_back(e.path());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string sample_key(Split split, int64_t index) {
+  return fmt::format("{}-{:09d}", split_name(split), index);
+}
+
+fs::path prompts_path(const fs::path& dir, std::string_view suite) {
+  return dir / "prompts" / fmt::format("{}.jsonl", suite);
+}
+
+Config corpus_config(const fs::path& dir) {
+  if (!fs::exists(dir / "corpus.json"))
+    throw Error(fmt::format("{}: not a finished corpus (no corpus.json); run `recap corpus make "
+                            "--out {}`", dir.string(), dir.string()));
+  return Config::load((dir / "config.toml").string());
+}
+
+void make_corpus(const Config& config, const fs::path& out, int threads) {
+  const world::WorldConfig world = world_settings(config);
+  const CorpusSettings cs = corpus_settings(config);
+  fs::create_directories(out);
+
+  // A folder may only be resumed with the settings it was started with.
+  fs::path config_path = out / "config.toml";
+  if (fs::exists(config_path)) {
+    Config existing = Config::load(config_path.string());
+    if (identity(existing) != identity(config))
+      throw Error(fmt::format("{}: holds a corpus made with other settings (see {}); use "
+                              "another --out or remove it", out.string(), config_path.string()));
+  } else {
+    write_file_atomic(config_path, config.to_toml());
+  }
+  fs::remove(out / "corpus.json");  // unfinished until every shard is there
+
+  std::vector<ShardTask> tasks;
+  int64_t todo = 0;
+  nlohmann::json shards = nlohmann::json::object();
+  for (auto [split, n] : {std::pair{Split::Web, cs.web_samples},
+                          std::pair{Split::Human, cs.human_samples},
+                          std::pair{Split::Eval, cs.eval_samples}}) {
+    for (int64_t shard = 0, first = 0; first < n; ++shard, first += cs.shard_size) {
+      ShardTask task{split, shard, first, std::min(cs.shard_size, n - first)};
+      shards[std::string(split_name(split))].push_back(
+          fs::relative(shard_path(out, split, shard), out).generic_string());
+      if (fs::exists(shard_path(out, split, shard))) continue;  // finished by an earlier run
+      tasks.push_back(task);
+      todo += task.count;
+    }
+  }
+  if (tasks.empty()) spdlog::info("corpus: all shards already written");
+  else spdlog::info("corpus: writing {} shards ({} samples) with {} threads", tasks.size(), todo,
+                    threads);
+
+  // Shards are independent (every sample has its own seed), so threads take whole shards.
+  Progress progress("corpus", todo, "img");
+  std::mutex progress_mutex;
+  auto on_sample = [&] {
+    std::lock_guard<std::mutex> lock(progress_mutex);
+    progress.add();
+  };
+  std::atomic<size_t> next{0};
+  std::exception_ptr failure;
+  std::mutex failure_mutex;
+  auto worker = [&] {
+    for (size_t i; (i = next++) < tasks.size();) {
+      try {
+        write_shard(tasks[i], out, world, cs.seed, on_sample);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(failure_mutex);
+        if (!failure) failure = std::current_exception();
+        next = tasks.size();  // stop handing out work
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int t = 0; t < std::max(1, threads); ++t) pool.emplace_back(worker);
+  for (auto& t : pool) t.join();
+  if (failure) std::rethrow_exception(failure);
+  progress.finish();
+
+  write_prompts(out, world, cs.prompts_per_suite, cs.seed);
+  nlohmann::json info = {{"recap", RECAP_VERSION},
+                         {"seed", cs.seed},
+                         {"counts",
+                          {{"web", cs.web_samples},
+                           {"human", cs.human_samples},
+                           {"eval", cs.eval_samples},
+                           {"prompts_per_suite", cs.prompts_per_suite}}},
+                         {"canvas", world.canvas},
+                         {"shards", shards}};
+  write_file_atomic(out / "corpus.json", info.dump(2) + "\n");
+}
+
+}  // namespace recap::corpus
