@@ -5,7 +5,6 @@
 #include <gtest/gtest.h>
 
 #include <fmt/format.h>
-#include <stdlib.h>
 
 #include <filesystem>
 #include <fstream>
@@ -21,6 +20,7 @@
 #include "data/rejects.h"
 #include "data/shard_reader.h"
 #include "data/shard_writer.h"
+#include "test_util.h"
 
 namespace recap::data {
 namespace {
@@ -28,23 +28,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::string_literals;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "recap_test_data_XXXXXX").string();
-    if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  fs::path operator/(const std::string& name) const { return path_ / name; }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using test::TempDir;
 
 std::string png_of(uint8_t r, uint8_t g, uint8_t b, int width = 12, int height = 10) {
   Image image{width, height, 3, {}};

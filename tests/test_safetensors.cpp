@@ -15,6 +15,8 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 
+#include "test_util.h"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -213,18 +215,8 @@ TEST(SafetensorsWriter, RejectsInvalidTensors) {
 
 class SafetensorsFiles : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("recap-test-safetensors-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ignored;
-    fs::remove_all(dir_, ignored);
-  }
-  fs::path dir_;
+  recap::test::TempDir tmp_{"safetensors"};
+  const fs::path& dir_ = tmp_.path();
 };
 
 TEST_F(SafetensorsFiles, SaveThenLoad) {
