@@ -1,0 +1,133 @@
+#include "core/torch_pch.h"
+#include "train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <numbers>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "core/checkpoint.h"
+#include "core/error.h"
+#include "core/jsonl.h"
+#include "core/progress.h"
+#include "train/ema.h"
+
+namespace recap::train {
+
+double lr_at(const TrainerOptions& o, int64_t step) {
+  if (step < o.warmup_steps) return o.lr * static_cast<double>(step + 1) / o.warmup_steps;
+  const int64_t decay_steps = std::max<int64_t>(1, o.steps - 1 - o.warmup_steps);
+  const double t = std::min(1.0, static_cast<double>(step - o.warmup_steps) / decay_steps);
+  const double min_lr = o.lr * o.min_lr_ratio;
+  return min_lr + 0.5 * (o.lr - min_lr) * (1 + std::cos(std::numbers::pi * t));
+}
+
+namespace {
+
+void set_lr(torch::optim::AdamW& opt, double lr) {
+  for (auto& group : opt.param_groups())
+    static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+}
+
+// Runs validation with the EMA weights swapped in, then puts the training weights back.
+void validate_with_ema(Task& task, Ema* ema, int64_t step, Metrics& metrics) {
+  torch::nn::Module& model = task.module();
+  NamedTensors saved;
+  if (ema) {
+    for (auto& [name, t] : module_state(model)) saved.emplace_back(name, t.detach().clone());
+    ema->copy_to(model);
+  }
+  model.eval();
+  task.validate(step, metrics);
+  model.train();
+  if (ema) {
+    torch::NoGradGuard no_grad;
+    auto state = module_state(model);
+    for (size_t i = 0; i < saved.size(); ++i) state[i].second.copy_(saved[i].second);
+  }
+}
+
+}  // namespace
+
+TrainResult train(Task& task, const TrainerOptions& o) {
+  if (o.steps <= 0 || o.grad_accum <= 0 || o.lr <= 0)
+    throw Error(fmt::format("trainer: steps ({}), grad_accum ({}) and lr ({}) must be positive",
+                            o.steps, o.grad_accum, o.lr));
+  torch::nn::Module& model = task.module();
+  model.train();
+  auto params = model.parameters();
+  torch::optim::AdamW optimizer(
+      params, torch::optim::AdamWOptions(o.lr).betas({o.beta1, o.beta2}).weight_decay(o.weight_decay));
+  std::unique_ptr<Ema> ema;
+  if (o.ema_decay > 0) ema = std::make_unique<Ema>(model, o.ema_decay);
+
+  Checkpointer checkpoints(o.dir / "checkpoints", o.keep_last);
+  JsonlWriter log(o.dir / "metrics.jsonl");
+  TrainResult result;
+  if (auto latest = checkpoints.latest()) {
+    TrainingState state = checkpoints.restore(*latest, model, optimizer,
+                                              ema ? &ema->shadow() : nullptr);
+    task.restore(state.cursor);
+    result.start_step = state.step;
+    log.truncate_after("step", static_cast<double>(state.step));
+    spdlog::info("resumed from {} (step {})", latest->string(), state.step);
+  }
+
+  int64_t step = result.start_step;
+  Progress progress("train", o.steps - step, "step");
+  auto t0 = std::chrono::steady_clock::now();
+  while (step < o.steps) {
+    const double lr = lr_at(o, step);
+    set_lr(optimizer, lr);
+    optimizer.zero_grad();
+    Metrics metrics;
+    double loss_sum = 0;
+    for (int micro = 0; micro < o.grad_accum; ++micro) {
+      torch::Tensor loss = task.loss(metrics);
+      const double value = loss.item<double>();
+      if (!std::isfinite(value))
+        throw Error(fmt::format("trainer: loss is {} at step {} (lr {:.3g}); lower the learning "
+                                "rate or check the data", value, step, lr));
+      (loss / o.grad_accum).backward();
+      loss_sum += value;
+    }
+    // The global norm before clipping: the number worth watching for instability.
+    const double grad_norm =
+        o.grad_clip > 0 ? torch::nn::utils::clip_grad_norm_(params, o.grad_clip)
+                        : torch::nn::utils::clip_grad_norm_(params, 1e30);
+    optimizer.step();
+    if (ema) ema->update(model);
+    ++step;
+    result.last_loss = loss_sum / o.grad_accum;
+
+    const bool last = step == o.steps;
+    if (step % o.log_every == 0 || last) {
+      double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      nlohmann::json record = {{"step", step}, {"loss", result.last_loss}, {"lr", lr},
+                               {"grad_norm", grad_norm}, {"seconds", seconds}};
+      for (const auto& [k, v] : metrics) record[k] = v;
+      log.write(record);
+    }
+    if ((o.validate_every > 0 && step % o.validate_every == 0) || last) {
+      Metrics val;
+      validate_with_ema(task, ema.get(), step, val);
+      if (!val.empty()) {
+        nlohmann::json record = {{"step", step}, {"split", "validation"}};
+        for (const auto& [k, v] : val) record[k] = v;
+        log.write(record);
+      }
+    }
+    if (step % o.checkpoint_every == 0 || last)
+      checkpoints.save({step, task.cursor(), {}}, model, optimizer,
+                       ema ? &ema->shadow() : nullptr);
+    progress.set_status(fmt::format("loss {:.4f} lr {:.2e}", result.last_loss, lr));
+    progress.add();
+  }
+  progress.finish();
+  result.steps = step;
+  return result;
+}
+
+}  // namespace recap::train
