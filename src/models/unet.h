@@ -1,0 +1,83 @@
+// The denoiser: Stable Diffusion's UNet structure, scaled by the preset. ResBlocks (GroupNorm,
+// SiLU, timestep embedding added between the convolutions), spatial transformers (self-
+// attention over pixels, cross-attention to the text encoder's tokens) at chosen levels, a
+// down path whose activations are kept as skips, a middle, and an up path that concatenates
+// them back. Pixel space for the embedded world. It predicts whatever the caller trains it to
+// (eps or v); it knows nothing of noise schedules.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "core/torch_pch.h"
+#include "nn/transformer.h"
+
+namespace recap::models {
+
+struct UNetOptions {
+  int64_t in_channels = 3, out_channels = 3;
+  int64_t channels = 64;                        // width of the first level
+  std::vector<int64_t> channel_mult = {1, 2, 2};  // width of level i = channels * mult[i]
+  int64_t res_blocks = 1;                       // ResBlocks per level on the way down
+  std::vector<int64_t> attention_levels = {1, 2};  // levels with spatial transformers
+  int64_t heads = 4;
+  int64_t context_dim = 128;                    // the text encoder's width
+  int64_t groups = 8;                           // GroupNorm groups; divides every width
+  double dropout = 0;
+};
+
+class ResBlockImpl : public torch::nn::Module {
+ public:
+  ResBlockImpl(int64_t in, int64_t out, int64_t time_dim, int64_t groups, double dropout);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& time);  // x [B,in,H,W]
+  torch::nn::GroupNorm norm1{nullptr}, norm2{nullptr};
+  torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, skip{nullptr};
+  torch::nn::Linear time_proj{nullptr};
+  torch::nn::Dropout dropout{nullptr};
+};
+TORCH_MODULE(ResBlock);
+
+// Pixels as tokens: [B, C, H, W] -> [B, H*W, C] through one transformer block and back.
+class SpatialTransformerImpl : public torch::nn::Module {
+ public:
+  SpatialTransformerImpl(int64_t channels, int64_t heads, int64_t context_dim, int64_t groups);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& context,
+                        const torch::Tensor& context_padding);
+  torch::nn::GroupNorm norm{nullptr};
+  torch::nn::Conv2d proj_in{nullptr}, proj_out{nullptr};
+  nn::TransformerBlock block{nullptr};
+};
+TORCH_MODULE(SpatialTransformer);
+
+// One resolution of the UNet: ResBlocks, each optionally followed by a spatial transformer,
+// then a resampling convolution (down or up; absent at the bottom / top).
+class UNetLevelImpl : public torch::nn::Module {
+ public:
+  torch::nn::ModuleList res{nullptr}, attn{nullptr};
+  torch::nn::Conv2d resample{nullptr};
+};
+TORCH_MODULE(UNetLevel);
+
+class UNetImpl : public torch::nn::Module {
+ public:
+  explicit UNetImpl(UNetOptions options);
+
+  // x [B, in, H, W] (H and W divisible by 2^(levels-1)), t [B] timesteps, context [B, S, D]
+  // text states, context_padding [B, S] true on padding (may be undefined)
+  // -> [B, out, H, W].
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t,
+                        const torch::Tensor& context, const torch::Tensor& context_padding = {});
+  const UNetOptions& options() const { return options_; }
+
+  torch::nn::Conv2d conv_in{nullptr}, conv_out{nullptr};
+  torch::nn::Sequential time_mlp{nullptr};
+  torch::nn::ModuleList down{nullptr}, up{nullptr};
+  ResBlock mid_res1{nullptr}, mid_res2{nullptr};
+  SpatialTransformer mid_attn{nullptr};
+  torch::nn::GroupNorm norm_out{nullptr};
+
+ private:
+  UNetOptions options_;
+};
+TORCH_MODULE(UNet);
+
+}  // namespace recap::models

@@ -1,0 +1,102 @@
+// Text encoder and UNet: shapes, conditioning actually reaches the output, masking, names and
+// pinned parameter counts (a change to the architecture must change these numbers knowingly).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "core/error.h"
+#include "core/weights.h"
+#include "models/text_encoder.h"
+#include "models/unet.h"
+
+namespace recap::models {
+namespace {
+
+int64_t parameter_count(const torch::nn::Module& m) {
+  int64_t n = 0;
+  for (const auto& p : m.parameters()) n += p.numel();
+  return n;
+}
+
+TEST(TextEncoder, ShapesCausalityAndNames) {
+  torch::manual_seed(0);
+  TextEncoder enc(TextEncoderOptions{100, 16, 32, 2, 4});
+  auto ids = torch::randint(0, 100, {2, 10}, torch::kLong);
+  auto h = enc->forward(ids);
+  EXPECT_EQ(h.sizes(), (std::vector<int64_t>{2, 10, 32}));
+  auto changed = ids.clone();
+  changed.index_put_({torch::indexing::Slice(), 9}, (ids.select(1, 9) + 1) % 100);
+  auto h2 = enc->forward(changed);
+  EXPECT_TRUE(torch::allclose(h.narrow(1, 0, 9), h2.narrow(1, 0, 9), 1e-6, 1e-6));
+  EXPECT_FALSE(torch::allclose(h.narrow(1, 9, 1), h2.narrow(1, 9, 1), 1e-4, 1e-4));
+  std::set<std::string> names;
+  for (const auto& [name, t] : module_state(*enc)) names.insert(name);
+  EXPECT_TRUE(names.count("token_embedding.weight"));
+  EXPECT_TRUE(names.count("blocks.1.attn1.to_q.weight"));
+  EXPECT_TRUE(names.count("final_norm.bias"));
+  EXPECT_THROW(enc->forward(torch::zeros({1, 17}, torch::kLong)), Error);  // over max_length
+}
+
+UNetOptions small_unet() {
+  UNetOptions o;
+  o.channels = 16;
+  o.channel_mult = {1, 2};
+  o.attention_levels = {1};
+  o.heads = 2;
+  o.context_dim = 24;
+  o.groups = 4;
+  return o;
+}
+
+TEST(UNet, ShapesAndConditioningReachTheOutput) {
+  torch::manual_seed(1);
+  UNet unet(small_unet());
+  auto x = torch::randn({2, 3, 16, 16});
+  auto t = torch::tensor({10, 500}, torch::kLong);
+  auto ctx = torch::randn({2, 5, 24});
+  auto out = unet->forward(x, t, ctx);
+  EXPECT_EQ(out.sizes(), x.sizes());
+  EXPECT_FALSE(torch::allclose(out, unet->forward(x, t + 7, ctx), 1e-4, 1e-4));
+  EXPECT_FALSE(torch::allclose(out, unet->forward(x, t, ctx * 2), 1e-4, 1e-4));
+  // Padded context tokens have no effect.
+  auto pad = torch::tensor({{false, false, false, true, true}, {false, true, true, true, true}});
+  auto other = ctx.clone();
+  other.narrow(1, 3, 2).normal_();
+  other.select(0, 1).narrow(0, 1, 4).normal_();
+  EXPECT_TRUE(torch::allclose(unet->forward(x, t, ctx, pad), unet->forward(x, t, other, pad),
+                              1e-5, 1e-5));
+  EXPECT_THROW(
+      unet->forward(torch::randn({1, 3, 15, 16}), t.narrow(0, 0, 1), ctx.narrow(0, 0, 1)), Error);
+}
+
+TEST(UNet, NamesFollowTheModulePathAndGradientsFlowEverywhere) {
+  UNet unet(small_unet());
+  std::set<std::string> names;
+  for (const auto& [name, t] : module_state(*unet)) names.insert(name);
+  for (const char* expected :
+       {"conv_in.weight", "time_mlp.0.weight", "down.0.res.0.conv1.weight",
+        "down.0.downsample.weight", "down.1.attn.0.block.attn2.to_k.weight",
+        "mid_attn.proj_in.weight", "up.0.res.1.skip.weight", "up.0.upsample.weight",
+        "conv_out.bias"})
+    EXPECT_TRUE(names.count(expected)) << expected;
+  auto out =
+      unet->forward(torch::randn({1, 3, 8, 8}), torch::tensor({3}), torch::randn({1, 2, 24}));
+  out.pow(2).mean().backward();
+  for (const auto& p : unet->named_parameters())
+    EXPECT_TRUE(p.value().grad().defined() && p.value().grad().abs().sum().item<float>() > 0)
+        << p.key() << " gets no gradient";
+}
+
+TEST(UNet, ParameterCountIsPinned) {
+  EXPECT_EQ(parameter_count(*UNet(small_unet())), 234131);
+  EXPECT_EQ(parameter_count(*UNet(UNetOptions{})), 6252099);
+  EXPECT_EQ(parameter_count(*TextEncoder(TextEncoderOptions{})), 931072);
+  UNetOptions bad = small_unet();
+  bad.attention_levels = {2};
+  EXPECT_THROW(UNet{bad}, Error);
+  bad = small_unet();
+  bad.groups = 5;
+  EXPECT_THROW(UNet{bad}, Error);
+}
+
+}  // namespace
+}  // namespace recap::models
