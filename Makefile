@@ -41,7 +41,7 @@ test: build
 test-asan: deps
 	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DRECAP_ASAN=ON -DRECAP_BUILD_BENCH=OFF
 	cmake --build build-asan -j $(JOBS) --target recap_tests recap
-	cd build-asan && ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure -j $(JOBS) \
+	cd build-asan && ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ctest --output-on-failure -j $(JOBS) \
 	  -R '^(Safetensors|Config|Data|World|Corpus|Sha256|AtomicFile|AtomicDir|Jsonl|RunDir)'
 
 bench: deps
