@@ -22,7 +22,9 @@ struct BlasInfo {
 // Inspects the loaded libraries and times a 512x512 matmul (~30 ms with OpenBLAS).
 BlasInfo detect_blas();
 
-// Logs a loud warning with the fix when the BLAS is the reference one or measured slow.
+// True for reference BLAS, and for an unidentified library that measured slow.
+bool blas_is_slow(const BlasInfo& info);
+// Logs a loud warning with the fix when blas_is_slow().
 void warn_if_slow_blas(const BlasInfo& info);
 
 }  // namespace recap
