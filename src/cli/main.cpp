@@ -14,6 +14,7 @@
 #include "stages/corpus_show.h"
 #include "stages/corpus_stats.h"
 #include "stages/inspect.h"
+#include "stages/tokenizer_train.h"
 
 namespace {
 
@@ -96,6 +97,17 @@ int main(int argc, char** argv) {
   corpus_show->add_option("keys", show_keys, "sample keys, e.g. web-000000000")->required();
   corpus_show->add_option("--out", sheet_out, "PNG to write")->required();
 
+  auto* tokenizer = app.add_subcommand("tokenizer", "The sentencepiece tokenizer");
+  tokenizer->require_subcommand(1);
+  std::string tokenizer_out;
+  auto* tokenizer_train = tokenizer->add_subcommand(
+      "train", "Train on a corpus's alt-text and human-captioned set ([tokenizer] keys of the "
+               "corpus's config, overridable with --set)");
+  tokenizer_train->add_option("--corpus", corpus_dir, "corpus folder (from corpus make)")
+      ->required();
+  tokenizer_train->add_option("--out", tokenizer_out, "model file to write")->required();
+  tokenizer_train->add_option("--set", overrides, "override one key: section.key=value");
+
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -124,6 +136,14 @@ int main(int argc, char** argv) {
       recap::init_runtime(opts, false);
       recap::corpus::write_contact_sheet(corpus_dir, show_keys, sheet_out);
       fmt::print("contact sheet written to {}\n", sheet_out);
+    } else if (tokenizer_train->parsed()) {
+      recap::init_runtime(opts, false);
+      auto config = Config::load((std::filesystem::path(corpus_dir) / "config.toml").string(),
+                                 overrides);
+      auto r = recap::corpus::train_corpus_tokenizer(
+          corpus_dir, tokenizer_out, recap::corpus::tokenizer_options(config));
+      fmt::print("tokenizer with {} pieces trained on {} captions ({} skipped) written to {}\n",
+                 r.vocab_size, r.texts, r.skipped, tokenizer_out);
     } else if (keys->parsed()) {
       fmt::print("{}", recap::describe_config_schema());
     }

@@ -13,6 +13,14 @@ ConfigKey integer(std::string key, int64_t fallback, double min, double max, std
 ConfigKey number(std::string key, double fallback, double min, double max, std::string help) {
   return {std::move(key), ConfigType::Float, fallback, std::move(help), min, max, {}};
 }
+ConfigKey flag(std::string key, bool fallback, std::string help) {
+  return {std::move(key), ConfigType::Bool, fallback, std::move(help), 0, 1, {}};
+}
+ConfigKey choice(std::string key, std::string fallback, std::vector<std::string> choices,
+                 std::string help) {
+  return {std::move(key), ConfigType::String, std::move(fallback), std::move(help), 0, 0,
+          std::move(choices)};
+}
 ConfigKey words(std::string key, std::vector<std::string> fallback, std::string help) {
   return {std::move(key), ConfigType::StringList, std::move(fallback), std::move(help), 0, 0, {}};
 }
@@ -60,6 +68,13 @@ std::vector<ConfigKey> build_schema() {
       integer("corpus.prompts_per_suite", 200, 1, 1e7,
               "prompts in each compositional suite (counting, position, ...)"),
       integer("corpus.shard_size", 1000, 1, 1e7, "samples per tar shard"),
+
+      // [tokenizer]: the sentencepiece model every text model shares.
+      integer("tokenizer.vocab_size", 1000, 16, 1000000, "pieces, including special tokens"),
+      choice("tokenizer.model_type", "unigram", {"unigram", "bpe"}, "sentencepiece algorithm"),
+      number("tokenizer.character_coverage", 1.0, 0.5, 1.0,
+             "share of characters kept; the rarest others become <unk>"),
+      flag("tokenizer.byte_fallback", false, "encode unseen characters as UTF-8 bytes"),
 
       // [data]: limits applied when reading any corpus, ours or a user's.
       integer("data.max_pixels", 89478485, 1, 4e9,
