@@ -72,6 +72,19 @@ TEST(Config, SetOverrideErrorsNameTheFlag) {
               HasSubstr("unknown key 'run.speed'"));
 }
 
+TEST(Config, IntegerListsParseValidateAndRoundTrip) {
+  Config c = Config::from_toml("[unet]\nchannel_mult = [1, 2, 4]\n", "u.toml");
+  EXPECT_EQ(c.get_ints("unet.channel_mult"), (std::vector<int64_t>{1, 2, 4}));
+  EXPECT_EQ(Config::from_toml(c.to_toml(), "again").to_json(), c.to_json());
+  EXPECT_THAT(error_of([] { Config::from_toml("[unet]\nchannel_mult = [1, \"a\"]\n", "u.toml"); }),
+              HasSubstr("u.toml: key 'unet.channel_mult': expected a list of integers, found a "
+                        "string element"));
+  EXPECT_THAT(error_of([] { Config::from_toml("[unet]\nchannel_mult = 3\n", "u.toml"); }),
+              HasSubstr("expected a list of integers, got integer"));
+  EXPECT_THAT(error_of([] { Config::from_toml("", "x", {"unet.channel_mult=[1, 0]"}); }),
+              HasSubstr("value 0 is out of range [1, 64]"));
+}
+
 TEST(Config, EffectiveTomlRoundTrips) {
   Config a = Config::from_toml("[run]\nseed = 42\n", "a.toml");
   Config b = Config::from_toml(a.to_toml(), "effective.toml");

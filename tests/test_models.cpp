@@ -7,6 +7,7 @@
 #include "core/weights.h"
 #include "models/text_encoder.h"
 #include "models/unet.h"
+#include "stages/model_settings.h"
 
 namespace recap::models {
 namespace {
@@ -96,6 +97,21 @@ TEST(UNet, ParameterCountIsPinned) {
   bad = small_unet();
   bad.groups = 5;
   EXPECT_THROW(UNet{bad}, Error);
+}
+
+TEST(ModelSettings, EveryPresetBuildsWithAPinnedSize) {
+  // Parameters of (text encoder at a 1000-piece vocabulary, UNet) per preset.
+  const std::map<std::string, std::pair<int64_t, int64_t>> expected = {
+      {"smoke", {46720, 236179}}, {"quick", {532224, 1627939}}, {"full", {3428864, 6481475}}};
+  for (const auto& [preset, sizes] : expected) {
+    Config config = Config::load(preset);
+    TextEncoder text(text_encoder_settings(config, 1000));
+    UNet unet(unet_settings(config));
+    EXPECT_EQ(parameter_count(*text), sizes.first) << preset;
+    EXPECT_EQ(parameter_count(*unet), sizes.second) << preset;
+  }
+  EXPECT_THROW(unet_settings(Config::load("smoke", {"unet.channel_mult=[1, \"x\"]"})), Error);
+  EXPECT_THROW(unet_settings(Config::load("smoke", {"unet.channel_mult=[1, 0]"})), Error);
 }
 
 }  // namespace

@@ -31,6 +31,7 @@ std::string type_name(ConfigType t) {
     case ConfigType::Bool: return "a boolean";
     case ConfigType::String: return "a string";
     case ConfigType::StringList: return "a list of strings";
+    case ConfigType::IntList: return "a list of integers";
   }
   return "?";
 }
@@ -58,6 +59,24 @@ std::string unknown_key_message(const std::string& source, std::string_view key)
   return msg;
 }
 
+template <typename T>
+std::vector<T> convert_list(const ConfigKey& spec, const toml::node& node,
+                            const std::string& source) {
+  const toml::array* arr = node.as_array();
+  if (!arr)
+    throw Error(fmt::format("{}: key '{}': expected {}, got {}", source, spec.key,
+                            type_name(spec.type), node_type_name(node)));
+  std::vector<T> out;
+  for (const auto& item : *arr) {
+    auto v = item.value_exact<T>();
+    if (!v)
+      throw Error(fmt::format("{}: key '{}': expected {}, found a {} element", source, spec.key,
+                              type_name(spec.type), node_type_name(item)));
+    out.push_back(*v);
+  }
+  return out;
+}
+
 ConfigValue convert(const ConfigKey& spec, const toml::node& node, const std::string& source) {
   auto wrong = [&] {
     return Error(fmt::format("{}: key '{}': expected {}, got {}", source, spec.key,
@@ -77,19 +96,8 @@ ConfigValue convert(const ConfigKey& spec, const toml::node& node, const std::st
     case ConfigType::String:
       if (auto v = node.value_exact<std::string>()) return *v;
       throw wrong();
-    case ConfigType::StringList: {
-      const toml::array* arr = node.as_array();
-      if (!arr) throw wrong();
-      std::vector<std::string> out;
-      for (const auto& item : *arr) {
-        auto s = item.value_exact<std::string>();
-        if (!s)
-          throw Error(fmt::format("{}: key '{}': expected a list of strings, found a {} element",
-                                  source, spec.key, node_type_name(item)));
-        out.push_back(*s);
-      }
-      return out;
-    }
+    case ConfigType::StringList: return convert_list<std::string>(spec, node, source);
+    case ConfigType::IntList: return convert_list<int64_t>(spec, node, source);
   }
   throw wrong();
 }
@@ -99,9 +107,10 @@ std::string value_to_toml(const ConfigValue& v) {
       [](const auto& x) -> std::string {
         using T = std::decay_t<decltype(x)>;
         std::ostringstream out;
-        if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+        if constexpr (std::is_same_v<T, std::vector<std::string>> ||
+                      std::is_same_v<T, std::vector<int64_t>>) {
           toml::array arr;
-          for (const auto& s : x) arr.push_back(s);
+          for (const auto& item : x) arr.push_back(item);
           out << arr;
         } else if constexpr (std::is_same_v<T, double>) {
           // Always a float literal, so the type survives a round trip.
@@ -123,12 +132,13 @@ nlohmann::json value_to_json(const ConfigValue& v) {
 }  // namespace
 
 std::string describe_config_schema() {
-  constexpr const char* kTypes[] = {"int", "float", "bool", "string", "list"};
+  constexpr const char* kTypes[] = {"int", "float", "bool", "string", "list", "ints"};
   std::string out;
   for (const auto& k : config_schema()) {
     std::string limits;
     if (!k.choices.empty()) limits = fmt::format(" (one of {})", fmt::join(k.choices, ", "));
-    else if (k.type == ConfigType::Int || k.type == ConfigType::Float)
+    else if (k.type == ConfigType::Int || k.type == ConfigType::Float ||
+             k.type == ConfigType::IntList)
       limits = fmt::format(" (range [{}, {}])", k.min, k.max);
     out += fmt::format("{:<30} {:<6} = {:<14} {}{}\n", k.key, kTypes[static_cast<int>(k.type)],
                        value_to_toml(k.fallback), k.help, limits);
@@ -147,6 +157,9 @@ void Config::assign(const ConfigKey& spec, ConfigValue v, const std::string& sou
   };
   if (auto* i = std::get_if<int64_t>(&v)) {
     if (*i < spec.min || *i > spec.max) throw out_of_range(static_cast<double>(*i));
+  } else if (auto* list = std::get_if<std::vector<int64_t>>(&v)) {
+    for (int64_t item : *list)
+      if (item < spec.min || item > spec.max) throw out_of_range(static_cast<double>(item));
   } else if (auto* d = std::get_if<double>(&v)) {
     if (!std::isfinite(*d) || *d < spec.min || *d > spec.max) throw out_of_range(*d);
   } else if (auto* s = std::get_if<std::string>(&v); s && !spec.choices.empty()) {
@@ -243,6 +256,9 @@ const std::string& Config::get_string(std::string_view key) const {
 }
 const std::vector<std::string>& Config::get_strings(std::string_view key) const {
   return std::get<std::vector<std::string>>(value(key, ConfigType::StringList));
+}
+const std::vector<int64_t>& Config::get_ints(std::string_view key) const {
+  return std::get<std::vector<int64_t>>(value(key, ConfigType::IntList));
 }
 
 nlohmann::json Config::to_json() const {

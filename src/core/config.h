@@ -16,16 +16,18 @@
 
 namespace recap {
 
-using ConfigValue = std::variant<int64_t, double, bool, std::string, std::vector<std::string>>;
+using ConfigValue = std::variant<int64_t, double, bool, std::string, std::vector<std::string>,
+                                 std::vector<int64_t>>;
 
-enum class ConfigType { Int, Float, Bool, String, StringList };
+// The order matches ConfigValue's alternatives.
+enum class ConfigType { Int, Float, Bool, String, StringList, IntList };
 
 struct ConfigKey {
   std::string key;  // "section.name"
   ConfigType type;
   ConfigValue fallback;  // the default when no preset sets it
   std::string help;
-  double min = -1e300;  // inclusive bounds for Int/Float
+  double min = -1e300;  // inclusive bounds for Int/Float and each IntList element
   double max = 1e300;
   std::vector<std::string> choices;  // allowed values for String (empty: any)
 };
@@ -53,6 +55,7 @@ class Config {
   bool get_bool(std::string_view key) const;
   const std::string& get_string(std::string_view key) const;
   const std::vector<std::string>& get_strings(std::string_view key) const;
+  const std::vector<int64_t>& get_ints(std::string_view key) const;
 
   // Sets one value from TOML value syntax ("3", "0.1", "true", "\"x\"", "[\"a\",\"b\"]");
   // a bare word is accepted as a string. `source` names where it came from in errors.

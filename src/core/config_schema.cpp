@@ -21,6 +21,10 @@ ConfigKey choice(std::string key, std::string fallback, std::vector<std::string>
   return {std::move(key), ConfigType::String, std::move(fallback), std::move(help), 0, 0,
           std::move(choices)};
 }
+ConfigKey integers(std::string key, std::vector<int64_t> fallback, double min, double max,
+                   std::string help) {
+  return {std::move(key), ConfigType::IntList, std::move(fallback), std::move(help), min, max, {}};
+}
 ConfigKey words(std::string key, std::vector<std::string> fallback, std::string help) {
   return {std::move(key), ConfigType::StringList, std::move(fallback), std::move(help), 0, 0, {}};
 }
@@ -75,6 +79,22 @@ std::vector<ConfigKey> build_schema() {
       number("tokenizer.character_coverage", 1.0, 0.5, 1.0,
              "share of characters kept; the rarest others become <unk>"),
       flag("tokenizer.byte_fallback", false, "encode unseen characters as UTF-8 bytes"),
+
+      // [text_encoder]: the causal transformer over caption tokens (CLIP-text-like).
+      integer("text_encoder.dim", 128, 8, 8192, "width"),
+      integer("text_encoder.layers", 4, 1, 128, "transformer blocks"),
+      integer("text_encoder.heads", 4, 1, 128, "attention heads; divides dim"),
+      integer("text_encoder.max_length", 64, 4, 4096, "tokens per caption, BOS and EOS included"),
+
+      // [unet]: the denoiser, Stable Diffusion's structure scaled down.
+      integer("unet.channels", 64, 4, 4096, "width of the first level"),
+      integers("unet.channel_mult", {1, 2, 2}, 1, 64, "width multiplier of each level"),
+      integer("unet.res_blocks", 1, 1, 16, "ResBlocks per level on the way down"),
+      integers("unet.attention_levels", {1, 2}, 0, 16,
+               "levels with spatial transformers (self + cross-attention)"),
+      integer("unet.heads", 4, 1, 128, "attention heads; divides every level's width"),
+      integer("unet.groups", 8, 1, 256, "GroupNorm groups; divides every level's width"),
+      number("unet.dropout", 0.0, 0, 0.9, "dropout inside ResBlocks"),
 
       // [data]: limits applied when reading any corpus, ours or a user's.
       integer("data.max_pixels", 89478485, 1, 4e9,
