@@ -277,7 +277,8 @@ Augmented augment(const torch::Tensor& images, uint64_t seed, const AugmentOptio
   Augmented out;
   auto theta = torch::zeros({b, 2, 3});
   auto warp = torch::zeros({b}, torch::kBool);
-  const int64_t radius = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(3 * o.max_blur_sigma * px)));
+  const int64_t radius =
+      std::max<int64_t>(1, static_cast<int64_t>(std::ceil(3 * o.max_blur_sigma * px)));
   const int64_t k = 2 * radius + 1;
   auto kernels = torch::zeros({b, k, k});
   auto brightness = torch::zeros({b, 1, 1, 1}), contrast = torch::ones({b, 1, 1, 1});
@@ -292,7 +293,8 @@ Augmented augment(const torch::Tensor& images, uint64_t seed, const AugmentOptio
     }
     out.affines.push_back(a);
     // grid_sample maps output to input coordinates, normalised to [-1, 1] (align_corners
-    // false: u = (x - c) / c for a pixel-centre coordinate x), so theta inverts x' = c + s(x-c) + t.
+    // false: u = (x - c) / c for a continuous coordinate x), so theta inverts
+    // x' = c + s (x - c) + t.
     theta[i][0][0] = 1 / a.scale;
     theta[i][0][2] = -a.tx / (w / 2.0) / a.scale;
     theta[i][1][1] = 1 / a.scale;

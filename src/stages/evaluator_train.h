@@ -1,0 +1,87 @@
+// Training and measuring the evaluator (models/evaluator.h): the detector learns from freshly
+// rendered, augmented world scenes (an endless stream, so it cannot overfit a fixed set) and
+// its own accuracy is measured on held-out renders from a separate seed stream, to be reported
+// beside every result it scores. The CLI command wraps train_evaluator and decides on the gate.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "eval/metrics.h"
+#include "models/evaluator.h"
+#include "world/scene.h"
+#include "world/vocab.h"
+
+namespace recap::stages {
+
+namespace fs = std::filesystem;
+
+struct EvaluatorTrainOptions {
+  models::DetectorOptions model;
+  models::AugmentOptions augment;
+  bool use_augment = true;
+  int64_t steps = 800;  // ~4 min on 2 CPU cores at 32 px (measured: see the gate test)
+  int64_t batch_size = 32;
+  double lr = 3e-3;
+  int64_t warmup_steps = 50;
+  uint64_t seed = 0;
+  int heldout_scenes = 1000;      // for the accuracy written beside the weights
+  int64_t checkpoint_every = 250;
+  int64_t log_every = 25;
+  models::DecodeOptions decode;
+};
+
+// Accuracy of the detector against scene ground truth. Matching: each detection is paired with
+// at most one true object and vice versa, greedily by centre distance, within match_radius_px
+// (half the smallest object size).
+struct EvaluatorAccuracy {
+  int images = 0;
+  int objects = 0, detections = 0, matched = 0;
+  double precision = 0, recall = 0;  // matched / detections, matched / objects
+  int groups = 0, groups_exact = 0;  // true groups; those with exactly `count` detections of
+  double count_exact = 0;            // their shape and colour (count_exact = share)
+  double shape = 0, colour = 0;      // share of matched detections with the right class
+  double centre_error_px = 0;        // mean over matched detections
+  int relations = 0, relations_held = 0;  // scene relations; those that hold on the detected
+  double relation = 0;                    // group centroids (both groups found)
+  double image_exact = 0;  // images whose detected (shape, colour) -> count equals the truth's
+  double match_radius_px = 0;
+  // The evaluator's gate: >= 98% exact count, shape and colour accuracy.
+  bool passes_gate(double level = 0.98) const {
+    return count_exact >= level && shape >= level && colour >= level;
+  }
+};
+nlohmann::json to_json(const EvaluatorAccuracy& accuracy);
+
+// Torch-free scoring of detections (one list per scene) against the scenes.
+EvaluatorAccuracy score_detections(const std::vector<world::Scene>& scenes,
+                                   const std::vector<std::vector<eval::Detection>>& detections,
+                                   const world::WorldConfig& config);
+
+// Renders scenes seeded derive_seed(seed, 0..n-1), detects and scores them. With `augment`,
+// each batch is distorted first (seed derived from `seed` and the batch) and the ground truth
+// moved with it: the accuracy on images as imperfect as the training ones.
+EvaluatorAccuracy measure_evaluator_accuracy(
+    models::Detector& model, const world::WorldConfig& config, int n_scenes, uint64_t seed,
+    int64_t batch_size = 100, const models::DecodeOptions& decode = {},
+    const std::optional<models::AugmentOptions>& augment = std::nullopt);
+
+// Seeds of the data streams, all derived from the options' seed.
+uint64_t evaluator_train_stream(uint64_t seed);    // training scenes, by batch and index
+uint64_t evaluator_augment_stream(uint64_t seed);  // augmentation, by batch
+uint64_t evaluator_heldout_stream(uint64_t seed);  // held-out scenes for the accuracy
+
+// Trains the detector with train::train (checkpoints and metrics.jsonl under out_dir/train,
+// resumed from there when present), then writes out_dir/evaluator.safetensors (metadata:
+// canvas, stride, width, depth, shapes, colours) and out_dir/evaluator_accuracy.json (the
+// options, the held-out accuracy on clean renders, and on augmented ones when use_augment).
+// Returns the accuracy on clean renders; the caller judges the gate. The initial weights come
+// from torch's global generator, which is seeded from options.seed (so it is reset here).
+// Throws recap::Error for an invalid config or options.
+EvaluatorAccuracy train_evaluator(const world::WorldConfig& config,
+                                  EvaluatorTrainOptions options, const fs::path& out_dir);
+
+}  // namespace recap::stages
