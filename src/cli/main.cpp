@@ -14,6 +14,8 @@
 #include "stages/corpus_show.h"
 #include "stages/corpus_stats.h"
 #include "stages/inspect.h"
+#include "stages/model_settings.h"
+#include "stages/settings.h"
 #include "stages/tokenizer_train.h"
 
 namespace {
@@ -108,6 +110,18 @@ int main(int argc, char** argv) {
   tokenizer_train->add_option("--out", tokenizer_out, "model file to write")->required();
   tokenizer_train->add_option("--set", overrides, "override one key: section.key=value");
 
+  auto* evaluator = app.add_subcommand("evaluator", "The detector that judges generated images");
+  evaluator->require_subcommand(1);
+  std::string evaluator_out;
+  auto* evaluator_train = evaluator->add_subcommand(
+      "train", "Train on fresh world renders, measure accuracy on held-out renders, and fail "
+               "unless it reaches 98% exact count, shape and colour (the gate)");
+  evaluator_train->add_option("--preset", preset, "preset name or a .toml file")
+      ->capture_default_str();
+  evaluator_train->add_option("--set", overrides, "override one key: section.key=value");
+  evaluator_train->add_option("--out", evaluator_out, "output folder (resumes from it)")
+      ->required();
+
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -144,6 +158,16 @@ int main(int argc, char** argv) {
           corpus_dir, tokenizer_out, recap::corpus::tokenizer_options(config));
       fmt::print("tokenizer with {} pieces trained on {} captions ({} skipped) written to {}\n",
                  r.vocab_size, r.texts, r.skipped, tokenizer_out);
+    } else if (evaluator_train->parsed()) {
+      recap::init_runtime(opts, true);
+      if (opts.seed) overrides.push_back(fmt::format("run.seed={}", *opts.seed));
+      Config config = Config::load(preset, overrides);
+      auto accuracy = recap::stages::train_evaluator(recap::world_settings(config),
+                                                     recap::evaluator_settings(config),
+                                                     evaluator_out);
+      fmt::print("{}\n", recap::stages::to_json(accuracy).dump(2));
+      recap::check_evaluator_gate(config, accuracy);
+      fmt::print("evaluator written to {}\n", evaluator_out);
     } else if (keys->parsed()) {
       fmt::print("{}", recap::describe_config_schema());
     }

@@ -96,6 +96,15 @@ std::vector<ConfigKey> build_schema() {
       integer("unet.groups", 8, 1, 256, "GroupNorm groups; divides every level's width"),
       number("unet.dropout", 0.0, 0, 0.9, "dropout inside ResBlocks"),
 
+      // [evaluator]: the detector that judges generated images (docs/RESULTS.md).
+      integer("evaluator.steps", 800, 1, 1e9, "training steps on freshly rendered scenes"),
+      integer("evaluator.batch_size", 32, 1, 65536, "scenes per step"),
+      number("evaluator.lr", 3e-3, 1e-8, 1, "peak learning rate"),
+      integer("evaluator.heldout_scenes", 1000, 1, 1e7,
+              "held-out renders the accuracy is measured on"),
+      flag("evaluator.gate", true,
+           "fail unless exact count, shape and colour accuracy reach 98% on held-out renders"),
+
       // [data]: limits applied when reading any corpus, ours or a user's.
       integer("data.max_pixels", 89478485, 1, 4e9,
               "largest declared image size (width x height) decoded; guards decompression bombs"),

@@ -1,6 +1,11 @@
 #include "core/torch_pch.h"
 #include "stages/model_settings.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "core/error.h"
+
 namespace recap {
 
 models::TextEncoderOptions text_encoder_settings(const Config& c, int64_t vocab_size) {
@@ -19,6 +24,29 @@ models::UNetOptions unet_settings(const Config& c) {
   o.dropout = c.get_float("unet.dropout");
   o.context_dim = c.get_int("text_encoder.dim");
   return o;
+}
+
+stages::EvaluatorTrainOptions evaluator_settings(const Config& c) {
+  stages::EvaluatorTrainOptions o;
+  o.steps = c.get_int("evaluator.steps");
+  o.batch_size = c.get_int("evaluator.batch_size");
+  o.lr = c.get_float("evaluator.lr");
+  o.heldout_scenes = static_cast<int>(c.get_int("evaluator.heldout_scenes"));
+  o.seed = static_cast<uint64_t>(c.get_int("run.seed"));
+  return o;
+}
+
+void check_evaluator_gate(const Config& c, const stages::EvaluatorAccuracy& a) {
+  constexpr double kGate = 0.98;
+  if (!c.get_bool("evaluator.gate") || a.passes_gate(kGate)) return;
+  std::vector<std::string> below;
+  for (auto [name, value] : {std::pair{"exact count", a.count_exact}, std::pair{"shape", a.shape},
+                             std::pair{"colour", a.colour}})
+    if (value < kGate) below.push_back(fmt::format("{} {:.2f}%", name, 100 * value));
+  throw Error(fmt::format("evaluator gate failed on {} held-out renders: {} (need 98%); it cannot "
+                          "be trusted to judge generated images. Train longer "
+                          "(--set evaluator.steps=N) or check the world settings",
+                          a.images, fmt::join(below, ", ")));
 }
 
 }  // namespace recap

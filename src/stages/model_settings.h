@@ -6,6 +6,7 @@
 #include "core/config.h"
 #include "models/text_encoder.h"
 #include "models/unet.h"
+#include "stages/evaluator_train.h"
 
 namespace recap {
 
@@ -13,5 +14,9 @@ namespace recap {
 models::TextEncoderOptions text_encoder_settings(const Config& config, int64_t vocab_size);
 // The UNet's context width is the text encoder's width.
 models::UNetOptions unet_settings(const Config& config);
+// [evaluator], seeded from run.seed.
+stages::EvaluatorTrainOptions evaluator_settings(const Config& config);
+// Throws recap::Error naming every measure below 98% when the config's gate is on.
+void check_evaluator_gate(const Config& config, const stages::EvaluatorAccuracy& accuracy);
 
 }  // namespace recap
