@@ -62,14 +62,25 @@ int main(int argc, char** argv) {
 
   auto* config = app.add_subcommand("config", "Presets and configuration keys");
   config->require_subcommand(1);
+  // Every command that reads a config takes the same --preset and --set.
   std::string preset = "quick";
   std::vector<std::string> overrides;
+  const std::string preset_help =
+      fmt::format("preset name ({}) or a .toml file", fmt::join(Config::preset_names(), ", "));
+  auto add_set_option = [&](CLI::App* cmd) {
+    cmd->add_option("--set", overrides, "override one key: section.key=value (repeatable)");
+  };
+  auto add_config_options = [&](CLI::App* cmd) {
+    cmd->add_option("--preset", preset, preset_help)->capture_default_str();
+    add_set_option(cmd);
+  };
+  // --seed is shorthand for --set run.seed=N and wins over the preset.
+  auto load_config = [&](const std::string& preset_or_path) {
+    if (opts.seed) overrides.push_back(fmt::format("run.seed={}", *opts.seed));
+    return Config::load(preset_or_path, overrides);
+  };
   auto* show = config->add_subcommand("show", "Print the effective configuration as TOML");
-  show->add_option("--preset", preset, "preset name (" +
-                                           fmt::format("{}", fmt::join(Config::preset_names(), ", ")) +
-                                           ") or a .toml file")
-      ->capture_default_str();
-  show->add_option("--set", overrides, "override one key: section.key=value (repeatable)");
+  add_config_options(show);
   auto* keys = config->add_subcommand("keys", "List every configuration key with its default");
 
   auto* corpus = app.add_subcommand("corpus", "The embedded world's corpus: make, stats, show");
@@ -78,8 +89,7 @@ int main(int argc, char** argv) {
   auto* corpus_make = corpus->add_subcommand(
       "make", "Render the web corpus (alt-text), the human-captioned set, eval scenes and "
               "prompt suites into WebDataset shards; resumable, byte-identical per seed");
-  corpus_make->add_option("--preset", preset, "preset name or a .toml file")->capture_default_str();
-  corpus_make->add_option("--set", overrides, "override one key: section.key=value (repeatable)");
+  add_config_options(corpus_make);
   corpus_make->add_option("--out", corpus_out, "output folder")->required();
 
   std::string corpus_dir, json_out, sheet_out;
@@ -108,7 +118,7 @@ int main(int argc, char** argv) {
   tokenizer_train->add_option("--corpus", corpus_dir, "corpus folder (from corpus make)")
       ->required();
   tokenizer_train->add_option("--out", tokenizer_out, "model file to write")->required();
-  tokenizer_train->add_option("--set", overrides, "override one key: section.key=value");
+  add_set_option(tokenizer_train);
 
   auto* evaluator = app.add_subcommand("evaluator", "The detector that judges generated images");
   evaluator->require_subcommand(1);
@@ -116,9 +126,7 @@ int main(int argc, char** argv) {
   auto* evaluator_train = evaluator->add_subcommand(
       "train", "Train on fresh world renders, measure accuracy on held-out renders, and fail "
                "unless it reaches 98% exact count, shape and colour (the gate)");
-  evaluator_train->add_option("--preset", preset, "preset name or a .toml file")
-      ->capture_default_str();
-  evaluator_train->add_option("--set", overrides, "override one key: section.key=value");
+  add_config_options(evaluator_train);
   evaluator_train->add_option("--out", evaluator_out, "output folder (resumes from it)")
       ->required();
 
@@ -132,12 +140,10 @@ int main(int argc, char** argv) {
       fmt::print("{}", recap::describe_weights(weights_file));
     } else if (show->parsed()) {
       recap::init_runtime(opts, false);
-      if (opts.seed) overrides.push_back(fmt::format("run.seed={}", *opts.seed));
-      fmt::print("{}", Config::load(preset, overrides).to_toml());
+      fmt::print("{}", load_config(preset).to_toml());
     } else if (corpus_make->parsed()) {
       auto rt = recap::init_runtime(opts, false);
-      if (opts.seed) overrides.push_back(fmt::format("run.seed={}", *opts.seed));
-      recap::corpus::make_corpus(Config::load(preset, overrides), corpus_out, rt.threads);
+      recap::corpus::make_corpus(load_config(preset), corpus_out, rt.threads);
       fmt::print("corpus written to {}\n", corpus_out);
     } else if (corpus_stats->parsed()) {
       recap::init_runtime(opts, false);
@@ -152,16 +158,14 @@ int main(int argc, char** argv) {
       fmt::print("contact sheet written to {}\n", sheet_out);
     } else if (tokenizer_train->parsed()) {
       recap::init_runtime(opts, false);
-      auto config = Config::load((std::filesystem::path(corpus_dir) / "config.toml").string(),
-                                 overrides);
+      auto config = load_config((std::filesystem::path(corpus_dir) / "config.toml").string());
       auto r = recap::corpus::train_corpus_tokenizer(
           corpus_dir, tokenizer_out, recap::corpus::tokenizer_options(config));
       fmt::print("tokenizer with {} pieces trained on {} captions ({} skipped) written to {}\n",
                  r.vocab_size, r.texts, r.skipped, tokenizer_out);
     } else if (evaluator_train->parsed()) {
       recap::init_runtime(opts, true);
-      if (opts.seed) overrides.push_back(fmt::format("run.seed={}", *opts.seed));
-      Config config = Config::load(preset, overrides);
+      Config config = load_config(preset);
       auto accuracy = recap::stages::train_evaluator(recap::world_settings(config),
                                                      recap::evaluator_settings(config),
                                                      evaluator_out);
