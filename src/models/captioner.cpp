@@ -1,0 +1,173 @@
+#include "core/torch_pch.h"
+#include "models/captioner.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "core/error.h"
+
+namespace recap::models {
+
+namespace {
+
+using text::Tokenizer;
+
+// Stride-2 blocks needed to bring image_size down to grid, or -1 if that is not a power of two.
+int64_t stem_depth(const CaptionerOptions& o) {
+  if (o.grid <= 0 || o.image_size % o.grid != 0) return -1;
+  int64_t depth = 0;
+  for (int64_t ratio = o.image_size / o.grid; ratio > 1; ratio /= 2, ++depth)
+    if (ratio % 2 != 0) return -1;
+  return depth;
+}
+
+void check(const CaptionerOptions& o) {
+  if (o.vocab_size <= Tokenizer::kLong)
+    throw Error(fmt::format("captioner: vocab_size {} leaves no room past the special ids",
+                            o.vocab_size));
+  if (o.max_length < kPromptLength + 1)
+    throw Error(fmt::format("captioner: max_length {} is shorter than BOS, style and EOS",
+                            o.max_length));
+  if (o.dim <= 0 || o.heads <= 0 || o.dim % o.heads != 0)
+    throw Error(fmt::format("captioner: dim {} is not divisible by {} heads", o.dim, o.heads));
+  if (o.layers <= 0 || o.encoder_layers < 0)
+    throw Error(fmt::format("captioner: needs layers > 0 and encoder_layers >= 0 (got {}, {})",
+                            o.layers, o.encoder_layers));
+  if (stem_depth(o) < 1)
+    throw Error(fmt::format("captioner: image_size {} must be grid {} times a power of two >= 2",
+                            o.image_size, o.grid));
+  if (o.groups <= 0 || o.stem_channels % o.groups != 0)
+    throw Error(fmt::format("captioner: stem_channels {} is not divisible by {} groups",
+                            o.stem_channels, o.groups));
+}
+
+}  // namespace
+
+int style_token(CaptionStyle style) {
+  return style == CaptionStyle::kShort ? Tokenizer::kShort : Tokenizer::kLong;
+}
+
+CaptionerImpl::CaptionerImpl(CaptionerOptions o) : options_(o) {
+  check(o);
+  stem = register_module("stem", torch::nn::Sequential());
+  int64_t in = 3, width = o.stem_channels;
+  for (int64_t i = 0; i < stem_depth(o); ++i, in = width, width *= 2) {
+    stem->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(in, width, 3).stride(2).padding(1)));
+    stem->push_back(torch::nn::GroupNorm(torch::nn::GroupNormOptions(o.groups, width)));
+    stem->push_back(torch::nn::SiLU());
+  }
+  image_proj = register_module("image_proj", torch::nn::Linear(in, o.dim));
+  image_position =
+      register_parameter("image_position", torch::randn({o.grid * o.grid, o.dim}) * 0.02);
+  image_blocks = register_module("image_blocks", torch::nn::ModuleList());
+  for (int64_t i = 0; i < o.encoder_layers; ++i)
+    image_blocks->push_back(
+        nn::TransformerBlock(nn::TransformerBlockOptions{o.dim, o.heads, 0, 4, o.dropout}));
+  auto layer_norm = [&] { return torch::nn::LayerNorm(torch::nn::LayerNormOptions({o.dim})); };
+  image_norm = register_module("image_norm", layer_norm());
+
+  token_embedding = register_module("token_embedding", torch::nn::Embedding(o.vocab_size, o.dim));
+  position_embedding =
+      register_module("position_embedding", torch::nn::Embedding(o.max_length, o.dim));
+  // GPT-2's 0.02 rather than Embedding's N(0, 1): with tied weights the logits are
+  // final_norm(h) . E^T, and unit-variance rows would start them at ~sqrt(D), far from uniform.
+  {
+    torch::NoGradGuard no_grad;
+    token_embedding->weight.normal_(0, 0.02);
+    position_embedding->weight.normal_(0, 0.02);
+  }
+  blocks = register_module("blocks", torch::nn::ModuleList());
+  for (int64_t i = 0; i < o.layers; ++i)
+    blocks->push_back(
+        nn::TransformerBlock(nn::TransformerBlockOptions{o.dim, o.heads, o.dim, 4, o.dropout}));
+  final_norm = register_module("final_norm", layer_norm());
+  if (!o.tie_embeddings)
+    lm_head = register_module(
+        "lm_head", torch::nn::Linear(torch::nn::LinearOptions(o.dim, o.vocab_size).bias(false)));
+}
+
+torch::Tensor CaptionerImpl::encode_image(const torch::Tensor& images) {
+  const int64_t s = options_.image_size;
+  if (images.dim() != 4 || images.size(1) != 3 || images.size(2) != s || images.size(3) != s)
+    throw Error(fmt::format("captioner: expected images [B, 3, {}, {}], got [{}]", s, s,
+                            fmt::join(images.sizes(), ", ")));
+  auto h = stem->forward(images);                // [B, C, grid, grid]
+  h = image_proj(h.flatten(2).transpose(1, 2));  // [B, N, D]
+  h = h + image_position.unsqueeze(0);
+  for (const auto& block : *image_blocks) h = block->as<nn::TransformerBlock>()->forward(h);
+  return image_norm(h);
+}
+
+std::vector<nn::BlockCache> CaptionerImpl::make_caches() const {
+  return std::vector<nn::BlockCache>(static_cast<size_t>(options_.layers));
+}
+
+torch::Tensor CaptionerImpl::logits(const torch::Tensor& image_tokens, const torch::Tensor& ids,
+                                    std::vector<nn::BlockCache>* caches) {
+  if (caches && caches->size() != blocks->size())
+    throw std::logic_error("captioner: one BlockCache per decoder layer expected");
+  const int64_t offset = caches ? caches->front().self.length() : 0;
+  if (ids.dim() != 2 || offset + ids.size(1) > options_.max_length)
+    throw Error(
+        fmt::format("captioner: expected token ids [B, T] with {} cached + T <= {}, got [{}]",
+                    offset, options_.max_length, fmt::join(ids.sizes(), ", ")));
+  auto positions = torch::arange(offset, offset + ids.size(1), ids.options());
+  auto h = token_embedding(ids) + position_embedding(positions).unsqueeze(0);  // [B, T, D]
+  for (size_t i = 0; i < blocks->size(); ++i)
+    h = blocks[i]->as<nn::TransformerBlock>()->forward(h, image_tokens, /*causal=*/true,
+                                                       caches ? &(*caches)[i] : nullptr);
+  h = final_norm(h);
+  return lm_head ? lm_head(h) : torch::nn::functional::linear(h, token_embedding->weight);
+}
+
+torch::Tensor CaptionerImpl::loss(const torch::Tensor& images, const torch::Tensor& ids,
+                                  const torch::Tensor& padding) {
+  if (ids.dim() != 2 || ids.size(1) < kPromptLength + 1 || padding.sizes() != ids.sizes())
+    throw Error(fmt::format("captioner: loss needs ids [B, T>={}] and padding of the same shape, "
+                            "got [{}] and [{}]", kPromptLength + 1, fmt::join(ids.sizes(), ", "),
+                            fmt::join(padding.sizes(), ", ")));
+  constexpr int64_t kIgnore = -100;
+  const int64_t t = ids.size(1) - 1;
+  auto logits = this->logits(encode_image(images), ids.narrow(1, 0, t));  // [B, T-1, V]
+  // Target j is token j + 1; the first kPromptLength - 1 targets are the given style token.
+  auto targets = ids.narrow(1, 1, t).masked_fill(padding.narrow(1, 1, t), kIgnore);
+  targets.narrow(1, 0, kPromptLength - 1).fill_(kIgnore);
+  return torch::nn::functional::cross_entropy(
+      logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}),
+      torch::nn::functional::CrossEntropyFuncOptions().ignore_index(kIgnore));
+}
+
+std::vector<int> caption_ids(const text::Tokenizer& tokenizer, std::string_view text,
+                             CaptionStyle style, int64_t max_length) {
+  if (max_length < kPromptLength + 1)
+    throw Error(fmt::format("caption_ids: max_length {} is shorter than BOS, style and EOS",
+                            max_length));
+  auto tokens = tokenizer.encode(text);
+  std::erase_if(tokens, [](int id) { return id == Tokenizer::kShort || id == Tokenizer::kLong; });
+  const auto room = static_cast<size_t>(max_length - kPromptLength - 1);
+  if (tokens.size() > room) tokens.resize(room);
+  std::vector<int> ids = {Tokenizer::kBos, style_token(style)};
+  ids.insert(ids.end(), tokens.begin(), tokens.end());
+  ids.push_back(Tokenizer::kEos);
+  return ids;
+}
+
+CaptionBatch pad_captions(const std::vector<std::vector<int>>& captions) {
+  if (captions.empty()) throw Error("pad_captions: no captions");
+  size_t longest = 0;
+  for (const auto& c : captions) longest = std::max(longest, c.size());
+  const auto b = static_cast<int64_t>(captions.size()), t = static_cast<int64_t>(longest);
+  auto ids = torch::full({b, t}, Tokenizer::kPad, torch::kLong);
+  auto padding = torch::ones({b, t}, torch::kBool);
+  for (int64_t i = 0; i < b; ++i) {
+    const auto& c = captions[static_cast<size_t>(i)];
+    const auto n = static_cast<int64_t>(c.size());
+    ids[i].narrow(0, 0, n).copy_(torch::tensor(std::vector<int64_t>(c.begin(), c.end())));
+    padding[i].narrow(0, 0, n).fill_(false);
+  }
+  return {ids, padding};
+}
+
+}  // namespace recap::models
