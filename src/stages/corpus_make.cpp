@@ -145,7 +145,7 @@ void make_corpus(const Config& config, const fs::path& out, int threads) {
   fs::remove(out / "corpus.json");  // unfinished until every shard is there
 
   std::vector<ShardTask> tasks;
-  int64_t todo = 0;
+  int64_t pending = 0;
   nlohmann::json shards = nlohmann::json::object();
   for (auto [split, n] : {std::pair{Split::Web, cs.web_samples},
                           std::pair{Split::Human, cs.human_samples},
@@ -156,15 +156,15 @@ void make_corpus(const Config& config, const fs::path& out, int threads) {
           fs::relative(shard_path(out, split, shard), out).generic_string());
       if (fs::exists(shard_path(out, split, shard))) continue;  // finished by an earlier run
       tasks.push_back(task);
-      todo += task.count;
+      pending += task.count;
     }
   }
   if (tasks.empty()) spdlog::info("corpus: all shards already written");
-  else spdlog::info("corpus: writing {} shards ({} samples) with {} threads", tasks.size(), todo,
+  else spdlog::info("corpus: writing {} shards ({} samples) with {} threads", tasks.size(), pending,
                     threads);
 
   // Shards are independent (every sample has its own seed), so threads take whole shards.
-  Progress progress("corpus", todo, "img");
+  Progress progress("corpus", pending, "img");
   std::mutex progress_mutex;
   auto on_sample = [&] {
     std::lock_guard<std::mutex> lock(progress_mutex);
