@@ -30,7 +30,8 @@ TEST(Sha256, StreamingEqualsOneShotAtEveryChunkSize) {
   std::string expected = sha256_hex(data);
   for (size_t chunk : {1, 3, 63, 64, 65, 127, 200}) {
     Sha256 h;
-    for (size_t i = 0; i < data.size(); i += chunk) h.update(std::string_view(data).substr(i, chunk));
+    for (size_t i = 0; i < data.size(); i += chunk)
+      h.update(std::string_view(data).substr(i, chunk));
     EXPECT_EQ(h.hex(), expected) << "chunk " << chunk;
   }
 }

@@ -26,25 +26,38 @@ const ConfigKey* find_key(std::string_view key) {
 
 std::string type_name(ConfigType t) {
   switch (t) {
-    case ConfigType::Int: return "an integer";
-    case ConfigType::Float: return "a number";
-    case ConfigType::Bool: return "a boolean";
-    case ConfigType::String: return "a string";
-    case ConfigType::StringList: return "a list of strings";
-    case ConfigType::IntList: return "a list of integers";
+    case ConfigType::Int:
+      return "an integer";
+    case ConfigType::Float:
+      return "a number";
+    case ConfigType::Bool:
+      return "a boolean";
+    case ConfigType::String:
+      return "a string";
+    case ConfigType::StringList:
+      return "a list of strings";
+    case ConfigType::IntList:
+      return "a list of integers";
   }
   return "?";
 }
 
 std::string node_type_name(const toml::node& n) {
   switch (n.type()) {
-    case toml::node_type::integer: return "integer";
-    case toml::node_type::floating_point: return "float";
-    case toml::node_type::boolean: return "boolean";
-    case toml::node_type::string: return "string";
-    case toml::node_type::array: return "array";
-    case toml::node_type::table: return "table";
-    default: return "date/time";
+    case toml::node_type::integer:
+      return "integer";
+    case toml::node_type::floating_point:
+      return "float";
+    case toml::node_type::boolean:
+      return "boolean";
+    case toml::node_type::string:
+      return "string";
+    case toml::node_type::array:
+      return "array";
+    case toml::node_type::table:
+      return "table";
+    default:
+      return "date/time";
   }
 }
 
@@ -96,8 +109,10 @@ ConfigValue convert(const ConfigKey& spec, const toml::node& node, const std::st
     case ConfigType::String:
       if (auto v = node.value_exact<std::string>()) return *v;
       throw wrong();
-    case ConfigType::StringList: return convert_list<std::string>(spec, node, source);
-    case ConfigType::IntList: return convert_list<int64_t>(spec, node, source);
+    case ConfigType::StringList:
+      return convert_list<std::string>(spec, node, source);
+    case ConfigType::IntList:
+      return convert_list<int64_t>(spec, node, source);
   }
   throw wrong();
 }
@@ -136,7 +151,8 @@ std::string describe_config_schema() {
   std::string out;
   for (const auto& k : config_schema()) {
     std::string limits;
-    if (!k.choices.empty()) limits = fmt::format(" (one of {})", fmt::join(k.choices, ", "));
+    if (!k.choices.empty())
+      limits = fmt::format(" (one of {})", fmt::join(k.choices, ", "));
     else if (k.type == ConfigType::Int || k.type == ConfigType::Float ||
              k.type == ConfigType::IntList)
       limits = fmt::format(" (range [{}, {}])", k.min, k.max);
@@ -152,8 +168,8 @@ Config::Config() {
 
 void Config::assign(const ConfigKey& spec, ConfigValue v, const std::string& source) {
   auto out_of_range = [&](double x) {
-    return Error(fmt::format("{}: key '{}': value {} is out of range [{}, {}]", source, spec.key,
-                             x, spec.min, spec.max));
+    return Error(fmt::format("{}: key '{}': value {} is out of range [{}, {}]", source, spec.key, x,
+                             spec.min, spec.max));
   };
   if (auto* i = std::get_if<int64_t>(&v)) {
     if (*i < spec.min || *i > spec.max) throw out_of_range(static_cast<double>(*i));
@@ -225,9 +241,9 @@ std::vector<std::string> Config::preset_names() {
 
 Config Config::load(const std::string& preset_or_path, const std::vector<std::string>& overrides) {
   for (const auto& [name, text] : embedded_presets())
-    if (name == preset_or_path)
-      return from_toml(text, "configs/" + name + ".toml", overrides);
-  if (preset_or_path.find('/') == std::string::npos && preset_or_path.find('.') == std::string::npos)
+    if (name == preset_or_path) return from_toml(text, "configs/" + name + ".toml", overrides);
+  if (preset_or_path.find('/') == std::string::npos &&
+      preset_or_path.find('.') == std::string::npos)
     throw Error(fmt::format("unknown preset '{}' (presets: {}; or give a path to a .toml file)",
                             preset_or_path, fmt::join(preset_names(), ", ")));
   return from_toml(read_file(preset_or_path), preset_or_path, overrides);
@@ -237,8 +253,8 @@ const ConfigValue& Config::value(std::string_view key, ConfigType type) const {
   const ConfigKey* spec = find_key(key);
   // Asking for an undeclared key or the wrong type is a programming error, not user input.
   if (!spec || spec->type != type)
-    throw std::logic_error(fmt::format("config key '{}' read as {} but declared otherwise", key,
-                                       type_name(type)));
+    throw std::logic_error(
+        fmt::format("config key '{}' read as {} but declared otherwise", key, type_name(type)));
   return values_.find(key)->second;
 }
 

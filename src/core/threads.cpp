@@ -45,14 +45,19 @@ BlasInfo detect_blas() {
     if (slash == std::string::npos) continue;
     std::string path = line.substr(slash);
     // maps shows the resolved file, so Debian's alternatives symlink reveals its target.
-    if (path.find("libblas.so") != std::string::npos || path.find("libopenblas") != std::string::npos ||
-        path.find("libmkl") != std::string::npos) {
+    if (path.find("libblas.so") != std::string::npos ||
+        path.find("libopenblas") != std::string::npos || path.find("libmkl") != std::string::npos) {
       info.path = path;
-      if (path.find("mkl") != std::string::npos) info.library = "MKL";
-      else if (path.find("openblas-openmp") != std::string::npos) info.library = "OpenBLAS (openmp)";
-      else if (path.find("openblas-pthread") != std::string::npos) info.library = "OpenBLAS (pthread)";
-      else if (path.find("openblas") != std::string::npos) info.library = "OpenBLAS";
-      else if (path.find("/blas/") != std::string::npos) info.library = "reference BLAS";
+      if (path.find("mkl") != std::string::npos)
+        info.library = "MKL";
+      else if (path.find("openblas-openmp") != std::string::npos)
+        info.library = "OpenBLAS (openmp)";
+      else if (path.find("openblas-pthread") != std::string::npos)
+        info.library = "OpenBLAS (pthread)";
+      else if (path.find("openblas") != std::string::npos)
+        info.library = "OpenBLAS";
+      else if (path.find("/blas/") != std::string::npos)
+        info.library = "reference BLAS";
       if (path.find("libblas.so") != std::string::npos) break;  // the one torch calls through
     }
   }
@@ -82,8 +87,9 @@ void warn_if_slow_blas(const BlasInfo& info) {
   if (blas_is_slow(info)) {
     spdlog::warn("!!! slow BLAS: {} ({}) measured {:.1f} GFLOP/s on a 512x512 matmul.",
                  info.library, info.path.empty() ? "?" : info.path, info.gflops);
-    spdlog::warn("!!! Training will be 15-30x slower than it should. Fix: "
-                 "apt-get install libopenblas0-openmp  (or run scripts/install-deps.sh)");
+    spdlog::warn(
+        "!!! Training will be 15-30x slower than it should. Fix: "
+        "apt-get install libopenblas0-openmp  (or run scripts/install-deps.sh)");
   }
 }
 

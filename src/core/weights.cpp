@@ -10,39 +10,61 @@ namespace recap {
 
 namespace {
 
-std::string shape_text(c10::IntArrayRef shape) { return fmt::format("[{}]", fmt::join(shape, ",")); }
+std::string shape_text(c10::IntArrayRef shape) {
+  return fmt::format("[{}]", fmt::join(shape, ","));
+}
 
 }  // namespace
 
 DType to_dtype(torch::ScalarType t) {
   switch (t) {
-    case torch::kFloat64: return DType::F64;
-    case torch::kFloat32: return DType::F32;
-    case torch::kFloat16: return DType::F16;
-    case torch::kBFloat16: return DType::BF16;
-    case torch::kInt64: return DType::I64;
-    case torch::kInt32: return DType::I32;
-    case torch::kInt16: return DType::I16;
-    case torch::kInt8: return DType::I8;
-    case torch::kUInt8: return DType::U8;
-    case torch::kBool: return DType::BOOL;
-    default: throw Error(fmt::format("tensor type {} cannot be stored in safetensors",
-                                     c10::toString(t)));
+    case torch::kFloat64:
+      return DType::F64;
+    case torch::kFloat32:
+      return DType::F32;
+    case torch::kFloat16:
+      return DType::F16;
+    case torch::kBFloat16:
+      return DType::BF16;
+    case torch::kInt64:
+      return DType::I64;
+    case torch::kInt32:
+      return DType::I32;
+    case torch::kInt16:
+      return DType::I16;
+    case torch::kInt8:
+      return DType::I8;
+    case torch::kUInt8:
+      return DType::U8;
+    case torch::kBool:
+      return DType::BOOL;
+    default:
+      throw Error(fmt::format("tensor type {} cannot be stored in safetensors", c10::toString(t)));
   }
 }
 
 torch::ScalarType to_scalar_type(DType d) {
   switch (d) {
-    case DType::F64: return torch::kFloat64;
-    case DType::F32: return torch::kFloat32;
-    case DType::F16: return torch::kFloat16;
-    case DType::BF16: return torch::kBFloat16;
-    case DType::I64: return torch::kInt64;
-    case DType::I32: return torch::kInt32;
-    case DType::I16: return torch::kInt16;
-    case DType::I8: return torch::kInt8;
-    case DType::U8: return torch::kUInt8;
-    case DType::BOOL: return torch::kBool;
+    case DType::F64:
+      return torch::kFloat64;
+    case DType::F32:
+      return torch::kFloat32;
+    case DType::F16:
+      return torch::kFloat16;
+    case DType::BF16:
+      return torch::kBFloat16;
+    case DType::I64:
+      return torch::kInt64;
+    case DType::I32:
+      return torch::kInt32;
+    case DType::I16:
+      return torch::kInt16;
+    case DType::I8:
+      return torch::kInt8;
+    case DType::U8:
+      return torch::kUInt8;
+    case DType::BOOL:
+      return torch::kBool;
   }
   throw Error("unknown dtype");
 }
@@ -87,7 +109,8 @@ NamedTensors module_state(const torch::nn::Module& module) {
 std::string LoadReport::summary() const {
   std::string s = fmt::format("{} tensors loaded", loaded);
   if (!missing.empty()) s += fmt::format("; missing from file: {}", fmt::join(missing, ", "));
-  if (!unexpected.empty()) s += fmt::format("; unexpected in file: {}", fmt::join(unexpected, ", "));
+  if (!unexpected.empty())
+    s += fmt::format("; unexpected in file: {}", fmt::join(unexpected, ", "));
   if (!mismatched.empty()) s += fmt::format("; wrong shape: {}", fmt::join(mismatched, "; "));
   return s;
 }
@@ -115,8 +138,10 @@ LoadReport load_module(const std::filesystem::path& path, torch::nn::Module& mod
     if (!known.count(info.name)) report.unexpected.push_back(info.name);
 
   if (!report.complete() && !allow_partial)
-    throw Error(fmt::format("{}: does not match the model ({}); use --allow-partial to load "
-                            "what matches", path.string(), report.summary()));
+    throw Error(
+        fmt::format("{}: does not match the model ({}); use --allow-partial to load "
+                    "what matches",
+                    path.string(), report.summary()));
   torch::NoGradGuard no_grad;
   for (auto& [target, info] : plan) target.copy_(to_tensor(file, *info));
   report.loaded = plan.size();

@@ -159,9 +159,11 @@ void make_corpus(const Config& config, const fs::path& out, int threads) {
       pending += task.count;
     }
   }
-  if (tasks.empty()) spdlog::info("corpus: all shards already written");
-  else spdlog::info("corpus: writing {} shards ({} samples) with {} threads", tasks.size(), pending,
-                    threads);
+  if (tasks.empty())
+    spdlog::info("corpus: all shards already written");
+  else
+    spdlog::info("corpus: writing {} shards ({} samples) with {} threads", tasks.size(), pending,
+                 threads);
 
   // Shards are independent (every sample has its own seed), so threads take whole shards.
   Progress progress("corpus", pending, "img");

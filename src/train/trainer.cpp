@@ -59,7 +59,8 @@ TrainResult train(Task& task, const TrainerOptions& o) {
   model.train();
   auto params = model.parameters();
   torch::optim::AdamW optimizer(
-      params, torch::optim::AdamWOptions(o.lr).betas({o.beta1, o.beta2}).weight_decay(o.weight_decay));
+      params,
+      torch::optim::AdamWOptions(o.lr).betas({o.beta1, o.beta2}).weight_decay(o.weight_decay));
   std::unique_ptr<Ema> ema;
   if (o.ema_decay > 0) ema = std::make_unique<Ema>(model, o.ema_decay);
 
@@ -67,8 +68,8 @@ TrainResult train(Task& task, const TrainerOptions& o) {
   JsonlWriter log(o.dir / "metrics.jsonl");
   TrainResult result;
   if (auto latest = checkpoints.latest()) {
-    TrainingState state = checkpoints.restore(*latest, model, optimizer,
-                                              ema ? &ema->shadow() : nullptr);
+    TrainingState state =
+        checkpoints.restore(*latest, model, optimizer, ema ? &ema->shadow() : nullptr);
     task.restore(state.cursor);
     result.start_step = state.step;
     log.truncate_after("step", static_cast<double>(state.step));
@@ -88,15 +89,17 @@ TrainResult train(Task& task, const TrainerOptions& o) {
       torch::Tensor loss = task.loss(metrics);
       const double value = loss.item<double>();
       if (!std::isfinite(value))
-        throw Error(fmt::format("trainer: loss is {} at step {} (lr {:.3g}); lower the learning "
-                                "rate or check the data", value, step, lr));
+        throw Error(
+            fmt::format("trainer: loss is {} at step {} (lr {:.3g}); lower the learning "
+                        "rate or check the data",
+                        value, step, lr));
       (loss / o.grad_accum).backward();
       loss_sum += value;
     }
     // The global norm before clipping: the number worth watching for instability.
-    const double grad_norm =
-        o.grad_clip > 0 ? torch::nn::utils::clip_grad_norm_(params, o.grad_clip)
-                        : torch::nn::utils::clip_grad_norm_(params, 1e30);
+    const double grad_norm = o.grad_clip > 0
+                                 ? torch::nn::utils::clip_grad_norm_(params, o.grad_clip)
+                                 : torch::nn::utils::clip_grad_norm_(params, 1e30);
     optimizer.step();
     if (ema) ema->update(model);
     ++step;
@@ -105,8 +108,11 @@ TrainResult train(Task& task, const TrainerOptions& o) {
     const bool last = step == o.steps;
     if (step % o.log_every == 0 || last) {
       double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      nlohmann::json record = {{"step", step}, {"loss", result.last_loss}, {"lr", lr},
-                               {"grad_norm", grad_norm}, {"seconds", seconds}};
+      nlohmann::json record = {{"step", step},
+                               {"loss", result.last_loss},
+                               {"lr", lr},
+                               {"grad_norm", grad_norm},
+                               {"seconds", seconds}};
       for (const auto& [k, v] : metrics) record[k] = v;
       log.write(record);
     }
@@ -120,8 +126,7 @@ TrainResult train(Task& task, const TrainerOptions& o) {
       }
     }
     if (step % o.checkpoint_every == 0 || last)
-      checkpoints.save({step, task.cursor(), {}}, model, optimizer,
-                       ema ? &ema->shadow() : nullptr);
+      checkpoints.save({step, task.cursor(), {}}, model, optimizer, ema ? &ema->shadow() : nullptr);
     progress.set_status(fmt::format("loss {:.4f} lr {:.2e}", result.last_loss, lr));
     progress.add();
   }
