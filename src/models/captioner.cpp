@@ -2,6 +2,7 @@
 #include "models/captioner.h"
 
 #include <algorithm>
+#include <optional>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -139,19 +140,36 @@ torch::Tensor CaptionerImpl::loss(const torch::Tensor& images, const torch::Tens
       torch::nn::functional::CrossEntropyFuncOptions().ignore_index(kIgnore));
 }
 
-std::vector<int> caption_ids(const text::Tokenizer& tokenizer, std::string_view text,
-                             CaptionStyle style, int64_t max_length) {
-  if (max_length < kPromptLength + 1)
-    throw Error(fmt::format("caption_ids: max_length {} is shorter than BOS, style and EOS",
-                            max_length));
+namespace {
+
+// [BOS, style (when given), tokens..., EOS], at most max_length tokens.
+std::vector<int> framed_ids(const text::Tokenizer& tokenizer, std::string_view text,
+                            std::optional<int> style, int64_t max_length) {
+  const int64_t frame = style ? kPromptLength + 1 : 2;
+  if (max_length < frame)
+    throw Error(fmt::format("caption_ids: max_length {} is shorter than BOS, {}EOS", max_length,
+                            style ? "style and " : ""));
   auto tokens = tokenizer.encode(text);
   std::erase_if(tokens, [](int id) { return id == Tokenizer::kShort || id == Tokenizer::kLong; });
-  const auto room = static_cast<size_t>(max_length - kPromptLength - 1);
+  const auto room = static_cast<size_t>(max_length - frame);
   if (tokens.size() > room) tokens.resize(room);
-  std::vector<int> ids = {Tokenizer::kBos, style_token(style)};
+  std::vector<int> ids = {Tokenizer::kBos};
+  if (style) ids.push_back(*style);
   ids.insert(ids.end(), tokens.begin(), tokens.end());
   ids.push_back(Tokenizer::kEos);
   return ids;
+}
+
+}  // namespace
+
+std::vector<int> caption_ids(const text::Tokenizer& tokenizer, std::string_view text,
+                             CaptionStyle style, int64_t max_length) {
+  return framed_ids(tokenizer, text, style_token(style), max_length);
+}
+
+std::vector<int> caption_ids(const text::Tokenizer& tokenizer, std::string_view text,
+                             int64_t max_length) {
+  return framed_ids(tokenizer, text, std::nullopt, max_length);
 }
 
 CaptionBatch pad_captions(const std::vector<std::vector<int>>& captions) {

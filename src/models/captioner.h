@@ -77,6 +77,10 @@ TORCH_MODULE(Captioner);
 // cannot carry a second one.
 std::vector<int> caption_ids(const text::Tokenizer& tokenizer, std::string_view text,
                              CaptionStyle style, int64_t max_length);
+// [BOS, encode(text)..., EOS] without a style control (>= 2 tokens, EOS kept, style controls
+// in the text dropped): a prompt for the text-to-image model, which has no use for styles.
+std::vector<int> caption_ids(const text::Tokenizer& tokenizer, std::string_view text,
+                             int64_t max_length);
 
 struct CaptionBatch {
   torch::Tensor ids;      // [B, T] long, right-padded with PAD, T = longest caption

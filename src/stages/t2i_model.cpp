@@ -1,0 +1,184 @@
+#include "core/torch_pch.h"
+#include "stages/t2i_model.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "core/safetensors.h"
+#include "core/sha256.h"
+#include "core/weights.h"
+#include "diffusion/guidance.h"
+#include "models/captioner.h"
+
+namespace recap::stages {
+
+namespace {
+
+using text::Tokenizer;
+
+std::string prediction_name(diffusion::Prediction p) {
+  return p == diffusion::Prediction::V ? "v" : "eps";
+}
+
+std::string schedule_name(diffusion::BetaSchedule s) {
+  switch (s) {
+    case diffusion::BetaSchedule::Linear: return "linear";
+    case diffusion::BetaSchedule::ScaledLinear: return "scaled-linear";
+    case diffusion::BetaSchedule::Cosine: return "cosine";
+  }
+  throw std::logic_error("schedule_name: unknown schedule");
+}
+
+std::string sampler_name(diffusion::Sampler s) {
+  switch (s) {
+    case diffusion::Sampler::DDPM: return "ddpm";
+    case diffusion::Sampler::DDIM: return "ddim";
+    case diffusion::Sampler::Euler: return "euler";
+    case diffusion::Sampler::DPMpp2M: return "dpm++2m";
+  }
+  throw std::logic_error("sampler_name: unknown sampler");
+}
+
+nlohmann::json options_json(const T2iModelOptions& o, const SampleOptions& s) {
+  const auto& t = o.text;
+  const auto& u = o.unet;
+  return {{"text_encoder", {{"vocab_size", t.vocab_size}, {"max_length", t.max_length},
+                            {"dim", t.dim}, {"layers", t.layers}, {"heads", t.heads}}},
+          {"unet", {{"channels", u.channels}, {"channel_mult", u.channel_mult},
+                    {"res_blocks", u.res_blocks}, {"attention_levels", u.attention_levels},
+                    {"heads", u.heads}, {"context_dim", u.context_dim}, {"groups", u.groups},
+                    {"dropout", u.dropout}}},
+          {"sample", {{"prediction", prediction_name(s.prediction)},
+                      {"schedule", schedule_name(s.schedule)}, {"timesteps", s.timesteps},
+                      {"image_size", s.image_size}, {"sampler", sampler_name(s.sampler)},
+                      {"steps", s.steps}, {"guidance_scale", s.guidance_scale}}}};
+}
+
+std::pair<T2iModelOptions, SampleOptions> options_from_json(const nlohmann::json& j) {
+  T2iModelOptions o;
+  const auto& t = j.at("text_encoder");
+  t.at("vocab_size").get_to(o.text.vocab_size);
+  t.at("max_length").get_to(o.text.max_length);
+  t.at("dim").get_to(o.text.dim);
+  t.at("layers").get_to(o.text.layers);
+  t.at("heads").get_to(o.text.heads);
+  const auto& u = j.at("unet");
+  u.at("channels").get_to(o.unet.channels);
+  u.at("channel_mult").get_to(o.unet.channel_mult);
+  u.at("res_blocks").get_to(o.unet.res_blocks);
+  u.at("attention_levels").get_to(o.unet.attention_levels);
+  u.at("heads").get_to(o.unet.heads);
+  u.at("context_dim").get_to(o.unet.context_dim);
+  u.at("groups").get_to(o.unet.groups);
+  u.at("dropout").get_to(o.unet.dropout);
+  const auto& s = j.at("sample");
+  SampleOptions sample;
+  sample.prediction = diffusion::parse_prediction(s.at("prediction").get<std::string>());
+  sample.schedule = diffusion::parse_beta_schedule(s.at("schedule").get<std::string>());
+  s.at("timesteps").get_to(sample.timesteps);
+  s.at("image_size").get_to(sample.image_size);
+  sample.sampler = diffusion::parse_sampler(s.at("sampler").get<std::string>());
+  s.at("steps").get_to(sample.steps);
+  s.at("guidance_scale").get_to(sample.guidance_scale);
+  return {o, sample};
+}
+
+}  // namespace
+
+T2iModelImpl::T2iModelImpl(T2iModelOptions options) : options_(std::move(options)) {
+  if (options_.unet.context_dim != options_.text.dim)
+    throw Error(fmt::format("t2i model: the UNet's context width ({}) must equal the text "
+                            "encoder's width ({})", options_.unet.context_dim, options_.text.dim));
+  text_encoder = register_module("text_encoder", models::TextEncoder(options_.text));
+  unet = register_module("unet", models::UNet(options_.unet));
+}
+
+torch::Tensor T2iModelImpl::forward(const torch::Tensor& x_t, const torch::Tensor& t,
+                                    const torch::Tensor& ids) {
+  return unet(x_t, t, text_encoder(ids), ids == Tokenizer::kPad);
+}
+
+torch::Tensor prompt_ids(const Tokenizer& tokenizer, const std::vector<std::string>& prompts,
+                         int64_t max_length) {
+  std::vector<std::vector<int>> ids;
+  ids.reserve(prompts.size());
+  for (const auto& p : prompts) ids.push_back(models::caption_ids(tokenizer, p, max_length));
+  return models::pad_captions(ids).ids;
+}
+
+torch::Tensor unconditional_ids(int64_t length) {
+  if (length < 2) throw std::logic_error("unconditional_ids: length < 2");
+  auto ids = torch::full({1, length}, Tokenizer::kPad, torch::kLong);
+  ids[0][0] = Tokenizer::kBos;
+  ids[0][1] = Tokenizer::kEos;
+  return ids;
+}
+
+torch::Tensor sample_images(T2iModel& model, const Tokenizer& tokenizer,
+                            const std::vector<std::string>& prompts,
+                            const std::vector<uint64_t>& seeds, const SampleOptions& options) {
+  if (prompts.empty() || prompts.size() != seeds.size())
+    throw Error(fmt::format("sample: need one seed per prompt (got {} prompts, {} seeds)",
+                            prompts.size(), seeds.size()));
+  torch::NoGradGuard no_grad;
+  const auto device = model->parameters().front().device();
+  // The empty prompt is [BOS, EOS], so every batch is at least 2 ids wide.
+  auto cond = prompt_ids(tokenizer, prompts, model->options().text.max_length).to(device);
+  auto uncond = unconditional_ids(cond.size(1)).to(device);
+  const int64_t s = options.image_size;
+  std::vector<torch::Tensor> noise;
+  uint64_t sampler_seed = 0x5A3B'0000;
+  for (uint64_t seed : seeds) {
+    noise.push_back(diffusion::gaussian_noise(torch::empty({1, 3, s, s}),
+                                              at::detail::createCPUGenerator(seed)));
+    sampler_seed = derive_seed(sampler_seed, seed);
+  }
+  auto x_T = torch::cat(noise).to(device);
+  auto predictor = diffusion::classifier_free_guidance(
+      [&model](const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& ids) {
+        return model->forward(x, t, ids);
+      },
+      cond, uncond, options.guidance_scale);
+  const diffusion::NoiseSchedule schedule(options.schedule, options.timesteps);
+  diffusion::SamplerOptions sampler;
+  sampler.seed = sampler_seed;
+  return diffusion::sample(options.sampler, predictor, options.prediction, schedule, x_T,
+                           options.steps, sampler)
+      .clamp(-1, 1);
+}
+
+void save_t2i(const fs::path& path, const T2iModel& model, const SampleOptions& sample,
+              const Tokenizer& tokenizer, const std::map<std::string, std::string>& extra) {
+  auto metadata = extra;
+  metadata["t2i_options"] = options_json(model->options(), sample).dump();
+  metadata["tokenizer_sha256"] = sha256_hex(tokenizer.model_bytes());
+  save_module(path, *model, metadata);
+}
+
+LoadedT2i load_t2i(const fs::path& path, const Tokenizer& tokenizer) {
+  LoadedT2i loaded;
+  loaded.metadata = Safetensors::load(path).metadata();
+  auto it = loaded.metadata.find("t2i_options");
+  if (it == loaded.metadata.end())
+    throw Error(fmt::format("{}: not a recap text-to-image model (no t2i_options metadata)",
+                            path.string()));
+  const auto sha = sha256_hex(tokenizer.model_bytes());
+  if (loaded.metadata["tokenizer_sha256"] != sha)
+    throw Error(fmt::format("{}: trained with another tokenizer (sha256 {}, given {})",
+                            path.string(), loaded.metadata["tokenizer_sha256"], sha));
+  T2iModelOptions options;
+  try {
+    std::tie(options, loaded.sample) = options_from_json(nlohmann::json::parse(it->second));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("{}: bad t2i_options metadata: {}", path.string(), e.what()));
+  }
+  loaded.model = T2iModel(options);
+  load_module(path, *loaded.model);
+  loaded.model->eval();
+  return loaded;
+}
+
+}  // namespace recap::stages

@@ -1,0 +1,86 @@
+// The text-to-image pipeline RECAP's step 3 trains and `recap sample` runs: a text encoder and
+// a UNet in one module (weights "text_encoder.*", "unet.*"), prompt encoding, sampling with
+// classifier-free guidance, and the weight file with the settings needed to sample from it.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/torch_pch.h"
+#include "diffusion/samplers.h"
+#include "diffusion/schedule.h"
+#include "models/text_encoder.h"
+#include "models/unet.h"
+#include "text/tokenizer.h"
+
+namespace recap::stages {
+
+namespace fs = std::filesystem;
+
+struct T2iModelOptions {
+  models::TextEncoderOptions text;
+  models::UNetOptions unet;  // unet.context_dim must equal text.dim
+};
+
+class T2iModelImpl : public torch::nn::Module {
+ public:
+  explicit T2iModelImpl(T2iModelOptions options);  // recap::Error on inconsistent options
+
+  // x_t [B, 3, H, W], t [B] long, ids [B, L] prompt ids (PAD-padded) -> [B, 3, H, W] in the
+  // trained parameterisation (eps or v).
+  torch::Tensor forward(const torch::Tensor& x_t, const torch::Tensor& t,
+                        const torch::Tensor& ids);
+  const T2iModelOptions& options() const { return options_; }
+
+  models::TextEncoder text_encoder{nullptr};
+  models::UNet unet{nullptr};
+
+ private:
+  T2iModelOptions options_;
+};
+TORCH_MODULE(T2iModel);
+
+// Prompts -> ids [B, L] long: [BOS, tokens, EOS] cut to max_length, right-padded with PAD to
+// the longest. The empty prompt is [BOS, EOS], the unconditional condition; unknown
+// characters become <unk>.
+torch::Tensor prompt_ids(const text::Tokenizer& tokenizer, const std::vector<std::string>& prompts,
+                         int64_t max_length);
+// The unconditional condition as one row of `length` (>= 2) ids: [BOS, EOS, PAD...] [1, length].
+torch::Tensor unconditional_ids(int64_t length);
+
+struct SampleOptions {
+  // How the model was trained (stored with its weights).
+  diffusion::Prediction prediction = diffusion::Prediction::Eps;
+  diffusion::BetaSchedule schedule = diffusion::BetaSchedule::Cosine;
+  int64_t timesteps = 1000;
+  int64_t image_size = 32;
+  // How to sample.
+  diffusion::Sampler sampler = diffusion::Sampler::DDIM;
+  int steps = 50;
+  double guidance_scale = 3.0;  // 0: unconditional, 1: conditional without guidance
+};
+
+// One image per prompt: [B, 3, H, W] in [-1, 1] on the model's device. Image i starts from
+// noise seeded by seeds[i] (and stochastic samplers draw from a seed derived from all seeds),
+// so the same prompts, seeds and options give the same images. Runs without grad.
+torch::Tensor sample_images(T2iModel& model, const text::Tokenizer& tokenizer,
+                            const std::vector<std::string>& prompts,
+                            const std::vector<uint64_t>& seeds, const SampleOptions& options);
+
+struct LoadedT2i {
+  T2iModel model{nullptr};
+  SampleOptions sample;  // the training settings; sampler, steps and guidance from training
+  std::map<std::string, std::string> metadata;
+};
+
+// Writes `model` to `path` with everything load_t2i needs in the metadata: the model options,
+// `sample`, the tokenizer's sha256, and `extra` entries (e.g. the caption source).
+void save_t2i(const fs::path& path, const T2iModel& model, const SampleOptions& sample,
+              const text::Tokenizer& tokenizer, const std::map<std::string, std::string>& extra);
+// Throws recap::Error naming the file when it lacks the metadata, was trained with another
+// tokenizer, or its tensors do not fit the model it describes (listing the bad names).
+LoadedT2i load_t2i(const fs::path& path, const text::Tokenizer& tokenizer);
+
+}  // namespace recap::stages

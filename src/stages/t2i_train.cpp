@@ -1,0 +1,366 @@
+#include "core/torch_pch.h"
+#include "stages/t2i_train.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <algorithm>
+#include <chrono>
+#include <iterator>
+#include <memory>
+#include <optional>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "core/atomic_file.h"
+#include "core/checkpoint.h"
+#include "core/error.h"
+#include "core/jsonl.h"
+#include "core/rng.h"
+#include "core/weights.h"
+#include "data/image.h"
+#include "data/loader.h"
+#include "data/tensor_batch.h"
+#include "diffusion/guidance.h"
+#include "diffusion/loss.h"
+#include "stages/corpus.h"
+#include "stages/model_settings.h"
+#include "stages/settings.h"
+#include "train/trainer.h"
+
+namespace recap::stages {
+
+namespace {
+
+constexpr const char* kSourceNames[] = {"alt", "human", "human-short", "recap", "recap-mix"};
+constexpr int64_t kGridColumns = 8;   // prompts per suite in the validation grid
+constexpr int64_t kGridUpscale = 4;   // 32 px renders are too small to judge by eye
+constexpr const char* kGridSuites[] = {"counting", "position"};
+
+// Independent streams derived from the run seed.
+uint64_t init_seed(uint64_t seed) { return derive_seed(seed, 0x7215'0000); }
+uint64_t loader_seed(uint64_t seed) { return derive_seed(seed, 0x7215'0001); }
+uint64_t noise_stream(uint64_t seed) { return derive_seed(seed, 0x7215'0002); }
+uint64_t mix_stream(uint64_t seed) { return derive_seed(seed, 0x7215'0003); }
+uint64_t grid_stream(uint64_t seed) { return derive_seed(seed, 0x7215'0004); }
+
+// The first kGridColumns prompts of each grid suite present in the corpus.
+std::vector<std::string> grid_prompts(const fs::path& corpus_dir) {
+  std::vector<std::string> prompts;
+  for (const char* suite : kGridSuites) {
+    const auto path = corpus::prompts_path(corpus_dir, suite);
+    if (!fs::exists(path)) {
+      spdlog::warn("t2i: {} is missing; the validation grid goes without it", path.string());
+      continue;
+    }
+    const auto lines = read_jsonl(path);
+    for (size_t i = 0; i < lines.size() && i < static_cast<size_t>(kGridColumns); ++i)
+      prompts.push_back(lines[i].at("text").get<std::string>());
+  }
+  return prompts;
+}
+
+// images [N, 3, S, S] -> one image of rows of kGridColumns cells, each upscaled (nearest) by
+// kGridUpscale; empty cells are black.
+data::Image grid_image(const torch::Tensor& images) {
+  const int64_t n = images.size(0), s = images.size(2);
+  const int64_t rows = (n + kGridColumns - 1) / kGridColumns;
+  auto cells = torch::full({rows * kGridColumns, 3, s, s}, -1.0f);
+  cells.narrow(0, 0, n).copy_(images.cpu());
+  auto grid = cells.view({rows, kGridColumns, 3, s, s})
+                  .permute({2, 0, 3, 1, 4})  // [3, rows, S, cols, S]
+                  .reshape({3, rows * s, kGridColumns * s})
+                  .repeat_interleave(kGridUpscale, 1)
+                  .repeat_interleave(kGridUpscale, 2);
+  return data::to_images(grid)[0];
+}
+
+class T2iTask : public train::Task {
+ public:
+  T2iTask(T2iModel model, const text::Tokenizer& tokenizer, const T2iTrainOptions& options,
+          data::LoaderOptions loader, Recaptions recaptions, std::vector<std::string> prompts,
+          fs::path grid_dir)
+      : model_(std::move(model)), tokenizer_(tokenizer), options_(options),
+        loader_options_(std::move(loader)), recaptions_(std::move(recaptions)),
+        prompts_(std::move(prompts)), grid_dir_(std::move(grid_dir)),
+        schedule_(options.sample.schedule, options.sample.timesteps) {
+    loader_ = std::make_unique<data::Loader>(loader_options_);
+  }
+
+  torch::nn::Module& module() override { return *model_; }
+  const CaptionCounts& counts() const { return counts_; }
+
+  torch::Tensor loss(train::Metrics& metrics) override {
+    auto [images, captions] = next_batch();
+    const int64_t b = images.size(0);
+    auto gen = at::detail::createCPUGenerator(derive_seed(noise_stream(options_.seed), batches_));
+    ++batches_;
+    const auto device = model_->parameters().front().device();
+    auto ids = prompt_ids(tokenizer_, captions, options_.model.text.max_length);
+    auto drop = diffusion::condition_dropout_mask(b, options_.cfg_dropout, gen);
+    ids = diffusion::drop_conditions(ids, unconditional_ids(ids.size(1)), drop).to(device);
+    auto x0 = images.to(device);
+    auto t = diffusion::sample_timesteps(b, schedule_, gen, device);
+    auto eps = diffusion::training_noise(x0, gen, options_.noise_offset);
+    auto out = model_->forward(schedule_.add_noise(x0, eps, t), t, ids);
+    metrics["captions_used"] = static_cast<double>(counts_.used);
+    metrics["captions_fell_back"] = static_cast<double>(counts_.fell_back);
+    metrics["captions_skipped"] = static_cast<double>(counts_.skipped);
+    metrics["batch"] = static_cast<double>(b);
+    return diffusion::diffusion_loss(schedule_, out, x0, eps, t,
+                                     {options_.sample.prediction, options_.min_snr_gamma});
+  }
+
+  nlohmann::json cursor() const override {
+    return {{"loader", loader_->cursor().to_json()}, {"batches", batches_},
+            {"used", counts_.used}, {"fell_back", counts_.fell_back},
+            {"skipped", counts_.skipped}};
+  }
+
+  void restore(const nlohmann::json& c) override {
+    loader_.reset();  // its threads stop before the new one starts reading
+    loader_ = std::make_unique<data::Loader>(loader_options_, nullptr,
+                                             data::Cursor::from_json(c.at("loader")));
+    batches_ = c.at("batches").get<uint64_t>();
+    counts_ = {c.at("used").get<int64_t>(), c.at("fell_back").get<int64_t>(),
+               c.at("skipped").get<int64_t>()};
+  }
+
+  void validate(int64_t step, train::Metrics& metrics) override {
+    if (prompts_.empty()) return;
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<uint64_t> seeds;
+    for (size_t i = 0; i < prompts_.size(); ++i)
+      seeds.push_back(derive_seed(grid_stream(options_.seed), i));
+    auto images = sample_images(model_, tokenizer_, prompts_, seeds, options_.sample);
+    write_file_atomic(grid_dir_ / fmt::format("step-{:06d}.png", step),
+                      data::encode_png(grid_image(images)));
+    metrics["grid_seconds"] =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+
+ private:
+  // The next loader batch with this arm's captions: images [B, 3, S, S] and B captions.
+  // Skipped samples leave the batch; a batch skipped whole is replaced by the next one.
+  std::pair<torch::Tensor, std::vector<std::string>> next_batch() {
+    std::vector<data::DecodedSample> batch;
+    while (true) {
+      if (!loader_->next_batch(batch))
+        throw std::logic_error("t2i: the endless loader ended");
+      Rng mix(derive_seed(mix_stream(options_.seed), batches_));
+      std::vector<data::DecodedSample> kept;
+      std::vector<std::string> captions;
+      for (auto& sample : batch) {
+        auto caption = choose_caption(sample, mix);
+        if (!caption) continue;
+        captions.push_back(std::move(*caption));
+        kept.push_back(std::move(sample));
+      }
+      if (!kept.empty()) return {data::to_tensor_batch(kept).images, std::move(captions)};
+    }
+  }
+
+  // The caption this arm trains `sample` on, counted; nullopt when it is skipped.
+  std::optional<std::string> choose_caption(const data::DecodedSample& sample, Rng& mix) {
+    auto human = [&](const char* field) {
+      const auto& captions = sample.meta.contains("captions") ? sample.meta["captions"]
+                                                               : nlohmann::json::object();
+      if (!captions.contains(field) || !captions[field].is_string())
+        throw Error(fmt::format("t2i: {} in {} has no captions.{} in its metadata; the human "
+                                "arms need a corpus made by `recap corpus make`",
+                                sample.key, sample.shard, field));
+      return captions[field].get<std::string>();
+    };
+    const std::string* recap = nullptr;
+    const auto& longs = recaptions_.long_captions;
+    const auto& shorts = recaptions_.short_captions;
+    switch (options_.captions) {
+      case CaptionSource::Alt: ++counts_.used; return sample.caption;
+      case CaptionSource::Human: ++counts_.used; return human("human_long");
+      case CaptionSource::HumanShort: ++counts_.used; return human("human_short");
+      case CaptionSource::Recap:
+        if (auto it = longs.find(sample.key); it != longs.end()) recap = &it->second;
+        break;
+      case CaptionSource::RecapMix: {
+        auto l = longs.find(sample.key);
+        auto s = shorts.find(sample.key);
+        // Drawn for every sample, so one key's missing kind does not shift the others' draws.
+        const bool want_long = mix.chance(options_.mix_long);
+        if (l != longs.end() && (want_long || s == shorts.end())) recap = &l->second;
+        else if (s != shorts.end()) recap = &s->second;
+        break;
+      }
+    }
+    if (recap) {
+      ++counts_.used;
+      return *recap;
+    }
+    if (options_.recap_skip) {
+      ++counts_.skipped;
+      return std::nullopt;
+    }
+    ++counts_.fell_back;
+    return sample.caption;
+  }
+
+  T2iModel model_;
+  const text::Tokenizer& tokenizer_;
+  T2iTrainOptions options_;
+  data::LoaderOptions loader_options_;
+  Recaptions recaptions_;
+  std::vector<std::string> prompts_;
+  fs::path grid_dir_;
+  diffusion::NoiseSchedule schedule_;
+  std::unique_ptr<data::Loader> loader_;
+  uint64_t batches_ = 0;  // loss() calls so far: seeds this batch's noise and mix draws
+  CaptionCounts counts_;
+};
+
+}  // namespace
+
+CaptionSource parse_caption_source(std::string_view name) {
+  for (size_t i = 0; i < std::size(kSourceNames); ++i)
+    if (name == kSourceNames[i]) return static_cast<CaptionSource>(i);
+  throw Error(fmt::format("unknown caption source '{}' (alt, human, human-short, recap, "
+                          "recap-mix)", name));
+}
+
+std::string_view caption_source_name(CaptionSource source) {
+  return kSourceNames[static_cast<size_t>(source)];
+}
+
+T2iTrainOptions t2i_train_options(const Config& c, int64_t vocab_size, int64_t canvas) {
+  T2iTrainOptions o;
+  o.model = {text_encoder_settings(c, vocab_size), unet_settings(c)};
+  o.sample.prediction = diffusion::parse_prediction(c.get_string("t2i.prediction"));
+  o.sample.schedule = diffusion::parse_beta_schedule(c.get_string("t2i.schedule"));
+  o.sample.timesteps = c.get_int("t2i.timesteps");
+  o.sample.image_size = canvas;
+  o.sample.sampler = diffusion::parse_sampler(c.get_string("t2i.sample_sampler"));
+  o.sample.steps = static_cast<int>(c.get_int("t2i.sample_steps"));
+  o.sample.guidance_scale = c.get_float("t2i.guidance_scale");
+  o.steps = c.get_int("t2i.steps");
+  o.batch_size = c.get_int("t2i.batch_size");
+  o.lr = c.get_float("t2i.lr");
+  o.warmup_steps = std::min(c.get_int("t2i.warmup_steps"), o.steps);
+  o.ema_decay = c.get_float("t2i.ema_decay");
+  o.grad_clip = c.get_float("t2i.grad_clip");
+  o.cfg_dropout = c.get_float("t2i.cfg_dropout");
+  o.min_snr_gamma = c.get_float("t2i.min_snr_gamma");
+  o.noise_offset = c.get_float("t2i.noise_offset");
+  o.captions = parse_caption_source(c.get_string("t2i.captions"));
+  o.recap_skip = c.get_string("t2i.recap_fallback") == "skip";
+  o.mix_long = c.get_float("t2i.mix_long");
+  o.validate_every = c.get_int("t2i.validate_every");
+  o.checkpoint_every = c.get_int("checkpoint.every");
+  o.keep_last = static_cast<int>(c.get_int("checkpoint.keep_last"));
+  o.log_every = std::clamp<int64_t>(o.steps / 50, 1, 50);
+  o.workers = static_cast<int>(c.get_int("t2i.workers"));
+  o.seed = static_cast<uint64_t>(c.get_int("run.seed"));
+  return o;
+}
+
+Recaptions load_recaptions(const std::vector<fs::path>& files) {
+  Recaptions out;
+  for (const auto& file : files) {
+    const auto lines = read_jsonl(file);
+    for (size_t n = 0; n < lines.size(); ++n) {
+      const auto& line = lines[n];
+      // read_jsonl skips blank lines, so name the record rather than a line number.
+      const auto where = fmt::format("{}: record {}", file.string(), n + 1);
+      if (!line.is_object() || !line.contains("key") || !line["key"].is_string() ||
+          !line.contains("caption") || !line["caption"].is_string() ||
+          !line.contains("kind") || !line["kind"].is_string())
+        throw Error(where + ": needs string fields key, caption and kind");
+      const auto kind = line["kind"].get<std::string>();
+      if (kind != "long" && kind != "short")
+        throw Error(fmt::format("{}: kind '{}' is neither long nor short", where, kind));
+      auto& map = kind == "long" ? out.long_captions : out.short_captions;
+      const auto key = line["key"].get<std::string>();
+      if (!map.emplace(key, line["caption"].get<std::string>()).second)
+        throw Error(fmt::format("{}: a {} recaption of {} was already given", where, kind, key));
+    }
+  }
+  return out;
+}
+
+T2iTrainResult train_t2i(const fs::path& corpus_dir, const fs::path& tokenizer_model,
+                         const std::vector<fs::path>& recap_files, const fs::path& out_dir,
+                         const Config& config, int threads) {
+  const int64_t canvas = corpus::corpus_config(corpus_dir).get_int("world.canvas");
+  const auto tokenizer = text::Tokenizer::load(tokenizer_model);
+  const auto options = t2i_train_options(config, tokenizer.vocab_size(), canvas);
+  const bool recap_arm = options.captions == CaptionSource::Recap ||
+                         options.captions == CaptionSource::RecapMix;
+  if (recap_arm && recap_files.empty())
+    throw Error(fmt::format("t2i: captions = {} needs recaption files (NAME.recap.jsonl)",
+                            caption_source_name(options.captions)));
+  if (options.batch_size < 1) throw Error("t2i: batch_size must be positive");
+
+  data::LoaderOptions lo;
+  lo.sources = corpus::list_shards(corpus_dir, corpus::Split::Web);
+  if (lo.sources.empty()) throw Error(fmt::format("{}: no web shards", corpus_dir.string()));
+  lo.image_size = static_cast<int>(canvas);
+  lo.workers = std::max(1, options.workers > 0 ? options.workers : threads);
+  lo.batch_size = static_cast<size_t>(options.batch_size);
+  lo.seed = loader_seed(options.seed);
+  lo.epochs = 0;
+  lo.read = read_limits(config);
+  lo.decode = decode_limits(config);
+
+  // The initial weights come from torch's global generator; seeding it makes them a function
+  // of the run seed.
+  torch::manual_seed(init_seed(options.seed));
+  T2iModel model(options.model);
+  fs::create_directories(out_dir);
+  T2iTask task(model, tokenizer, options, lo,
+               recap_arm ? load_recaptions(recap_files) : Recaptions{}, grid_prompts(corpus_dir),
+               out_dir / "grids");
+
+  train::TrainerOptions t;
+  t.steps = options.steps;
+  t.lr = options.lr;
+  t.warmup_steps = options.warmup_steps;
+  t.grad_clip = options.grad_clip;
+  t.ema_decay = options.ema_decay;
+  t.checkpoint_every = options.checkpoint_every;
+  t.keep_last = options.keep_last;
+  t.log_every = options.log_every;
+  t.validate_every = options.validate_every;
+  t.dir = out_dir / "train";
+  spdlog::info("t2i ({} captions): {} steps of {} on {} web shard(s)",
+               caption_source_name(options.captions), t.steps, options.batch_size,
+               lo.sources.size());
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto trained = train::train(task, t);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+  if (t.ema_decay > 0) {
+    // The trainer leaves the raw weights in the model; the final checkpoint holds the EMA.
+    const auto last = Checkpointer(t.dir / "checkpoints", t.keep_last).latest();
+    if (!last) throw std::logic_error("t2i: no checkpoint after training");
+    load_module(*last / "ema.safetensors", *model);
+  }
+  T2iTrainResult result;
+  result.start_step = trained.start_step;
+  result.steps = trained.steps;
+  result.last_loss = trained.last_loss;
+  result.captions = task.counts();
+  result.seconds_per_step =
+      trained.steps > trained.start_step ? seconds / (trained.steps - trained.start_step) : 0;
+  result.weights = out_dir / "t2i.safetensors";
+  const auto& n = result.captions;
+  save_t2i(result.weights, model, options.sample, tokenizer,
+           {{"captions", std::string(caption_source_name(options.captions))},
+            {"recap_fallback", options.recap_skip ? "skip" : "alt"},
+            {"caption_counts", nlohmann::json{{"used", n.used}, {"fell_back", n.fell_back},
+                                              {"skipped", n.skipped}}.dump()},
+            {"steps", std::to_string(result.steps)},
+            {"ema", options.ema_decay > 0 ? "true" : "false"}});
+  spdlog::info("t2i: {} steps, last loss {:.4f}, captions used {} / fell back {} / skipped {}",
+               result.steps, result.last_loss, n.used, n.fell_back, n.skipped);
+  return result;
+}
+
+}  // namespace recap::stages

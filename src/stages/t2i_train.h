@@ -1,0 +1,86 @@
+// RECAP step 3: train the text-to-image model (stages/t2i_model.h) on the web corpus with the
+// captions of one experiment arm: alt-text (the baseline), recaptions (long, or short and long
+// mixed), or the human ground truth only a synthetic world has. Same architecture, steps and
+// seeds for every arm; only the caption source differs.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/config.h"
+#include "stages/t2i_model.h"
+#include "text/tokenizer.h"
+
+namespace recap::stages {
+
+enum class CaptionSource { Alt, Human, HumanShort, Recap, RecapMix };
+// "alt", "human", "human-short", "recap", "recap-mix"; recap::Error otherwise.
+CaptionSource parse_caption_source(std::string_view name);
+std::string_view caption_source_name(CaptionSource source);
+
+struct T2iTrainOptions {
+  T2iModelOptions model;   // text.vocab_size is set from the tokenizer
+  SampleOptions sample;    // training parameterisation + validation sampling
+  int64_t steps = 2000;
+  int64_t batch_size = 32;
+  double lr = 3e-4;
+  int64_t warmup_steps = 100;
+  double ema_decay = 0.999;
+  double grad_clip = 1.0;
+  double cfg_dropout = 0.1;  // share of captions replaced by the empty one
+  double min_snr_gamma = 5;
+  double noise_offset = 0;
+  CaptionSource captions = CaptionSource::Recap;
+  bool recap_skip = false;  // a missing recaption: skip the sample (true) or use its alt-text
+  double mix_long = 0.5;    // recap-mix: share of long captions where a key has both kinds
+  int64_t validate_every = 500;
+  int64_t checkpoint_every = 500;
+  int keep_last = 3;
+  int64_t log_every = 10;
+  int workers = 0;  // loader decode threads; 0: the `threads` train_t2i is given
+  uint64_t seed = 0;
+};
+
+// [t2i], [text_encoder], [unet], [checkpoint] and run.seed from `config`; the model's
+// vocabulary from `vocab_size`, the image size from `canvas`.
+T2iTrainOptions t2i_train_options(const Config& config, int64_t vocab_size, int64_t canvas);
+
+// Recaptions by sample key, from `NAME.recap.jsonl` lines {"key", "caption", "kind":
+// "long"|"short"} (other fields ignored).
+struct Recaptions {
+  std::map<std::string, std::string> long_captions, short_captions;
+};
+// Throws recap::Error naming the file and line for bad JSON, a missing field, an unknown kind
+// or a (key, kind) given twice.
+Recaptions load_recaptions(const std::vector<fs::path>& files);
+
+// Every sample the loader delivered is counted once: trained on with the chosen caption
+// (used), with its alt-text because the recaption was missing (fell_back), or dropped
+// (skipped, recap_fallback = skip).
+struct CaptionCounts {
+  int64_t used = 0, fell_back = 0, skipped = 0;
+};
+
+struct T2iTrainResult {
+  int64_t start_step = 0;  // > 0 when resumed
+  int64_t steps = 0;
+  double last_loss = 0;
+  CaptionCounts captions;     // over the whole run, resumed parts included
+  double seconds_per_step = 0;  // this process's steps only
+  fs::path weights;             // out_dir/t2i.safetensors
+};
+
+// Trains on corpus_dir's web split (a finished `recap corpus make` folder) with checkpoints,
+// metrics.jsonl and validation grids (out_dir/grids/step-NNNNNN.png: the first prompts of the
+// counting and position suites, fixed seeds) under out_dir, resuming from out_dir/train when
+// a checkpoint is there, then writes out_dir/t2i.safetensors (EMA weights when
+// t2i.ema_decay > 0). `recap_files` are needed for captions = recap / recap-mix only.
+// `threads` is the loader's decode thread count unless t2i.workers sets it.
+T2iTrainResult train_t2i(const fs::path& corpus_dir, const fs::path& tokenizer_model,
+                         const std::vector<fs::path>& recap_files, const fs::path& out_dir,
+                         const Config& config, int threads);
+
+}  // namespace recap::stages

@@ -1,0 +1,197 @@
+// RECAP step 3 on the smoke corpus: training writes weights and grids, resumes bit-exactly,
+// counts recaption fallbacks and skips; sampling is seeded, guidance 0 is the unconditional
+// model; weight files round trip and bad ones are refused by name; odd prompts are handled.
+#include <gtest/gtest.h>
+#include <gmock/gmock.h>
+
+#include <cmath>
+#include <memory>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/jsonl.h"
+#include "core/safetensors.h"
+#include "core/weights.h"
+#include "data/image.h"
+#include "stages/corpus.h"
+#include "stages/model_settings.h"
+#include "stages/t2i_model.h"
+#include "stages/t2i_train.h"
+#include "stages/tokenizer_train.h"
+#include "test_util.h"
+
+namespace recap::stages {
+namespace {
+
+using ::testing::HasSubstr;
+using text::Tokenizer;
+
+// One smoke corpus and tokenizer for the whole suite: making them costs seconds.
+class T2iTrain : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new test::TempDir("t2i");
+    corpus::make_corpus(Config::load("smoke"), corpus(), 2);
+    corpus::train_corpus_tokenizer(corpus(), tokenizer_path(),
+                                   corpus::tokenizer_options(corpus::corpus_config(corpus())));
+    tokenizer_ = new Tokenizer(Tokenizer::load(tokenizer_path()));
+  }
+  static void TearDownTestSuite() {
+    delete tokenizer_;
+    delete dir_;
+  }
+  static fs::path corpus() { return *dir_ / "corpus"; }
+  static fs::path tokenizer_path() { return *dir_ / "tok.model"; }
+  static const Tokenizer& tokenizer() { return *tokenizer_; }
+
+  static Config smoke(std::vector<std::string> overrides) {
+    return Config::load("smoke", overrides);
+  }
+  // A random smoke-sized model and its sampling settings.
+  static std::pair<T2iModel, SampleOptions> smoke_model() {
+    auto options = t2i_train_options(smoke({}), tokenizer().vocab_size(), 32);
+    options.sample.steps = 3;
+    torch::manual_seed(7);
+    return {T2iModel(options.model), options.sample};
+  }
+
+  static test::TempDir* dir_;
+  static Tokenizer* tokenizer_;
+};
+
+test::TempDir* T2iTrain::dir_ = nullptr;
+Tokenizer* T2iTrain::tokenizer_ = nullptr;
+
+TEST_F(T2iTrain, WritesWeightsGridAndMetrics) {
+  test::TempDir out("t2i-run");
+  auto result = train_t2i(corpus(), tokenizer_path(), {}, out.path(),
+                          smoke({"t2i.captions=human"}), 2);
+  EXPECT_EQ(result.steps, 6);
+  EXPECT_TRUE(std::isfinite(result.last_loss));
+  EXPECT_EQ(result.captions.used, 6 * 8);
+  EXPECT_EQ(result.captions.fell_back + result.captions.skipped, 0);
+  ASSERT_TRUE(fs::exists(out / "t2i.safetensors"));
+  EXPECT_EQ(Safetensors::load(out / "t2i.safetensors").metadata().at("captions"), "human");
+  // 8 counting + 8 position prompts: two rows of eight 32 px cells, upscaled x4.
+  auto grid = data::decode_image(read_file(out / "grids" / "step-000006.png"));
+  ASSERT_TRUE(grid.image);
+  EXPECT_EQ(grid.image->width, 8 * 32 * 4);
+  EXPECT_EQ(grid.image->height, 2 * 32 * 4);
+  auto lines = read_jsonl(out / "train" / "metrics.jsonl");
+  ASSERT_FALSE(lines.empty());
+  EXPECT_TRUE(lines.front().contains("captions_used"));
+}
+
+TEST_F(T2iTrain, ResumeIsBitIdentical) {
+  torch::set_num_threads(1);
+  test::TempDir out("t2i-resume");
+  const auto config = smoke({"t2i.captions=alt", "t2i.steps=4", "checkpoint.every=2"});
+  auto full = train_t2i(corpus(), tokenizer_path(), {}, out.path(), config, 2);
+  const auto weights = read_file(out / "t2i.safetensors");
+  // As if killed after step 3: the step-4 checkpoint and the weights never got written.
+  fs::remove_all(out / "train" / "checkpoints" / "step-000000004");
+  fs::remove(out / "t2i.safetensors");
+  auto resumed = train_t2i(corpus(), tokenizer_path(), {}, out.path(), config, 2);
+  EXPECT_EQ(resumed.start_step, 2);
+  EXPECT_EQ(resumed.captions.used, full.captions.used);
+  EXPECT_EQ(read_file(out / "t2i.safetensors"), weights);
+}
+
+TEST_F(T2iTrain, CountsRecaptionFallbacksAndSkips) {
+  // Long recaptions for the even half of the 400 web keys; one epoch is 4 batches of 100.
+  test::TempDir out("t2i-recap");
+  std::string lines;
+  for (int64_t i = 0; i < 400; i += 2)
+    lines += nlohmann::json{{"key", corpus::sample_key(corpus::Split::Web, i)},
+                            {"caption", "a red circle"}, {"kind", "long"}}.dump() + "\n";
+  write_file_atomic(out / "web-00000.recap.jsonl", lines);
+  for (std::string fallback : {"alt", "skip"}) {
+    auto config = smoke({"t2i.captions=recap", "t2i.recap_fallback=" + fallback,
+                         "t2i.steps=4", "t2i.batch_size=100", "t2i.ema_decay=0",
+                         "t2i.sample_steps=1", "unet.channels=4"});  // counts, not images
+    auto result = train_t2i(corpus(), tokenizer_path(), {out / "web-00000.recap.jsonl"},
+                            out / fallback, config, 2);
+    EXPECT_EQ(result.captions.used, 200) << fallback;
+    EXPECT_EQ(result.captions.fell_back, fallback == "alt" ? 200 : 0) << fallback;
+    EXPECT_EQ(result.captions.skipped, fallback == "skip" ? 200 : 0) << fallback;
+    // The training record of the last step (the validation record follows it).
+    auto metrics = read_jsonl(out / fallback / "train" / "metrics.jsonl");
+    ASSERT_GE(metrics.size(), 2u);
+    const auto& last = metrics[metrics.size() - 2];
+    EXPECT_EQ(last.at("step"), 4);
+    EXPECT_EQ(last.at("captions_skipped").get<double>() +
+                  last.at("captions_fell_back").get<double>(), 200) << fallback;
+  }
+  EXPECT_THROW(train_t2i(corpus(), tokenizer_path(), {}, out / "none",
+                         smoke({"t2i.captions=recap"}), 2),
+               Error);
+}
+
+TEST_F(T2iTrain, RecaptionFilesAreValidated) {
+  test::TempDir dir("t2i-jsonl");
+  write_file_atomic(dir / "bad.jsonl", R"({"key": "web-000000001", "caption": "x"})" "\n");
+  EXPECT_THAT([&] { load_recaptions({dir / "bad.jsonl"}); },
+              ::testing::ThrowsMessage<Error>(HasSubstr("record 1")));
+  const std::string line =
+      R"({"key": "web-000000001", "caption": "x", "kind": "short"})" "\n";
+  write_file_atomic(dir / "twice.jsonl", line + line);
+  EXPECT_THAT([&] { load_recaptions({dir / "twice.jsonl"}); },
+              ::testing::ThrowsMessage<Error>(HasSubstr("already given")));
+  write_file_atomic(dir / "good.jsonl", line);
+  EXPECT_EQ(load_recaptions({dir / "good.jsonl"}).short_captions.at("web-000000001"), "x");
+}
+
+TEST_F(T2iTrain, SamplingIsSeededAndGuidanceZeroIsUnconditional) {
+  auto [model, options] = smoke_model();
+  const std::vector<std::string> prompts = {"two red circles", "a blue star left of a square"};
+  auto a = sample_images(model, tokenizer(), prompts, {1, 2}, options);
+  EXPECT_EQ(a.sizes(), (std::vector<int64_t>{2, 3, 32, 32}));
+  EXPECT_TRUE(torch::equal(a, sample_images(model, tokenizer(), prompts, {1, 2}, options)));
+  EXPECT_FALSE(torch::equal(a, sample_images(model, tokenizer(), prompts, {1, 3}, options)));
+  auto uncond = options;
+  uncond.guidance_scale = 0;
+  auto plain = options;
+  plain.guidance_scale = 1;
+  // Not bit-equal: the prompts pad the empty condition to their length, and the masked
+  // padding changes the attention's summation order.
+  EXPECT_TRUE(torch::allclose(sample_images(model, tokenizer(), prompts, {1, 2}, uncond),
+                              sample_images(model, tokenizer(), {"", ""}, {1, 2}, plain), 0,
+                              1e-5));
+}
+
+TEST_F(T2iTrain, WeightsRoundTripAndMisshapedFilesAreRefused) {
+  test::TempDir dir("t2i-weights");
+  auto [model, options] = smoke_model();
+  save_t2i(dir / "a.safetensors", model, options, tokenizer(), {{"captions", "alt"}});
+  auto loaded = load_t2i(dir / "a.safetensors", tokenizer());
+  EXPECT_EQ(loaded.metadata.at("captions"), "alt");
+  EXPECT_EQ(loaded.sample.steps, options.steps);
+  EXPECT_TRUE(torch::equal(sample_images(model, tokenizer(), {"a star"}, {5}, options),
+                           sample_images(loaded.model, tokenizer(), {"a star"}, {5},
+                                         loaded.sample)));
+  // The metadata describes 16-channel UNet; the tensors come from an 8-channel one.
+  auto narrow = t2i_train_options(smoke({"unet.channels=8"}), tokenizer().vocab_size(), 32);
+  save_module(dir / "b.safetensors", *T2iModel(narrow.model),
+              Safetensors::load(dir / "a.safetensors").metadata());
+  EXPECT_THAT([&] { load_t2i(dir / "b.safetensors", tokenizer()); },
+              ::testing::ThrowsMessage<Error>(HasSubstr("unet.conv_in.weight")));
+}
+
+TEST_F(T2iTrain, OddPromptsAreHandled) {
+  auto [model, options] = smoke_model();
+  const int64_t max_length = model->options().text.max_length;
+  std::string long_prompt;
+  for (int i = 0; i < 200; ++i) long_prompt += "a red circle ";
+  auto ids = prompt_ids(tokenizer(), {"", long_prompt, "\u2603 \u6f22"}, max_length);
+  EXPECT_EQ(ids.size(1), max_length);  // cut to the encoder's length
+  EXPECT_TRUE(torch::equal(ids[0].narrow(0, 0, 2), unconditional_ids(2)[0]));
+  EXPECT_EQ(ids[0][2].item<int64_t>(), Tokenizer::kPad);
+  EXPECT_EQ(ids[1][max_length - 1].item<int64_t>(), Tokenizer::kEos);
+  EXPECT_TRUE((ids[2] == Tokenizer::kUnk).any().item<bool>());
+  auto images = sample_images(model, tokenizer(), {"", long_prompt, "\u2603 \u6f22"}, {1, 2, 3},
+                              options);
+  EXPECT_TRUE(torch::isfinite(images).all().item<bool>());
+}
+
+}  // namespace
+}  // namespace recap::stages
