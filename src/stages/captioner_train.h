@@ -1,0 +1,63 @@
+// RECAP step 1: the captioner (models/captioner.h) is pre-trained on the web corpus's
+// alt-text, then fine-tuned on the small human-captioned set, each sample on its long caption
+// (style <long>) or its short one (<short>), so it can relabel the corpus. Both stages train
+// through train::train from corpus shards streamed by data::Loader, and resume from their
+// checkpoints after a kill.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+
+#include <nlohmann/json.hpp>
+
+#include "core/config.h"
+#include "core/torch_pch.h"
+#include "models/captioner.h"
+#include "text/tokenizer.h"
+
+namespace recap {
+
+// [captioner] model sizes; the vocabulary comes from the tokenizer, image_size from the
+// corpus's world canvas.
+models::CaptionerOptions captioner_settings(const Config& config, int64_t vocab_size,
+                                            int image_size);
+
+}  // namespace recap
+
+namespace recap::stages {
+
+namespace fs = std::filesystem;
+
+nlohmann::json to_json(const models::CaptionerOptions& options);
+// Throws recap::Error for a missing or mistyped field.
+models::CaptionerOptions captioner_options_from_json(const nlohmann::json& json);
+
+struct CaptionerStageResult {
+  bool skipped = false;    // its final weights were already there
+  int64_t start_step = 0;  // > 0 when resumed from a checkpoint
+  int64_t steps = 0;
+  double last_loss = 0;
+  int64_t empty_skipped = 0;  // samples without a target caption (empty alt-text)
+  double seconds = 0;
+};
+
+struct CaptionerTrainResult {
+  CaptionerStageResult pretrain, finetune;
+  models::CaptionerOptions options;
+};
+
+// Writes out_dir/pretrain/ and out_dir/finetune/ (checkpoints, metrics.jsonl), then
+// out_dir/captioner_pretrain.safetensors and out_dir/captioner.safetensors (the fine-tuned
+// model); metadata: "options" (JSON), "tokenizer_sha256", "stage". A stage whose weights exist
+// is skipped; a killed stage resumes from its newest checkpoint. `threads` is the loader's
+// decode workers when captioner.workers is 0. The initial weights come from torch's global
+// generator, seeded from run.seed here. Throws recap::Error naming the file for a missing
+// tokenizer or a folder that is not a finished corpus.
+CaptionerTrainResult train_captioner(const fs::path& corpus_dir, const fs::path& tokenizer_model,
+                                     const fs::path& out_dir, const Config& config, int threads);
+
+// A captioner saved by train_captioner, rebuilt from its metadata, in eval mode. Throws
+// recap::Error naming the file when it is unreadable, lacks the metadata, or was trained with
+// another tokenizer.
+models::Captioner load_captioner(const fs::path& path, const text::Tokenizer& tokenizer);
+
+}  // namespace recap::stages
