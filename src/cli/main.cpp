@@ -14,8 +14,10 @@
 #include "stages/corpus_show.h"
 #include "stages/corpus_stats.h"
 #include "stages/inspect.h"
+#include "stages/captioner_train.h"
 #include "stages/model_settings.h"
 #include "stages/settings.h"
+#include "stages/t2i_train.h"
 #include "stages/tokenizer_train.h"
 
 namespace {
@@ -130,6 +132,33 @@ int main(int argc, char** argv) {
   evaluator_train->add_option("--out", evaluator_out, "output folder (resumes from it)")
       ->required();
 
+  // Training commands read the corpus's own config (its config.toml) plus --set overrides.
+  std::string tokenizer_model, train_out;
+  auto add_training_options = [&](CLI::App* cmd) {
+    cmd->add_option("--corpus", corpus_dir, "corpus folder (from corpus make)")->required();
+    cmd->add_option("--tokenizer", tokenizer_model, "tokenizer model (from tokenizer train)")
+        ->required();
+    cmd->add_option("--out", train_out, "output folder (a killed run resumes from it)")
+        ->required();
+    add_set_option(cmd);
+  };
+  auto* captioner = app.add_subcommand("captioner", "RECAP step 1: the image captioner");
+  captioner->require_subcommand(1);
+  auto* captioner_train = captioner->add_subcommand(
+      "train", "Pre-train on the web corpus's alt-text, then fine-tune on the human-captioned "
+               "set with <short>/<long> style tokens ([captioner] keys)");
+  add_training_options(captioner_train);
+
+  auto* t2i = app.add_subcommand("t2i", "RECAP step 3: the text-to-image diffusion model");
+  t2i->require_subcommand(1);
+  auto* t2i_train = t2i->add_subcommand(
+      "train", "Train text encoder + UNet on the web corpus with one caption source "
+               "(t2i.captions: alt, human, human-short, recap, recap-mix) ([t2i] keys)");
+  add_training_options(t2i_train);
+  t2i_train->add_option("--recap", recap_files,
+                        "recaption JSONL files ({\"key\", \"caption\", \"kind\"} lines) for "
+                        "the recap arms");
+
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -172,6 +201,25 @@ int main(int argc, char** argv) {
       fmt::print("{}\n", recap::stages::to_json(accuracy).dump(2));
       recap::check_evaluator_gate(config, accuracy);
       fmt::print("evaluator written to {}\n", evaluator_out);
+    } else if (captioner_train->parsed()) {
+      auto rt = recap::init_runtime(opts, true);
+      auto config = load_config((std::filesystem::path(corpus_dir) / "config.toml").string());
+      auto r = recap::stages::train_captioner(corpus_dir, tokenizer_model, train_out, config,
+                                              rt.threads);
+      fmt::print("captioner: pre-trained {} steps (loss {:.4f}), fine-tuned {} steps (loss "
+                 "{:.4f}); written to {}\n",
+                 r.pretrain.steps, r.pretrain.last_loss, r.finetune.steps, r.finetune.last_loss,
+                 train_out);
+    } else if (t2i_train->parsed()) {
+      auto rt = recap::init_runtime(opts, true);
+      auto config = load_config((std::filesystem::path(corpus_dir) / "config.toml").string());
+      std::vector<std::filesystem::path> recaps(recap_files.begin(), recap_files.end());
+      auto r = recap::stages::train_t2i(corpus_dir, tokenizer_model, recaps, train_out, config,
+                                        rt.threads);
+      fmt::print("t2i: {} steps (loss {:.4f}); captions used {}, fell back {}, skipped {}; "
+                 "weights {}\n",
+                 r.steps, r.last_loss, r.captions.used, r.captions.fell_back, r.captions.skipped,
+                 r.weights.string());
     } else if (keys->parsed()) {
       fmt::print("{}", recap::describe_config_schema());
     }
