@@ -16,8 +16,8 @@ PACKAGES=(
   libtomlplusplus-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   # tests and benchmarks
   googletest libgtest-dev libgmock-dev libbenchmark-dev
-  # report plots
-  gnuplot-nox
+  # report plots; the font contact sheets and grids are labelled with
+  gnuplot-nox fonts-dejavu-core
 )
 # The PyTorch peer for benchmarks only; recap never needs it to run.
 BENCH_PACKAGES=(python3-torch python3-scipy python3-numpy)
