@@ -80,7 +80,7 @@ TEST_F(CaptionerTrain, TrainsBothStagesAndLoadsTheResult) {
   load_module(out / "captioner.safetensors", *rebuilt);
   rebuilt->eval();
   EXPECT_TRUE(torch::equal(logits(loaded), logits(rebuilt)));
-  EXPECT_EQ(to_json(loaded->options()), to_json(result.options));
+  EXPECT_EQ(nlohmann::json(loaded->options()), nlohmann::json(result.options));
 
   // A second call finds both weight files and trains nothing.
   const auto again = train(out.path());

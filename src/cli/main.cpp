@@ -81,6 +81,11 @@ int main(int argc, char** argv) {
     if (opts.seed) overrides.push_back(fmt::format("run.seed={}", *opts.seed));
     return Config::load(preset_or_path, overrides);
   };
+  std::string corpus_dir;
+  // Stages that read a corpus use the config it was made with (its config.toml) plus --set.
+  auto load_corpus_config = [&] {
+    return load_config((std::filesystem::path(corpus_dir) / "config.toml").string());
+  };
   auto* show = config->add_subcommand("show", "Print the effective configuration as TOML");
   add_config_options(show);
   auto* keys = config->add_subcommand("keys", "List every configuration key with its default");
@@ -94,7 +99,7 @@ int main(int argc, char** argv) {
   add_config_options(corpus_make);
   corpus_make->add_option("--out", corpus_out, "output folder")->required();
 
-  std::string corpus_dir, json_out, sheet_out;
+  std::string json_out, sheet_out;
   std::vector<std::string> recap_files, show_keys;
   auto* corpus_stats = corpus->add_subcommand(
       "stats", "Caption quality of each source (alt-text, human long/short, recaption JSONL "
@@ -132,7 +137,6 @@ int main(int argc, char** argv) {
   evaluator_train->add_option("--out", evaluator_out, "output folder (resumes from it)")
       ->required();
 
-  // Training commands read the corpus's own config (its config.toml) plus --set overrides.
   std::string tokenizer_model, train_out;
   auto add_training_options = [&](CLI::App* cmd) {
     cmd->add_option("--corpus", corpus_dir, "corpus folder (from corpus make)")->required();
@@ -187,7 +191,7 @@ int main(int argc, char** argv) {
       fmt::print("contact sheet written to {}\n", sheet_out);
     } else if (tokenizer_train->parsed()) {
       recap::init_runtime(opts, false);
-      auto config = load_config((std::filesystem::path(corpus_dir) / "config.toml").string());
+      auto config = load_corpus_config();
       auto r = recap::corpus::train_corpus_tokenizer(
           corpus_dir, tokenizer_out, recap::corpus::tokenizer_options(config));
       fmt::print("tokenizer with {} pieces trained on {} captions ({} skipped) written to {}\n",
@@ -203,7 +207,7 @@ int main(int argc, char** argv) {
       fmt::print("evaluator written to {}\n", evaluator_out);
     } else if (captioner_train->parsed()) {
       auto rt = recap::init_runtime(opts, true);
-      auto config = load_config((std::filesystem::path(corpus_dir) / "config.toml").string());
+      auto config = load_corpus_config();
       auto r = recap::stages::train_captioner(corpus_dir, tokenizer_model, train_out, config,
                                               rt.threads);
       fmt::print("captioner: pre-trained {} steps (loss {:.4f}), fine-tuned {} steps (loss "
@@ -212,7 +216,7 @@ int main(int argc, char** argv) {
                  train_out);
     } else if (t2i_train->parsed()) {
       auto rt = recap::init_runtime(opts, true);
-      auto config = load_config((std::filesystem::path(corpus_dir) / "config.toml").string());
+      auto config = load_corpus_config();
       std::vector<std::filesystem::path> recaps(recap_files.begin(), recap_files.end());
       auto r = recap::stages::train_t2i(corpus_dir, tokenizer_model, recaps, train_out, config,
                                         rt.threads);

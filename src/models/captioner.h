@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "core/torch_pch.h"
 #include "nn/transformer.h"
 #include "text/tokenizer.h"
@@ -29,6 +31,11 @@ struct CaptionerOptions {
   bool tie_embeddings = true;  // output projection = token embedding^T
   double dropout = 0;
 };
+
+// Saved in weight-file metadata so a model can be rebuilt from its file.
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(CaptionerOptions, vocab_size, max_length, dim, layers, heads,
+                                   image_size, grid, stem_channels, groups, encoder_layers,
+                                   tie_embeddings, dropout)
 
 // Tokens before the first predicted one: BOS and the style control.
 inline constexpr int64_t kPromptLength = 2;

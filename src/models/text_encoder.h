@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "core/torch_pch.h"
 #include "nn/transformer.h"
 
@@ -17,6 +19,10 @@ struct TextEncoderOptions {
   int64_t layers = 4;
   int64_t heads = 4;
 };
+
+// Saved in weight-file metadata so a model can be rebuilt from its file.
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TextEncoderOptions, vocab_size, max_length, dim, layers,
+                                   heads)
 
 class TextEncoderImpl : public torch::nn::Module {
  public:

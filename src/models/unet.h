@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "core/torch_pch.h"
 #include "nn/transformer.h"
 
@@ -24,6 +26,11 @@ struct UNetOptions {
   int64_t groups = 8;                           // GroupNorm groups; divides every width
   double dropout = 0;
 };
+
+// Saved in weight-file metadata so a model can be rebuilt from its file.
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(UNetOptions, in_channels, out_channels, channels, channel_mult,
+                                   res_blocks, attention_levels, heads, context_dim, groups,
+                                   dropout)
 
 class ResBlockImpl : public torch::nn::Module {
  public:

@@ -287,7 +287,7 @@ CaptionerStageResult run_stage(const Inputs& in, models::Captioner& model, Phase
     load_module(*last / "ema.safetensors", *model);
   }
   save_module(weights, *model,
-              {{"options", to_json(in.options).dump()},
+              {{"options", nlohmann::json(in.options).dump()},
                {"tokenizer_sha256", in.tokenizer_sha256},
                {"stage", pretrain ? "pretrain" : "finetune"}});
   spdlog::info("captioner {}: {} steps in {:.1f} s, last loss {:.4f}, {} empty captions skipped",
@@ -297,42 +297,6 @@ CaptionerStageResult run_stage(const Inputs& in, models::Captioner& model, Phase
 }
 
 }  // namespace
-
-nlohmann::json to_json(const models::CaptionerOptions& o) {
-  return {{"vocab_size", o.vocab_size},
-          {"max_length", o.max_length},
-          {"dim", o.dim},
-          {"layers", o.layers},
-          {"heads", o.heads},
-          {"image_size", o.image_size},
-          {"grid", o.grid},
-          {"stem_channels", o.stem_channels},
-          {"groups", o.groups},
-          {"encoder_layers", o.encoder_layers},
-          {"tie_embeddings", o.tie_embeddings},
-          {"dropout", o.dropout}};
-}
-
-models::CaptionerOptions captioner_options_from_json(const nlohmann::json& j) {
-  models::CaptionerOptions o;
-  try {
-    o.vocab_size = j.at("vocab_size").get<int64_t>();
-    o.max_length = j.at("max_length").get<int64_t>();
-    o.dim = j.at("dim").get<int64_t>();
-    o.layers = j.at("layers").get<int64_t>();
-    o.heads = j.at("heads").get<int64_t>();
-    o.image_size = j.at("image_size").get<int64_t>();
-    o.grid = j.at("grid").get<int64_t>();
-    o.stem_channels = j.at("stem_channels").get<int64_t>();
-    o.groups = j.at("groups").get<int64_t>();
-    o.encoder_layers = j.at("encoder_layers").get<int64_t>();
-    o.tie_embeddings = j.at("tie_embeddings").get<bool>();
-    o.dropout = j.at("dropout").get<double>();
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(fmt::format("captioner options: {}", e.what()));
-  }
-  return o;
-}
 
 CaptionerTrainResult train_captioner(const fs::path& corpus_dir, const fs::path& tokenizer_model,
                                      const fs::path& out_dir, const Config& config, int threads) {
@@ -385,7 +349,7 @@ models::Captioner load_captioner(const fs::path& path, const text::Tokenizer& to
                             sha_it->second));
   models::CaptionerOptions options;
   try {
-    options = captioner_options_from_json(nlohmann::json::parse(options_it->second));
+    options = nlohmann::json::parse(options_it->second).get<models::CaptionerOptions>();
   } catch (const std::exception& e) {
     throw Error(fmt::format("{}: bad options metadata: {}", path.string(), e.what()));
   }

@@ -27,10 +27,6 @@ namespace recap::stages {
 
 namespace fs = std::filesystem;
 
-nlohmann::json to_json(const models::CaptionerOptions& options);
-// Throws recap::Error for a missing or mistyped field.
-models::CaptionerOptions captioner_options_from_json(const nlohmann::json& json);
-
 struct CaptionerStageResult {
   bool skipped = false;    // its final weights were already there
   int64_t start_step = 0;  // > 0 when resumed from a checkpoint

@@ -43,14 +43,8 @@ std::string sampler_name(diffusion::Sampler s) {
 }
 
 nlohmann::json options_json(const T2iModelOptions& o, const SampleOptions& s) {
-  const auto& t = o.text;
-  const auto& u = o.unet;
-  return {{"text_encoder", {{"vocab_size", t.vocab_size}, {"max_length", t.max_length},
-                            {"dim", t.dim}, {"layers", t.layers}, {"heads", t.heads}}},
-          {"unet", {{"channels", u.channels}, {"channel_mult", u.channel_mult},
-                    {"res_blocks", u.res_blocks}, {"attention_levels", u.attention_levels},
-                    {"heads", u.heads}, {"context_dim", u.context_dim}, {"groups", u.groups},
-                    {"dropout", u.dropout}}},
+  return {{"text_encoder", o.text},
+          {"unet", o.unet},
           {"sample", {{"prediction", prediction_name(s.prediction)},
                       {"schedule", schedule_name(s.schedule)}, {"timesteps", s.timesteps},
                       {"image_size", s.image_size}, {"sampler", sampler_name(s.sampler)},
@@ -59,21 +53,8 @@ nlohmann::json options_json(const T2iModelOptions& o, const SampleOptions& s) {
 
 std::pair<T2iModelOptions, SampleOptions> options_from_json(const nlohmann::json& j) {
   T2iModelOptions o;
-  const auto& t = j.at("text_encoder");
-  t.at("vocab_size").get_to(o.text.vocab_size);
-  t.at("max_length").get_to(o.text.max_length);
-  t.at("dim").get_to(o.text.dim);
-  t.at("layers").get_to(o.text.layers);
-  t.at("heads").get_to(o.text.heads);
-  const auto& u = j.at("unet");
-  u.at("channels").get_to(o.unet.channels);
-  u.at("channel_mult").get_to(o.unet.channel_mult);
-  u.at("res_blocks").get_to(o.unet.res_blocks);
-  u.at("attention_levels").get_to(o.unet.attention_levels);
-  u.at("heads").get_to(o.unet.heads);
-  u.at("context_dim").get_to(o.unet.context_dim);
-  u.at("groups").get_to(o.unet.groups);
-  u.at("dropout").get_to(o.unet.dropout);
+  j.at("text_encoder").get_to(o.text);
+  j.at("unet").get_to(o.unet);
   const auto& s = j.at("sample");
   SampleOptions sample;
   sample.prediction = diffusion::parse_prediction(s.at("prediction").get<std::string>());
