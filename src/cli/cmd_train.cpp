@@ -1,0 +1,89 @@
+// evaluator train, captioner train, t2i train: the three models of the experiment.
+#include <fmt/format.h>
+
+#include "cli/cli.h"
+#include "stages/captioner_train.h"
+#include "stages/model_settings.h"
+#include "stages/settings.h"
+#include "stages/t2i_train.h"
+
+namespace recap::cli {
+
+namespace {
+
+// --corpus --tokenizer --out --set, shared by the stages that train on a corpus.
+struct TrainingArgs {
+  std::string corpus, tokenizer, out;
+  std::vector<std::string> recap_files;
+};
+
+void add_training_options(Cli& cli, CLI::App* command, TrainingArgs& args) {
+  command->add_option("--corpus", args.corpus, "corpus folder (from corpus make)")->required();
+  command->add_option("--tokenizer", args.tokenizer, "tokenizer model (from tokenizer train)")
+      ->required();
+  command->add_option("--out", args.out, "output folder (a killed run resumes from it)")
+      ->required();
+  cli.add_set_option(command);
+}
+
+}  // namespace
+
+void add_training_commands(Cli& cli) {
+  auto* evaluator = cli.group("evaluator", "The detector that judges generated images");
+  auto evaluator_out = std::make_shared<std::string>();
+  auto* evaluator_train = evaluator->add_subcommand(
+      "train", "Train on fresh world renders, measure accuracy on held-out renders, and fail "
+               "unless it reaches 98% exact count, shape and colour (the gate)");
+  cli.add_config_options(evaluator_train);
+  evaluator_train->add_option("--out", *evaluator_out, "output folder (resumes from it)")
+      ->required();
+  cli.on_run(evaluator_train, [&cli, evaluator_out] {
+    init_runtime(cli.runtime, true);
+    Config config = cli.load_config();
+    auto accuracy = stages::train_evaluator(world_settings(config), evaluator_settings(config),
+                                            *evaluator_out);
+    fmt::print("{}\n", stages::to_json(accuracy).dump(2));
+    check_evaluator_gate(config, accuracy);
+    fmt::print("evaluator written to {}\n", *evaluator_out);
+  });
+
+  auto* captioner = cli.group("captioner", "RECAP step 1: the image captioner");
+  auto cap_args = std::make_shared<TrainingArgs>();
+  auto* captioner_train = captioner->add_subcommand(
+      "train", "Pre-train on the web corpus's alt-text, then fine-tune on the human-captioned "
+               "set with <short>/<long> style tokens ([captioner] keys)");
+  add_training_options(cli, captioner_train, *cap_args);
+  cli.on_run(captioner_train, [&cli, cap_args] {
+    auto rt = init_runtime(cli.runtime, true);
+    auto config = cli.load_corpus_config(cap_args->corpus);
+    auto r = stages::train_captioner(cap_args->corpus, cap_args->tokenizer, cap_args->out,
+                                     config, rt.threads);
+    fmt::print("captioner: pre-trained {} steps (loss {:.4f}), fine-tuned {} steps (loss "
+               "{:.4f}); written to {}\n",
+               r.pretrain.steps, r.pretrain.last_loss, r.finetune.steps, r.finetune.last_loss,
+               cap_args->out);
+  });
+
+  auto* t2i = cli.group("t2i", "RECAP step 3: the text-to-image diffusion model");
+  auto t2i_args = std::make_shared<TrainingArgs>();
+  auto* t2i_train = t2i->add_subcommand(
+      "train", "Train text encoder + UNet on the web corpus with one caption source "
+               "(t2i.captions: alt, human, human-short, recap, recap-mix) ([t2i] keys)");
+  add_training_options(cli, t2i_train, *t2i_args);
+  t2i_train->add_option("--recap", t2i_args->recap_files,
+                        "recaption JSONL files ({\"key\", \"caption\", \"kind\"} lines) for "
+                        "the recap arms");
+  cli.on_run(t2i_train, [&cli, t2i_args] {
+    auto rt = init_runtime(cli.runtime, true);
+    auto config = cli.load_corpus_config(t2i_args->corpus);
+    std::vector<fs::path> recaps(t2i_args->recap_files.begin(), t2i_args->recap_files.end());
+    auto r = stages::train_t2i(t2i_args->corpus, t2i_args->tokenizer, recaps, t2i_args->out,
+                               config, rt.threads);
+    fmt::print("t2i: {} steps (loss {:.4f}); captions used {}, fell back {}, skipped {}; "
+               "weights {}\n",
+               r.steps, r.last_loss, r.captions.used, r.captions.fell_back, r.captions.skipped,
+               r.weights.string());
+  });
+}
+
+}  // namespace recap::cli
