@@ -1,0 +1,48 @@
+// Where each stage of `recap run` keeps its outputs under runs/NAME/. The orchestrator
+// (stages/run_experiment) writes them, the report (stages/report) and `recap status` read them;
+// this is the one place that names the paths.
+#pragma once
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+namespace recap::stages {
+
+namespace fs = std::filesystem;
+
+struct RunLayout {
+  fs::path root;  // runs/NAME
+
+  fs::path manifest() const { return root / "manifest.json"; }
+  fs::path corpus() const { return root / "corpus"; }  // a `recap corpus make` folder
+  fs::path tokenizer() const { return root / "tokenizer" / "tokenizer.model"; }
+  // evaluator.safetensors, evaluator_accuracy.json
+  fs::path evaluator() const { return root / "evaluator"; }
+  // pretrain/ and finetune/ (checkpoints, metrics.jsonl), captioner_pretrain.safetensors (the
+  // stage-1 "off-the-shelf" captioner), captioner.safetensors (the fine-tuned RECAP captioner)
+  fs::path captioner() const { return root / "captioner"; }
+  fs::path captioner_stage1() const { return captioner() / "captioner_pretrain.safetensors"; }
+  fs::path captioner_final() const { return captioner() / "captioner.safetensors"; }
+  // One NAME.recap.jsonl sidecar per web shard, for each caption kind.
+  fs::path recaption(std::string_view kind) const { return root / "recaption" / kind; }
+  // caption_quality.json (corpus::to_json), caption_quality.txt, one JSONL per captioner.
+  fs::path caption_quality() const { return root / "caption_quality"; }
+  fs::path caption_quality_json() const { return caption_quality() / "caption_quality.json"; }
+  // train/ (checkpoints, metrics.jsonl), grids/step-NNNNNN.png, t2i.safetensors
+  fs::path t2i(std::string_view arm) const { return root / ("t2i-" + std::string(arm)); }
+  fs::path t2i_weights(std::string_view arm) const { return t2i(arm) / "t2i.safetensors"; }
+  fs::path t2i_metrics(std::string_view arm) const { return t2i(arm) / "train" / "metrics.jsonl"; }
+  // One sample_to_folder output (PNGs + images.jsonl) per evaluation suite.
+  fs::path samples(std::string_view arm, std::string_view suite) const {
+    return root / ("samples-" + std::string(arm)) / suite;
+  }
+  // ARM.json and ceiling.json (stages::to_json(EvalReport)), table.txt
+  fs::path eval() const { return root / "eval"; }
+  fs::path eval_json(std::string_view name) const {
+    return eval() / (std::string(name) + ".json");
+  }
+  // index.html, report.md and their images
+  fs::path report() const { return root / "report"; }
+};
+
+}  // namespace recap::stages
