@@ -24,7 +24,9 @@ struct RunLayout {
   fs::path captioner_stage1() const { return captioner() / "captioner_pretrain.safetensors"; }
   fs::path captioner_final() const { return captioner() / "captioner.safetensors"; }
   // One NAME.recap.jsonl sidecar per web shard, for each caption kind.
-  fs::path recaption(std::string_view kind) const { return root / "recaption" / kind; }
+  fs::path recaption(std::string_view kind) const {
+    return root / ("recaption-" + std::string(kind));
+  }
   // caption_quality.json (corpus::to_json), caption_quality.txt, one JSONL per captioner.
   fs::path caption_quality() const { return root / "caption_quality"; }
   fs::path caption_quality_json() const { return caption_quality() / "caption_quality.json"; }
@@ -32,9 +34,11 @@ struct RunLayout {
   fs::path t2i(std::string_view arm) const { return root / ("t2i-" + std::string(arm)); }
   fs::path t2i_weights(std::string_view arm) const { return t2i(arm) / "t2i.safetensors"; }
   fs::path t2i_metrics(std::string_view arm) const { return t2i(arm) / "train" / "metrics.jsonl"; }
-  // One sample_to_folder output (PNGs + images.jsonl) per evaluation suite.
+  // One sample_to_folder output (PNGs + images.jsonl) per evaluation suite, and
+  // samples-ARM/images.jsonl listing all of them ("file": "SUITE/NNNNNN.png") for evaluation.
+  fs::path samples(std::string_view arm) const { return root / ("samples-" + std::string(arm)); }
   fs::path samples(std::string_view arm, std::string_view suite) const {
-    return root / ("samples-" + std::string(arm)) / suite;
+    return samples(arm) / suite;
   }
   // ARM.json and ceiling.json (stages::to_json(EvalReport)), table.txt
   fs::path eval() const { return root / "eval"; }
