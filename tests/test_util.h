@@ -1,10 +1,12 @@
 // Helpers shared by the tests: a self-deleting temp dir and running the real recap binary.
 #pragma once
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -49,5 +51,54 @@ inline CommandResult run_recap(const std::string& args) {
   r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);
   return r;
 }
+
+// `recap ARGS` as a child process with output to `log`, for tests that kill it mid-run.
+class Child {
+ public:
+  Child(const std::string& args, const std::filesystem::path& log) {
+    const std::string cmd = "exec " + std::string(RECAP_BINARY) + " " + args + " > '" +
+                            log.string() + "' 2>&1";
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+  }
+  ~Child() {
+    if (running()) kill();
+  }
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+
+  bool running() {
+    if (pid_ <= 0 || exited_) return false;
+    int raw = 0;
+    if (::waitpid(pid_, &raw, WNOHANG) == pid_) {
+      exited_ = true;
+      return false;
+    }
+    return true;
+  }
+  void kill() {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    exited_ = true;
+  }
+  // Polls `ready` every 20 ms until it holds (true) or the child exits or `timeout` passes.
+  template <class Predicate>
+  bool wait_for(Predicate ready, std::chrono::seconds timeout) {
+    const auto end = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < end) {
+      if (ready()) return true;
+      if (!running()) return false;
+      ::usleep(20000);
+    }
+    return false;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  bool exited_ = false;
+};
 
 }  // namespace recap::test

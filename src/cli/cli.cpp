@@ -1,5 +1,7 @@
 #include "cli/cli.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 namespace recap::cli {
@@ -21,11 +23,11 @@ void Cli::add_set_option(CLI::App* command) {
 }
 
 void Cli::add_config_options(CLI::App* command) {
-  command
-      ->add_option("--preset", preset_,
+  auto* option = command->add_option("--preset", preset_,
                    fmt::format("preset name ({}) or a .toml file",
-                               fmt::join(Config::preset_names(), ", ")))
-      ->capture_default_str();
+                               fmt::join(Config::preset_names(), ", ")));
+  option->capture_default_str();
+  preset_options_.push_back(option);
   add_set_option(command);
 }
 
@@ -37,6 +39,11 @@ Config Cli::load_config_file(const std::string& preset_or_path) const {
 }
 
 Config Cli::load_config() const { return load_config_file(preset_); }
+
+bool Cli::preset_given() const {
+  return std::any_of(preset_options_.begin(), preset_options_.end(),
+                     [](const CLI::Option* option) { return option->count() > 0; });
+}
 
 Config Cli::load_corpus_config(const fs::path& corpus_dir) const {
   return load_config_file((corpus_dir / "config.toml").string());

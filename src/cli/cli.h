@@ -35,6 +35,8 @@ class Cli {
   void add_set_option(CLI::App* command);
   // The preset (or .toml file) given with --preset, plus --set and --seed.
   Config load_config() const;
+  // Whether --preset was given on the command line (not just defaulted).
+  bool preset_given() const;
   // DIR/config.toml of a finished corpus, plus --set and --seed.
   Config load_corpus_config(const fs::path& corpus_dir) const;
   Config load_config_file(const std::string& preset_or_path) const;
@@ -44,6 +46,7 @@ class Cli {
 
  private:
   std::string preset_ = "quick";
+  std::vector<CLI::Option*> preset_options_;
   std::vector<std::string> overrides_;
   std::vector<std::pair<CLI::App*, std::function<void()>>> actions_;
 };
@@ -51,5 +54,8 @@ class Cli {
 void add_basic_commands(Cli& cli);     // version, config show|keys, weights inspect
 void add_corpus_commands(Cli& cli);    // corpus make|stats|show, tokenizer train
 void add_training_commands(Cli& cli);  // evaluator train, captioner train, t2i train
+void add_sample_eval_commands(Cli& cli);  // sample, eval
+void add_recaption_commands(Cli& cli);  // recaption, captioner eval
+void add_run_commands(Cli& cli);       // run, status
 
 }  // namespace recap::cli

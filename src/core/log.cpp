@@ -1,5 +1,6 @@
 #include "core/log.h"
 
+#include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -16,6 +17,18 @@ void init_logging(const std::string& level) {
   logger->set_pattern("%H:%M:%S %^%l%$ %v");
   logger->set_level(lvl);
   spdlog::set_default_logger(logger);
+}
+
+void add_log_file(const std::string& path) {
+  auto logger = spdlog::default_logger();
+  try {
+    auto sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path, /*truncate=*/false);
+    sink->set_pattern("%Y-%m-%d %H:%M:%S %l %v");
+    logger->sinks().push_back(sink);
+  } catch (const spdlog::spdlog_ex& e) {
+    throw Error(path + ": cannot open the log file: " + e.what());
+  }
+  logger->flush_on(spdlog::level::info);
 }
 
 }  // namespace recap
