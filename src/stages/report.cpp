@@ -1,0 +1,663 @@
+// The experiment report: reads the run folder section by section and writes index.html and
+// report.md from one document (report_parts.h). Inputs that are absent become "not run";
+// inputs that are present but malformed are errors naming the file.
+#include "stages/report.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <optional>
+#include <regex>
+#include <set>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/jsonl.h"
+#include "core/run_dir.h"
+#include "eval/metrics.h"
+#include "stages/report_parts.h"
+#include "world/prompts.h"
+
+namespace recap::stages {
+
+namespace {
+
+using json = nlohmann::json;
+using report::Cell;
+using report::Doc;
+using report::kNotRun;
+using report::Table;
+
+// ---- inputs ------------------------------------------------------------------------------
+
+json read_json(const fs::path& path) {
+  try {
+    return json::parse(read_file(path));
+  } catch (const json::exception& e) {
+    throw Error(fmt::format("{}: invalid JSON: {}", path.string(), e.what()));
+  }
+}
+
+// Runs `body` on a parsed file, turning a missing or mistyped field into an error naming it.
+template <typename F>
+auto parse_fields(const fs::path& path, const char* what, F&& body) {
+  try {
+    return body();
+  } catch (const json::exception& e) {
+    throw Error(fmt::format("{}: not {}: {}", path.string(), what, e.what()));
+  }
+}
+
+// One metric row: its key in eval::to_json(PromptMetrics), how it prints, and the paper's
+// alt-text and RECAP numbers where the abstract gives them (NaN otherwise).
+struct MetricRow {
+  const char* key;
+  const char* label;
+  double scale;
+  int decimals;
+  bool lower_is_better;
+  double paper_alt, paper_recap;
+};
+constexpr double kNone = std::numeric_limits<double>::quiet_NaN();
+// The abstract says "semantic object accuracy" without naming the SOA variant; it sits beside
+// SOA-I, the per-image rate.
+constexpr MetricRow kMetricRows[] = {
+    {"soa_c", "object accuracy SOA-C (%)", 100, 1, false, kNone, kNone},
+    {"soa_i", "object accuracy SOA-I (%)", 100, 1, false, 78.90, 84.34},
+    {"count_error", "counting error (lower is better)", 1, 2, true, 1.44, 1.32},
+    {"count_exact", "exact count (%)", 100, 1, false, kNone, kNone},
+    {"position", "positional alignment (%)", 100, 1, false, 57.60, 62.42},
+    {"position_given_found", "position given both found (%)", 100, 1, false, kNone, kNone},
+    {"colour_binding", "colour binding (%)", 100, 1, false, kNone, kNone},
+};
+constexpr double kPaperFidAlt = 17.87, kPaperFidRecap = 14.84;
+
+struct Metrics {
+  int64_t images = 0;
+  std::map<std::string, eval::Stat> stats;  // by MetricRow::key
+};
+
+struct Fid {
+  double fid = 0;
+  double kid = 0, kid_std_error = 0;
+  int64_t n_generated = 0, n_reference = 0;
+};
+
+// eval/ARM.json (stages::to_json(EvalReport)).
+struct EvalFile {
+  int64_t images = 0;
+  std::map<std::string, Metrics> sets;  // "overall" and each suite
+  std::optional<Fid> fid, fid_floor;
+};
+
+eval::Stat parse_stat(const json& j) {
+  eval::Stat s;
+  s.n = j.at("n").get<int>();
+  if (!j.at("value").is_null()) s.value = j.at("value").get<double>();
+  const json& ci = j.at("ci");
+  if (!ci.is_null()) s.ci = eval::Interval{ci.at(0).get<double>(), ci.at(1).get<double>()};
+  return s;
+}
+
+Metrics parse_metrics(const json& j) {
+  Metrics m;
+  m.images = j.at("images").get<int64_t>();
+  for (const auto& row : kMetricRows) m.stats[row.key] = parse_stat(j.at(row.key));
+  return m;
+}
+
+std::optional<Fid> parse_fid(const json& j) {
+  if (j.is_null()) return std::nullopt;
+  return Fid{j.at("fid").get<double>(), j.at("kid").at("mean").get<double>(),
+             j.at("kid").at("std_error").get<double>(), j.at("n_generated").get<int64_t>(),
+             j.at("n_reference").get<int64_t>()};
+}
+
+std::optional<EvalFile> read_eval(const fs::path& path) {
+  if (!fs::exists(path)) return std::nullopt;
+  const json j = read_json(path);
+  return parse_fields(path, "an evaluation report", [&] {
+    EvalFile f;
+    f.images = j.at("images").get<int64_t>();
+    f.sets["overall"] = parse_metrics(j.at("overall"));
+    for (const auto& [suite, metrics] : j.at("suites").items())
+      f.sets[suite] = parse_metrics(metrics);
+    f.fid = parse_fid(j.at("fid"));
+    f.fid_floor = parse_fid(j.at("fid_floor"));
+    return f;
+  });
+}
+
+// ---- formatting --------------------------------------------------------------------------
+
+std::string number(double v, int decimals) { return fmt::format("{:.{}f}", v, decimals); }
+
+std::string with_interval(double v, std::optional<eval::Interval> ci, double scale, int decimals) {
+  std::string out = number(v * scale, decimals);
+  if (ci)
+    out += fmt::format(" [{}, {}]", number(ci->lo * scale, decimals),
+                       number(ci->hi * scale, decimals));
+  return out;
+}
+
+std::string percent(double share) { return number(100 * share, 1); }
+
+std::string duration(double seconds) {
+  const auto s = static_cast<int64_t>(std::llround(seconds));
+  if (s < 60) return fmt::format("{:.1f} s", seconds);
+  if (s < 3600) return fmt::format("{}m {:02d}s", s / 60, s % 60);
+  return fmt::format("{}h {:02d}m {:02d}s", s / 3600, s / 60 % 60, s % 60);
+}
+
+// KID with a normal-approximation 95% interval over its subsets, scaled by 1000 to be legible.
+std::string kid_cell(const Fid& f) {
+  return with_interval(
+      f.kid, eval::Interval{f.kid - 1.96 * f.kid_std_error, f.kid + 1.96 * f.kid_std_error}, 1000,
+      2);
+}
+
+// Whether the treatment's interval and the baseline's overlap; when not, which way it points.
+std::string overlap(std::optional<eval::Interval> base, std::optional<eval::Interval> treat,
+                    bool lower_is_better) {
+  if (!base || !treat) return "-";
+  if (treat->lo <= base->hi && base->lo <= treat->hi) return "overlap";
+  const bool higher = treat->lo > base->hi;
+  return higher != lower_is_better ? "separate: better" : "separate: worse";
+}
+
+// ---- sections ----------------------------------------------------------------------------
+
+struct Column {
+  std::string name;
+  const EvalFile* file = nullptr;  // null: not run
+};
+
+const Metrics* metrics_of(const Column& c, const std::string& set) {
+  if (!c.file) return nullptr;
+  auto it = c.file->sets.find(set);
+  return it == c.file->sets.end() ? nullptr : &it->second;
+}
+
+// Metric rows x columns for one set ("overall" or a suite). With `compare`, the paper's numbers
+// and the treatment-vs-baseline overlap are added (the main table), and the FID/KID rows.
+Table metric_table(const std::vector<Column>& columns, const std::string& set,
+                   const ReportOptions& options, bool compare) {
+  Table t;
+  t.header.push_back("metric");
+  for (const auto& c : columns) t.header.push_back(c.name);
+  const Column* base = nullptr;
+  const Column* treat = nullptr;
+  for (const auto& c : columns) {
+    if (c.name == options.baseline) base = &c;
+    if (c.name == options.treatment) treat = &c;
+  }
+  if (compare) {
+    t.header.push_back("paper: alt-text");
+    t.header.push_back("paper: RECAP");
+    t.header.push_back(fmt::format("{} vs {}: 95% intervals", options.treatment, options.baseline));
+  }
+  const auto paper = [](double v, int decimals) {
+    return std::isnan(v) ? "" : number(v, decimals);
+  };
+
+  std::vector<Cell> images{"images"};
+  for (const auto& c : columns) {
+    const Metrics* m = metrics_of(c, set);
+    images.push_back(!c.file ? kNotRun : m ? std::to_string(m->images) : "-");
+  }
+  if (compare) images.insert(images.end(), {"", "", ""});
+  t.rows.push_back(std::move(images));
+
+  for (const auto& row : kMetricRows) {
+    std::vector<Cell> line{row.label};
+    for (const auto& c : columns) {
+      const Metrics* m = metrics_of(c, set);
+      const eval::Stat* s = m ? &m->stats.at(row.key) : nullptr;
+      line.push_back(!c.file           ? kNotRun
+                     : !s || !s->value ? "-"
+                                       : with_interval(*s->value, s->ci, row.scale, row.decimals));
+    }
+    if (compare) {
+      line.push_back(paper(row.paper_alt, 2));
+      line.push_back(paper(row.paper_recap, 2));
+      const auto ci = [&](const Column* c) -> std::optional<eval::Interval> {
+        const Metrics* m = c ? metrics_of(*c, set) : nullptr;
+        return m ? m->stats.at(row.key).ci : std::nullopt;
+      };
+      line.push_back(overlap(ci(base), ci(treat), row.lower_is_better));
+    }
+    t.rows.push_back(std::move(line));
+  }
+  if (!compare) return t;
+
+  // Image quality: FID has no interval; KID's comes from its subsets.
+  using FidField = std::optional<Fid> EvalFile::*;
+  const auto fid_rows = [&](const std::string& label, FidField field, bool kid, double paper_alt,
+                            double paper_recap) {
+    std::vector<Cell> line{label};
+    for (const auto& c : columns) {
+      const auto& f = c.file ? c.file->*field : std::nullopt;
+      line.push_back(!c.file ? kNotRun : !f ? "-" : kid ? kid_cell(*f) : number(f->fid, 2));
+    }
+    line.push_back(paper(paper_alt, 2));
+    line.push_back(paper(paper_recap, 2));
+    const auto kid_ci = [&](const Column* c) -> std::optional<eval::Interval> {
+      if (!kid || !c || !c->file || !(c->file->*field)) return std::nullopt;
+      const Fid& f = *(c->file->*field);
+      return eval::Interval{f.kid - 1.96 * f.kid_std_error, f.kid + 1.96 * f.kid_std_error};
+    };
+    line.push_back(field == &EvalFile::fid ? overlap(kid_ci(base), kid_ci(treat), true) : "");
+    t.rows.push_back(std::move(line));
+  };
+  fid_rows("FID (lower is better)", &EvalFile::fid, false, kPaperFidAlt, kPaperFidRecap);
+  fid_rows("KID x 1000 (lower is better)", &EvalFile::fid, true, kNone, kNone);
+  fid_rows("FID noise floor (real renders)", &EvalFile::fid_floor, false, kNone, kNone);
+  fid_rows("KID x 1000 noise floor", &EvalFile::fid_floor, true, kNone, kNone);
+  return t;
+}
+
+// The suites any evaluation reports, the world's own first, in their order.
+std::vector<std::string> suites_of(const std::vector<Column>& columns) {
+  std::set<std::string> found;
+  for (const auto& c : columns)
+    if (c.file)
+      for (const auto& [set, m] : c.file->sets)
+        if (set != "overall") found.insert(set);
+  std::vector<std::string> out;
+  for (world::Suite s : world::all_suites())
+    if (found.erase(std::string(world::suite_name(s)))) out.emplace_back(world::suite_name(s));
+  out.insert(out.end(), found.begin(), found.end());
+  return out;
+}
+
+void evaluator_section(Doc& doc, const RunLayout& layout, const EvalFile* ceiling) {
+  doc.heading(2, "Evaluator accuracy and ceiling");
+  const fs::path path = layout.evaluator() / "evaluator_accuracy.json";
+  if (!fs::exists(path)) {
+    doc.para("Evaluator accuracy: not run.");
+  } else {
+    const json j = read_json(path);
+    Table t = parse_fields(path, "an evaluator accuracy report", [&] {
+      Table t{{"measure", "held-out renders", "augmented renders"}, {}};
+      const json& clean = j.at("accuracy");
+      const json& augmented = j.at("accuracy_augmented");
+      const auto row = [&](const char* label, const char* key, int kind) {
+        const auto cell = [&](const json& a) -> Cell {
+          if (a.is_null()) return "-";
+          if (kind == 0) return std::to_string(a.at(key).get<int64_t>());
+          if (kind == 1) return percent(a.at(key).get<double>());
+          if (kind == 2) return number(a.at(key).get<double>(), 2);
+          return a.at(key).get<bool>() ? "yes" : "no";
+        };
+        t.rows.push_back({label, cell(clean), cell(augmented)});
+      };
+      row("images", "images", 0);
+      row("exact count per group (%)", "count_exact", 1);
+      row("shape accuracy (%)", "shape", 1);
+      row("colour accuracy (%)", "colour", 1);
+      row("detection precision (%)", "precision", 1);
+      row("detection recall (%)", "recall", 1);
+      row("centre error (px)", "centre_error_px", 2);
+      row("relations that hold (%)", "relation", 1);
+      row("images entirely right (%)", "image_exact", 1);
+      row("passes the 98% gate", "passes_gate", 3);
+      return t;
+    });
+    doc.para(
+        "How well the detector that scores every image reads world renders with known "
+        "ground truth; its errors bound what the metrics can resolve.");
+    doc.table(t);
+  }
+  doc.para(ceiling ? "Ceiling: the reference renders themselves scored like generated images "
+                     "(eval/ceiling.json), in the \"ceiling\" column of the tables above."
+                   : "Ceiling (eval/ceiling.json): not run.");
+}
+
+void caption_section(Doc& doc, const RunLayout& layout) {
+  doc.heading(2, "Caption quality and train-inference discrepancy");
+  const fs::path path = layout.caption_quality_json();
+  if (!fs::exists(path)) {
+    doc.para("Caption quality: not run.");
+    return;
+  }
+  const json j = read_json(path);
+  parse_fields(path, "a caption quality report", [&] {
+    const json& sources = j.at("sources");
+    Table quality{{"measure"}, {}}, coverage{{"share of eval prompt n-grams"}, {}};
+    for (const auto& s : sources) {
+      quality.header.push_back(s.at("name").get<std::string>());
+      coverage.header.push_back(s.at("name").get<std::string>());
+    }
+    // (label, JSON pointer into a source, kind: 0 integer, 1 percent, 2 one decimal)
+    const auto row = [&](Table& t, const std::string& label, const char* pointer, int kind) {
+      std::vector<Cell> line{label};
+      for (const auto& s : sources) {
+        const json& v = s.at(json::json_pointer(pointer));
+        line.push_back(kind == 0   ? std::to_string(v.get<int64_t>())
+                       : kind == 1 ? percent(v.get<double>())
+                                   : number(v.get<double>(), 1));
+      }
+      t.rows.push_back(std::move(line));
+    };
+    row(quality, "captions scored", "/captions", 0);
+    row(quality, "missing", "/missing", 0);
+    row(quality, "mean words", "/mean_words", 2);
+    row(quality, "median words", "/median_words", 2);
+    row(quality, "vocabulary", "/vocabulary", 0);
+    row(quality, "correct shape (%)", "/shares/correct_shape", 1);
+    row(quality, "correct colour binding (%)", "/shares/correct_binding", 1);
+    row(quality, "correct count (%)", "/shares/correct_count", 1);
+    row(quality, "correct relation or position (%)", "/shares/correct_relation_or_position", 1);
+    row(quality, "states something wrong (%)", "/shares/wrong_fact", 1);
+    row(quality, "group precision (%)", "/precision", 1);
+    row(quality, "group recall (%)", "/recall", 1);
+    const json& ngrams = j.at("eval_ngrams");
+    row(coverage, fmt::format("words (of {})", ngrams.at("words").get<int64_t>()),
+        "/eval_coverage/words", 1);
+    row(coverage, fmt::format("bigrams (of {})", ngrams.at("bigrams").get<int64_t>()),
+        "/eval_coverage/bigrams", 1);
+    row(coverage, fmt::format("trigrams (of {})", ngrams.at("trigrams").get<int64_t>()),
+        "/eval_coverage/trigrams", 1);
+    doc.para(
+        "Each caption source scored against the scene graphs (shares of captions that "
+        "state at least one correct fact of a kind, or anything false).");
+    doc.table(quality);
+    doc.para(fmt::format(
+        "Train-inference discrepancy: share of the distinct words, bigrams and trigrams of the "
+        "{} evaluation prompts that each source's captions contain (%).",
+        j.at("eval_prompts").get<int64_t>()));
+    doc.table(coverage);
+  });
+}
+
+// samples-ARM/SUITE/images.jsonl: prompt -> image file (first one per prompt), and the
+// prompts in file order.
+struct SuiteSamples {
+  std::vector<std::string> prompts;
+  std::map<std::string, fs::path> files;
+};
+
+std::optional<SuiteSamples> read_samples(const fs::path& dir) {
+  const fs::path index = dir / "images.jsonl";
+  if (!fs::exists(index)) return std::nullopt;
+  SuiteSamples out;
+  const auto lines = read_jsonl(index);
+  for (size_t n = 0; n < lines.size(); ++n) {
+    const json& line = lines[n];
+    if (!line.is_object() || !line.contains("file") || !line["file"].is_string() ||
+        !line.contains("prompt") || !line["prompt"].is_string())
+      throw Error(
+          fmt::format("{}: record {}: needs string fields file and prompt", index.string(), n + 1));
+    const auto prompt = line["prompt"].get<std::string>();
+    if (out.files.emplace(prompt, dir / line["file"].get<std::string>()).second)
+      out.prompts.push_back(prompt);
+  }
+  return out;
+}
+
+void grid_section(Doc& doc, const RunLayout& layout, const ReportOptions& options) {
+  doc.heading(2, "Image grids");
+  // suite -> arm -> samples, suites in the world's order first.
+  std::map<std::string, std::map<std::string, SuiteSamples>> by_suite;
+  for (const auto& arm : options.arms) {
+    const fs::path root = layout.samples(arm);
+    if (!fs::is_directory(root)) continue;
+    for (const auto& entry : fs::directory_iterator(root))
+      if (entry.is_directory())
+        if (auto samples = read_samples(entry.path()))
+          by_suite[entry.path().filename().string()][arm] = std::move(*samples);
+  }
+  if (by_suite.empty()) {
+    doc.para("Samples: not run.");
+    return;
+  }
+  std::vector<std::string> suites;
+  for (world::Suite s : world::all_suites())
+    if (by_suite.count(std::string(world::suite_name(s))))
+      suites.emplace_back(world::suite_name(s));
+  for (const auto& [suite, arms] : by_suite)
+    if (std::find(suites.begin(), suites.end(), suite) == suites.end()) suites.push_back(suite);
+
+  doc.para(
+      fmt::format("The first {} prompts of each suite, one column per arm (same prompts "
+                  "and seeds).",
+                  options.grid_prompts));
+  for (const auto& suite : suites) {
+    const auto& arms = by_suite.at(suite);
+    // The prompts of the first arm (in table order) that sampled this suite.
+    std::vector<std::string> prompts;
+    for (const auto& arm : options.arms)
+      if (auto it = arms.find(arm); it != arms.end()) {
+        const auto& all = it->second.prompts;
+        prompts.assign(
+            all.begin(),
+            all.begin() + std::min<size_t>(all.size(), std::max(0, options.grid_prompts)));
+        break;
+      }
+    if (prompts.empty()) continue;
+    std::vector<report::GridColumn> columns;
+    for (const auto& arm : options.arms) {
+      auto it = arms.find(arm);
+      columns.push_back(
+          {arm, it == arms.end() ? std::map<std::string, fs::path>{} : it->second.files});
+    }
+    const std::string file = "grid-" + suite + ".png";
+    report::write_grid(prompts, columns, layout.report() / file);
+    doc.heading(3, suite);
+    doc.image(file, suite + " prompts, one column per arm");
+  }
+}
+
+// EMA smoothing of a noisy loss curve, span about a twentieth of the curve.
+std::vector<std::pair<double, double>> smooth(std::vector<std::pair<double, double>> points) {
+  const double span = std::max(1.0, static_cast<double>(points.size()) / 20);
+  const double alpha = 2 / (span + 1);
+  double ema = points.empty() ? 0 : points.front().second;
+  for (auto& [x, y] : points) y = ema = alpha * y + (1 - alpha) * ema;
+  return points;
+}
+
+// Training ("loss") and validation ("val_loss*") curves of one metrics.jsonl.
+std::vector<report::Series> loss_series(const fs::path& path, const std::string& name) {
+  if (!fs::exists(path)) return {};
+  std::vector<std::pair<double, double>> train;
+  std::map<std::string, std::vector<std::pair<double, double>>> validation;
+  for (const json& line : read_jsonl(path)) {
+    if (!line.is_object() || !line.contains("step") || !line["step"].is_number()) continue;
+    const double step = line["step"].get<double>();
+    if (line.value("split", "") == "validation") {
+      for (const auto& [key, value] : line.items())
+        if (key.rfind("val_loss", 0) == 0 && value.is_number())
+          validation[key].emplace_back(step, value.get<double>());
+    } else if (line.contains("loss") && line["loss"].is_number()) {
+      train.emplace_back(step, line["loss"].get<double>());
+    }
+  }
+  std::vector<report::Series> out;
+  if (!train.empty()) out.push_back({name, smooth(std::move(train))});
+  for (auto& [key, points] : validation) out.push_back({name + " " + key, std::move(points)});
+  return out;
+}
+
+// eval/ARM-step-N.json: the metrics of intermediate checkpoints, by arm and step.
+std::map<std::string, std::map<int64_t, EvalFile>> step_evals(const RunLayout& layout,
+                                                              const ReportOptions& options) {
+  std::map<std::string, std::map<int64_t, EvalFile>> out;
+  if (!fs::is_directory(layout.eval())) return out;
+  static const std::regex pattern("(.+)-step-([0-9]+)\\.json");
+  for (const auto& entry : fs::directory_iterator(layout.eval())) {
+    std::smatch match;
+    const std::string name = entry.path().filename().string();
+    if (!std::regex_match(name, match, pattern)) continue;
+    if (std::find(options.arms.begin(), options.arms.end(), match[1].str()) == options.arms.end())
+      continue;
+    out[match[1].str()][std::stoll(match[2].str())] = *read_eval(entry.path());
+  }
+  return out;
+}
+
+int curves_section(Doc& doc, const RunLayout& layout, const ReportOptions& options) {
+  doc.heading(2, "Training curves");
+  int skipped = 0;
+  const auto draw = [&](const std::string& what, const std::vector<report::Panel>& panels,
+                        const std::string& file) {
+    bool any = false;
+    for (const auto& p : panels) any = any || !p.series.empty();
+    if (!any) {
+      doc.para(what + ": not run.");
+      return;
+    }
+    const std::string reason = report::plot(panels, layout.report() / file);
+    if (reason.empty()) {
+      doc.image(file, what);
+    } else {
+      ++skipped;
+      doc.para(fmt::format("{}: plot skipped: {}.", what, reason));
+    }
+  };
+
+  report::Panel t2i{"text-to-image training loss (EMA-smoothed)", "step", "loss", {}};
+  for (const auto& arm : options.arms)
+    for (auto& s : loss_series(layout.t2i_metrics(arm), arm)) t2i.series.push_back(std::move(s));
+  draw("Text-to-image loss per arm", {t2i}, "t2i_loss.png");
+
+  report::Panel captioner{"captioner loss (training EMA-smoothed)", "step", "loss", {}};
+  for (const char* stage : {"pretrain", "finetune"})
+    for (auto& s : loss_series(layout.captioner() / stage / "metrics.jsonl", stage))
+      captioner.series.push_back(std::move(s));
+  draw("Captioner pre-training and fine-tuning loss", {captioner}, "captioner_loss.png");
+
+  const auto steps = step_evals(layout, options);
+  std::vector<report::Panel> efficiency = {
+      {"object accuracy SOA-I", "step", "%", {}},
+      {"counting error (lower is better)", "step", "mean |error|", {}},
+      {"positional alignment", "step", "%", {}}};
+  const char* keys[] = {"soa_i", "count_error", "position"};
+  for (const auto& [arm, by_step] : steps)
+    for (size_t k = 0; k < 3; ++k) {
+      report::Series series{arm, {}};
+      for (const auto& [step, file] : by_step) {
+        const eval::Stat& s = file.sets.at("overall").stats.at(keys[k]);
+        if (s.value) series.points.emplace_back(step, *s.value * (k == 1 ? 1 : 100));
+      }
+      if (!series.points.empty()) efficiency[k].series.push_back(std::move(series));
+    }
+  draw("Sample efficiency: metrics at intermediate checkpoints", efficiency,
+       "sample_efficiency.png");
+  return skipped;
+}
+
+void manifest_section(Doc& doc, const RunLayout& layout) {
+  doc.heading(2, "Stages, wall times, seeds");
+  if (!fs::exists(layout.manifest())) {
+    doc.para("manifest.json: not run.");
+    return;
+  }
+  const json m = RunDir::read_manifest(layout.root);
+  parse_fields(layout.manifest(), "a run manifest", [&] {
+    doc.para(fmt::format("Seed {}; configuration from {}; run created {}.",
+                         m.contains("seed") ? m["seed"].dump() : "?",
+                         m.value("config_origin", std::string("?")),
+                         m.value("created", std::string("?"))));
+    if (m.contains("versions") && m["versions"].is_object()) {
+      std::vector<std::string> parts;
+      for (const auto& [k, v] : m["versions"].items())
+        parts.push_back(k + " " + (v.is_string() ? v.get<std::string>() : v.dump()));
+      doc.para("Versions: " + fmt::format("{}", fmt::join(parts, "; ")) + ".");
+    }
+    // Stages in the order they started (ISO timestamps sort as text).
+    std::vector<std::pair<std::string, const json*>> stages;
+    for (const auto& [name, rec] : m.at("stages").items()) stages.emplace_back(name, &rec);
+    std::stable_sort(stages.begin(), stages.end(), [](const auto& a, const auto& b) {
+      return a.second->value("started", std::string()) < b.second->value("started", std::string());
+    });
+    Table t{{"stage", "status", "wall time", "finished", "error"}, {}};
+    double total = 0;
+    for (const auto& [name, rec] : stages) {
+      const double seconds = rec->value("seconds", 0.0);
+      total += seconds;
+      t.rows.push_back({name, rec->value("status", std::string("?")),
+                        rec->contains("seconds") ? duration(seconds) : "-",
+                        rec->value("finished", std::string("-")),
+                        rec->value("error", std::string())});
+    }
+    t.rows.push_back({"total", "", duration(total), "", ""});
+    doc.table(t);
+  });
+}
+
+}  // namespace
+
+ReportResult write_report(const RunLayout& layout, const ReportOptions& options) {
+  const fs::path dir = layout.report();
+  fs::create_directories(dir);
+
+  std::map<std::string, EvalFile> evals;
+  for (const auto& arm : options.arms)
+    if (auto f = read_eval(layout.eval_json(arm))) evals.emplace(arm, std::move(*f));
+  const std::optional<EvalFile> ceiling = read_eval(layout.eval_json("ceiling"));
+  std::vector<Column> columns;
+  for (const auto& arm : options.arms) {
+    auto it = evals.find(arm);
+    columns.push_back({arm, it == evals.end() ? nullptr : &it->second});
+  }
+  std::vector<Column> with_ceiling = columns;
+  with_ceiling.push_back({"ceiling", ceiling ? &*ceiling : nullptr});
+
+  const std::string name = layout.root.filename().string();
+  Doc doc;
+  doc.heading(1, "RECAP experiment: " + name);
+  std::vector<std::string> missing;
+  for (const auto& c : columns)
+    if (!c.file) missing.push_back(c.name);
+  doc.para(
+      fmt::format("Arms: {}. Baseline: {}; compared arm: {}.{}", fmt::join(options.arms, ", "),
+                  options.baseline, options.treatment,
+                  missing.empty() ? "" : fmt::format(" Not run: {}.", fmt::join(missing, ", "))));
+
+  doc.heading(2, "Main results");
+  const Table main = metric_table(with_ceiling, "overall", options, true);
+  doc.table(main);
+  doc.para(
+      "Values with 95% percentile-bootstrap intervals over images; KID x 1000 with mean +- 1.96 "
+      "standard errors over its subsets; FID has no interval. The last column says whether the "
+      "two arms' intervals overlap, and if not, which way the compared arm differs. The paper's "
+      "columns are Segalis et al. 2023, \"A Picture is Worth a Thousand Words: Principled "
+      "Recaptioning Improves Image Generation\" (Stable Diffusion fine-tuned on recaptioned "
+      "LAION, evaluated on MS-COCO): different data and scale, shown for the direction and size "
+      "of the effect, not as values to match. Its \"semantic object accuracy\" sits beside "
+      "SOA-I.");
+  for (const auto& suite : suites_of(with_ceiling)) {
+    doc.heading(3, "Suite: " + suite);
+    doc.table(metric_table(with_ceiling, suite, options, false));
+  }
+
+  evaluator_section(doc, layout, ceiling ? &*ceiling : nullptr);
+  caption_section(doc, layout);
+  grid_section(doc, layout, options);
+
+  doc.heading(2, "Caption examples");
+  const Table examples = report::caption_examples(layout, options.caption_examples);
+  if (examples.rows.empty())
+    doc.para("Caption examples: not run (no corpus).");
+  else
+    doc.table(examples);
+
+  ReportResult result;
+  result.plots_skipped = curves_section(doc, layout, options);
+  manifest_section(doc, layout);
+
+  result.index_html = dir / "index.html";
+  result.report_md = dir / "report.md";
+  write_file_atomic(result.index_html, doc.html("RECAP experiment: " + name));
+  write_file_atomic(result.report_md, doc.markdown());
+  result.main_table = report::plain_table(main);
+  return result;
+}
+
+}  // namespace recap::stages
