@@ -126,6 +126,17 @@ std::vector<ConfigKey> build_schema() {
       number("captioner.ema_decay", 0, 0, 0.99999, "weight EMA decay; 0 turns it off"),
       integer("captioner.workers", 0, 0, 256, "loader decode threads; 0: the run's --threads"),
 
+      // [recaption]: RECAP step 2, the fine-tuned captioner relabelling the web corpus.
+      integer("recaption.batch_size", 64, 1, 65536, "images decoded together"),
+      choice("recaption.method", "greedy", {"greedy", "beam", "nucleus"}, "decoding method"),
+      integer("recaption.beam_width", 4, 1, 64, "beam: hypotheses kept per image"),
+      number("recaption.top_p", 0.9, 0, 1, "nucleus: probability mass sampled from"),
+      number("recaption.temperature", 1.0, 1e-6, 100, "nucleus: logits are divided by it"),
+      integer("recaption.max_length", 0, 0, 4096,
+              "caption tokens with prompt and EOS; 0: the captioner's max_length"),
+      integer("recaption.eval_samples", 500, 1, 1e9,
+              "web samples `captioner eval` captions and scores"),
+
       // [data]: limits applied when reading any corpus, ours or a user's.
       integer("data.max_pixels", 89478485, 1, 4e9,
               "largest declared image size (width x height) decoded; guards decompression bombs"),

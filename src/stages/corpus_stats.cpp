@@ -216,7 +216,8 @@ const std::string* meta_caption(const nlohmann::json& meta, std::string_view fie
   return it != captions.end() && it->is_string() ? &it->get_ref<const std::string&>() : nullptr;
 }
 
-CorpusStats corpus_stats(const fs::path& dir, const std::vector<fs::path>& jsonl_sources) {
+CorpusStats corpus_stats(const fs::path& dir, const std::vector<fs::path>& jsonl_sources,
+                         const std::set<std::string>* keys) {
   const Config config = corpus_config(dir);
   const world::WorldConfig world = world_settings(config);
   const data::ReadLimits limits = read_limits(config);
@@ -228,6 +229,8 @@ CorpusStats corpus_stats(const fs::path& dir, const std::vector<fs::path>& jsonl
   std::set<std::string> names = {"alt", "human-long", "human-short"};
   for (const auto& path : jsonl_sources) {
     extra.push_back(read_jsonl_source(path));
+    if (keys)
+      std::erase_if(extra.back().captions, [&](const auto& kv) { return !keys->count(kv.first); });
     if (!names.insert(extra.back().name).second)
       throw Error(fmt::format("{}: a caption source named \"{}\" is already given; rename the file",
                               path.string(), extra.back().name));
@@ -275,10 +278,11 @@ CorpusStats corpus_stats(const fs::path& dir, const std::vector<fs::path>& jsonl
     while (auto item = reader.next()) {
       progress.add();
       if (const auto* reject = std::get_if<data::Reject>(&*item)) {
-        web_log.add(*reject);
+        if (!keys || keys->count(reject->key)) web_log.add(*reject);
         continue;
       }
       const auto& sample = std::get<data::Sample>(*item);
+      if (keys && !keys->count(sample.key)) continue;
       if (!sample.meta.is_object() || !sample.meta.contains("scene")) {
         web_log.add({sample.shard, sample.key, std::string(kBadSceneReason),
                      "KEY.json has no scene"});

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -57,10 +58,13 @@ inline constexpr std::string_view kBadSceneReason = "bad_scene";
 const std::string* meta_caption(const nlohmann::json& meta, std::string_view field);
 
 // Reads DIR (a finished corpus) shard by shard. Each JSONL file becomes a source named after
-// its file stem. Throws recap::Error for a corpus that is not finished, a JSONL line that is
-// not JSON or lacks a string "key" or "caption" (naming file:line), a key given twice in one
-// file, and source names that collide.
-CorpusStats corpus_stats(const fs::path& dir, const std::vector<fs::path>& jsonl_sources = {});
+// its file stem. With `keys`, only web samples with those keys are read and scored (others,
+// their rejects and JSONL lines for them are ignored), so every source is compared on the same
+// samples. Throws recap::Error for a corpus that is not finished, a JSONL line that is not
+// JSON or lacks a string "key" or "caption" (naming file:line), a key given twice in one file,
+// and source names that collide.
+CorpusStats corpus_stats(const fs::path& dir, const std::vector<fs::path>& jsonl_sources = {},
+                         const std::set<std::string>* keys = nullptr);
 
 // Sources as columns, metrics as rows, then the reject and evaluation-prompt counts.
 std::string format_stats_table(const CorpusStats& stats);

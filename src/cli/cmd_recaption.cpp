@@ -1,0 +1,170 @@
+// recaption and captioner eval: RECAP step 2 (relabel the corpus) and the quality of the
+// captions a captioner writes.
+#include "core/torch_pch.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "cli/cli.h"
+#include "core/error.h"
+#include "stages/caption_eval.h"
+#include "stages/recaption.h"
+
+namespace recap::cli {
+
+namespace {
+
+// The decoding flags both commands take; defaults are the [recaption] schema defaults.
+struct DecodeArgs {
+  stages::RecaptionOptions options = stages::recaption_settings(Config());
+  std::string method = models::to_string(options.decode.method);
+};
+
+void add_decode_options(CLI::App* command, DecodeArgs& args) {
+  auto& o = args.options;
+  command->add_option("--batch-size", o.batch_size, "images decoded together")
+      ->capture_default_str();
+  command->add_option("--method", args.method, "greedy, beam or nucleus")->capture_default_str();
+  command->add_option("--beam-width", o.decode.beam_width, "beam: hypotheses per image")
+      ->capture_default_str();
+  command->add_option("--top-p", o.decode.top_p, "nucleus: probability mass sampled from")
+      ->capture_default_str();
+  command->add_option("--temperature", o.decode.temperature, "nucleus: logits are divided by it")
+      ->capture_default_str();
+  command
+      ->add_option("--max-length", o.decode.max_length,
+                   "tokens with prompt and EOS; 0: the captioner's")
+      ->capture_default_str();
+  command->add_option("--workers", o.workers, "image decode threads; 0: --threads")
+      ->capture_default_str();
+}
+
+// The options as parsed, with what only the runtime knows: device, seed, worker count.
+stages::RecaptionOptions resolve(const Cli& cli, const DecodeArgs& args) {
+  const auto rt = init_runtime(cli.runtime, true);
+  stages::RecaptionOptions o = args.options;
+  o.decode.method = models::parse_decode_method(args.method);
+  o.decode.seed = static_cast<uint64_t>(cli.runtime.seed.value_or(Config().get_int("run.seed")));
+  o.device = rt.device;
+  if (o.workers <= 0) o.workers = rt.threads;
+  return o;
+}
+
+// Each --in: a .tar shard, or a folder meaning its *.tar files.
+std::vector<fs::path> expand_inputs(const std::vector<std::string>& inputs) {
+  std::vector<fs::path> shards;
+  for (const auto& in : inputs) {
+    if (!fs::is_directory(in)) {
+      shards.emplace_back(in);
+      continue;
+    }
+    const size_t before = shards.size();
+    for (const auto& entry : fs::directory_iterator(in))
+      if (entry.is_regular_file() && entry.path().extension() == ".tar")
+        shards.push_back(entry.path());
+    if (shards.size() == before) throw Error(fmt::format("{}: no *.tar shards in it", in));
+  }
+  std::sort(shards.begin(), shards.end());
+  return shards;
+}
+
+// NAME=FILE[:short|long] (long by default).
+stages::CaptionModel parse_model_spec(const std::string& spec) {
+  const size_t eq = spec.find('=');
+  if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size())
+    throw Error(fmt::format("--model '{}': expected NAME=FILE[:short|long]", spec));
+  stages::CaptionModel model{spec.substr(0, eq), spec.substr(eq + 1), models::CaptionStyle::kLong};
+  const std::string file = model.weights.string();
+  const size_t colon = file.rfind(':');
+  if (colon != std::string::npos &&
+      (file.substr(colon + 1) == "short" || file.substr(colon + 1) == "long")) {
+    model.style = stages::parse_caption_kind(file.substr(colon + 1));
+    model.weights = file.substr(0, colon);
+  }
+  return model;
+}
+
+}  // namespace
+
+void add_recaption_commands(Cli& cli) {
+  struct RecaptionArgs {
+    std::string model, tokenizer, out, kind = "long";
+    std::vector<std::string> inputs;
+    DecodeArgs decode;
+  };
+  auto args = std::make_shared<RecaptionArgs>();
+  auto* recaption = cli.app.add_subcommand(
+      "recaption",
+      "RECAP step 2: caption every shard with the fine-tuned captioner into "
+      "OUT/<shard>.recap.jsonl sidecars; resumable, splittable across processes");
+  recaption->add_option("--model", args->model, "captioner weights (from captioner train)")
+      ->required();
+  recaption->add_option("--tokenizer", args->tokenizer, "tokenizer model the captioner used")
+      ->required();
+  recaption->add_option("--in", args->inputs, "tar shards, or folders of them (their *.tar)")
+      ->required();
+  recaption->add_option("--out", args->out, "sidecar folder (finished sidecars are kept)")
+      ->required();
+  recaption->add_option("--kind", args->kind, "caption style: long or short")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"long", "short"}));
+  recaption
+      ->add_option("--shard-index", args->decode.options.shard_index,
+                   "this process's index: takes sorted shards i, i+n, ...")
+      ->capture_default_str();
+  recaption
+      ->add_option("--num-shards", args->decode.options.num_shards,
+                   "processes the shards are split across")
+      ->capture_default_str();
+  add_decode_options(recaption, args->decode);
+  cli.on_run(recaption, [&cli, args] {
+    auto options = resolve(cli, args->decode);
+    options.style = stages::parse_caption_kind(args->kind);
+    const auto r = stages::recaption_shards(args->model, args->tokenizer,
+                                            expand_inputs(args->inputs), args->out, options);
+    const double seconds = std::max(r.seconds, 1e-9);
+    fmt::print(
+        "recaption: {} images, {} tokens in {:.1f}s ({:.1f} images/s, {:.0f} tokens/s); "
+        "sidecars written {}, skipped {}; rejected {}; in {}\n",
+        r.images, r.tokens, r.seconds, static_cast<double>(r.images) / seconds,
+        static_cast<double>(r.tokens) / seconds, r.shards_written, r.shards_skipped, r.rejected,
+        args->out);
+  });
+
+  struct EvalArgs {
+    std::string corpus, tokenizer, out;
+    std::vector<std::string> models;
+    int64_t samples = Config().get_int("recaption.eval_samples");
+    DecodeArgs decode;
+  };
+  auto eval_args = std::make_shared<EvalArgs>();
+  auto* captioner = cli.group("captioner", "RECAP step 1: the image captioner");
+  auto* eval = captioner->add_subcommand(
+      "eval",
+      "Caption the first web samples with each model and score them next to the "
+      "alt-text and human captions on exactly those samples");
+  eval->add_option("--corpus", eval_args->corpus, "corpus folder (from corpus make)")->required();
+  eval->add_option("--tokenizer", eval_args->tokenizer, "tokenizer model the captioners used")
+      ->required();
+  eval->add_option("--model", eval_args->models,
+                   "NAME=FILE[:short|long] (long by default); repeat to compare models")
+      ->required();
+  eval->add_option("--out", eval_args->out,
+                   "folder for NAME.jsonl, caption_quality.json and caption_quality.txt")
+      ->required();
+  eval->add_option("--samples", eval_args->samples, "web samples captioned and scored")
+      ->capture_default_str();
+  add_decode_options(eval, eval_args->decode);
+  cli.on_run(eval, [&cli, eval_args] {
+    const auto options = resolve(cli, eval_args->decode);
+    std::vector<stages::CaptionModel> models;
+    for (const auto& spec : eval_args->models) models.push_back(parse_model_spec(spec));
+    const auto stats = stages::evaluate_captioners(eval_args->corpus, eval_args->tokenizer, models,
+                                                   eval_args->out, eval_args->samples, options);
+    fmt::print("{}", corpus::format_stats_table(stats));
+    fmt::print("written to {}\n", eval_args->out);
+  });
+}
+
+}  // namespace recap::cli
