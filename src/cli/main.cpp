@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   recap::cli::add_basic_commands(cli);
   recap::cli::add_corpus_commands(cli);
   recap::cli::add_training_commands(cli);
+  recap::cli::add_sample_eval_commands(cli);
   recap::cli::add_recaption_commands(cli);
 
   CLI11_PARSE(app, argc, argv);

@@ -105,6 +105,17 @@ std::vector<ConfigKey> build_schema() {
       flag("evaluator.gate", true,
            "fail unless exact count, shape and colour accuracy reach 98% on held-out renders"),
 
+      // [eval]: `recap eval`, prompt following and FID/KID of generated images (docs/RESULTS.md).
+      integer("eval.bootstrap", 1000, 0, 1e6,
+              "bootstrap resamples of the images for metric intervals; 0: no intervals"),
+      number("eval.level", 0.95, 0.01, 0.999, "central mass of the bootstrap intervals"),
+      number("eval.min_score", 0, 0, 1, "detections scoring below are ignored"),
+      flag("eval.fid", true, "FID/KID against the eval-split renders, with the noise floor"),
+      integer("eval.kid_subsets", 100, 1, 1e5, "KID subsets"),
+      integer("eval.kid_subset_size", 1000, 2, 1e7,
+              "images per KID subset (capped at the smaller set)"),
+      integer("eval.batch_size", 100, 1, 65536, "images per detector call"),
+
       // [captioner]: RECAP step 1, pre-trained on alt-text, fine-tuned on human captions.
       integer("captioner.dim", 128, 8, 8192, "decoder and image-token width"),
       integer("captioner.layers", 4, 1, 128, "decoder blocks"),

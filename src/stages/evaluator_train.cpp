@@ -9,11 +9,13 @@
 #include <utility>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "core/safetensors.h"
 #include "core/weights.h"
 #include "train/trainer.h"
 #include "world/sampler.h"
@@ -303,6 +305,74 @@ EvaluatorAccuracy train_evaluator(const world::WorldConfig& config,
                  100 * augmented->shape, 100 * augmented->colour, 100 * augmented->precision,
                  100 * augmented->recall);
   return accuracy;
+}
+
+fs::path evaluator_weights_path(const fs::path& evaluator_dir_or_file) {
+  return evaluator_dir_or_file.extension() == ".safetensors"
+             ? evaluator_dir_or_file
+             : evaluator_dir_or_file / "evaluator.safetensors";
+}
+
+models::Detector load_detector(const fs::path& evaluator_dir_or_file,
+                               const world::WorldConfig* world,
+                               models::DecodeOptions* decode) {
+  const fs::path file = evaluator_weights_path(evaluator_dir_or_file);
+  if (!fs::exists(file))
+    throw Error(fmt::format("{}: no evaluator here (run `recap evaluator train`)", file.string()));
+  const auto metadata = Safetensors::load(file).metadata();
+  auto get = [&](const std::string& key) {
+    auto it = metadata.find(key);
+    if (it == metadata.end())
+      throw Error(fmt::format("{}: not a recap evaluator (no '{}' metadata)", file.string(), key));
+    return it->second;
+  };
+  auto number = [&](const std::string& key) {
+    try {
+      return std::stoll(get(key));
+    } catch (const std::logic_error&) {
+      throw Error(fmt::format("{}: metadata '{}' is not a number", file.string(), key));
+    }
+  };
+  // The names as train_evaluator joins them: comma-separated, in class-index order.
+  auto names = [&](const std::string& key) {
+    std::vector<std::string> out;
+    const std::string joined = get(key);
+    for (size_t start = 0; start <= joined.size();) {
+      const size_t end = std::min(joined.find(',', start), joined.size());
+      out.push_back(joined.substr(start, end - start));
+      start = end + 1;
+    }
+    return out;
+  };
+  const auto shapes = names("shapes"), colours = names("colours");
+  if (world) {
+    std::vector<std::string> world_colours;
+    for (const auto& c : world->colours) world_colours.push_back(c.name);
+    if (number("canvas") != world->canvas || shapes != world->shapes || colours != world_colours)
+      throw Error(fmt::format("{}: trained for another world (canvas {}, shapes {}, colours {}); "
+                              "this one has canvas {}, shapes {}, colours {}",
+                              file.string(), get("canvas"), get("shapes"), get("colours"),
+                              world->canvas, fmt::join(world->shapes, ","),
+                              fmt::join(world_colours, ",")));
+  }
+  models::DetectorOptions options;
+  options.width = number("width");
+  options.depth = number("depth");
+  options.stride = number("stride");
+  models::Detector model(static_cast<int64_t>(shapes.size()),
+                         static_cast<int64_t>(colours.size()), options);
+  load_module(file, *model);
+  model->eval();
+  const fs::path accuracy = file.parent_path() / "evaluator_accuracy.json";
+  if (decode && fs::exists(accuracy)) {
+    try {
+      decode->threshold = nlohmann::json::parse(read_file(accuracy))
+                              .at("options").at("threshold").get<double>();
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(fmt::format("{}: no decode threshold ({})", accuracy.string(), e.what()));
+    }
+  }
+  return model;
 }
 
 }  // namespace recap::stages

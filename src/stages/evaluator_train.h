@@ -84,4 +84,17 @@ uint64_t evaluator_heldout_stream(uint64_t seed);  // held-out scenes for the ac
 EvaluatorAccuracy train_evaluator(const world::WorldConfig& config,
                                   EvaluatorTrainOptions options, const fs::path& out_dir);
 
+// Loads what train_evaluator wrote: `evaluator_dir_or_file` is its folder or the
+// evaluator.safetensors in it. The architecture comes from the file's metadata. With `world`,
+// the file's canvas, shapes and colours must be the world's (decode names classes by index).
+// With `decode`, the threshold stored in evaluator_accuracy.json beside the file is read into
+// it (left as is when that file is absent). Throws recap::Error naming the file when it is
+// missing, lacks the metadata, or its tensors do not fit the model it describes.
+// evaluator.safetensors: the path itself when it names a .safetensors file, else the file in
+// that folder. evaluator_accuracy.json lies beside it.
+fs::path evaluator_weights_path(const fs::path& evaluator_dir_or_file);
+models::Detector load_detector(const fs::path& evaluator_dir_or_file,
+                               const world::WorldConfig* world = nullptr,
+                               models::DecodeOptions* decode = nullptr);
+
 }  // namespace recap::stages

@@ -1,0 +1,307 @@
+#include "core/torch_pch.h"
+#include "stages/evaluate.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <unordered_map>
+#include <variant>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include "data/loader.h"
+#include "data/source.h"
+#include "data/tensor_batch.h"
+#include "models/evaluator.h"
+#include "stages/corpus.h"
+#include "stages/evaluator_train.h"
+#include "stages/sample.h"
+#include "stages/settings.h"
+#include "world/parser.h"
+#include "world/render.h"
+#include "world/sampler.h"
+#include "world/score.h"
+
+namespace recap::stages {
+
+namespace {
+
+// Scenes of the noise floor: a stream of their own, never the corpus's splits.
+uint64_t floor_stream(uint64_t corpus_seed) { return derive_seed(corpus_seed, 0xE7A1'F100); }
+// Bootstrap and KID subset draws.
+uint64_t metrics_stream(uint64_t seed) { return derive_seed(seed, 0xE7A1'F101); }
+uint64_t kid_stream(uint64_t seed) { return derive_seed(seed, 0xE7A1'F102); }
+
+// The evaluator and the world it judges.
+struct Judge {
+  world::WorldConfig world;
+  CorpusSettings corpus;
+  data::ReadLimits read_limits;
+  data::DecodeLimits decode_limits;
+  models::Detector detector{nullptr};
+  models::DecodeOptions decode;
+  nlohmann::json accuracy;  // evaluator_accuracy.json, null when absent
+};
+
+Judge load_judge(const fs::path& evaluator_dir, const fs::path& corpus_dir) {
+  const Config config = corpus::corpus_config(corpus_dir);
+  Judge judge;
+  judge.world = world_settings(config);
+  judge.corpus = corpus_settings(config);
+  judge.read_limits = read_limits(config);
+  judge.decode_limits = decode_limits(config);
+  judge.detector = load_detector(evaluator_dir, &judge.world, &judge.decode);
+  const fs::path accuracy =
+      evaluator_weights_path(evaluator_dir).parent_path() / "evaluator_accuracy.json";
+  if (fs::exists(accuracy)) {
+    try {
+      judge.accuracy = nlohmann::json::parse(read_file(accuracy));
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(fmt::format("{}: bad JSON: {}", accuracy.string(), e.what()));
+    }
+  }
+  return judge;
+}
+
+// What the detector makes of a set of images.
+struct Judged {
+  std::vector<std::vector<eval::Detection>> detections;
+  torch::Tensor features;  // [N, width]
+};
+
+// images: canvas-sized RGB, judged `batch_size` at a time.
+Judged judge_images(Judge& judge, const std::vector<data::DecodedSample>& images,
+                    int64_t batch_size) {
+  torch::NoGradGuard no_grad;
+  const auto device = judge.detector->parameters().front().device();
+  Judged out;
+  std::vector<torch::Tensor> features;
+  for (size_t start = 0; start < images.size(); start += static_cast<size_t>(batch_size)) {
+    const size_t end = std::min(images.size(), start + static_cast<size_t>(batch_size));
+    const std::vector<data::DecodedSample> batch(images.begin() + static_cast<long>(start),
+                                                 images.begin() + static_cast<long>(end));
+    const auto tensor = data::to_tensor_batch(batch).images.to(device);
+    auto found = models::detect(judge.detector, tensor, judge.world, judge.decode);
+    out.detections.insert(out.detections.end(), found.begin(), found.end());
+    features.push_back(judge.detector->features(tensor).cpu());
+  }
+  out.features = torch::cat(features);
+  return out;
+}
+
+data::DecodedSample decode_checked(const std::string& bytes, const std::string& name,
+                                   const Judge& judge) {
+  auto decoded = data::decode_image(bytes, judge.decode_limits);
+  if (!decoded.image)
+    throw Error(
+        fmt::format("{}: cannot decode the image ({}: {})", name, decoded.reason, decoded.detail));
+  if (decoded.image->width != judge.world.canvas || decoded.image->height != judge.world.canvas)
+    throw Error(fmt::format("{}: the image is {}x{}; the evaluator reads {}x{}", name,
+                            decoded.image->width, decoded.image->height, judge.world.canvas,
+                            judge.world.canvas));
+  data::DecodedSample sample;
+  sample.key = name;
+  sample.image = std::move(*decoded.image);
+  return sample;
+}
+
+// The eval split's renders with their human long captions (KEY.txt), in shard order.
+std::vector<data::DecodedSample> reference_renders(const fs::path& corpus_dir, const Judge& judge) {
+  std::vector<data::DecodedSample> out;
+  for (const auto& shard : corpus::list_shards(corpus_dir, corpus::Split::Eval)) {
+    auto source = data::open_source(shard, judge.read_limits);
+    while (auto item = source->next()) {
+      if (const auto* reject = std::get_if<data::Reject>(&*item))
+        throw Error(fmt::format("{}: {}: unusable reference ({}: {})", shard.string(), reject->key,
+                                reject->reason, reject->detail));
+      const auto& sample = std::get<data::Sample>(*item);
+      auto decoded = decode_checked(sample.image_bytes, shard.string() + ": " + sample.key, judge);
+      decoded.caption = sample.caption;
+      out.push_back(std::move(decoded));
+    }
+  }
+  if (out.size() < 2)
+    throw Error(fmt::format("{}: the eval split holds {} reference images; FID needs 2",
+                            corpus_dir.string(), out.size()));
+  return out;
+}
+
+// Features of `n` freshly rendered scenes from the floor stream.
+torch::Tensor floor_features(Judge& judge, int64_t n, int64_t batch_size) {
+  std::vector<data::DecodedSample> renders(static_cast<size_t>(n));
+  const uint64_t stream = floor_stream(judge.corpus.seed);
+  for (int64_t i = 0; i < n; ++i)
+    renders[static_cast<size_t>(i)].image =
+        world::render(world::sample_scene(judge.world, derive_seed(stream, i)), judge.world);
+  return judge_images(judge, renders, batch_size).features;
+}
+
+FidResult fid_against(const torch::Tensor& features, const torch::Tensor& reference,
+                      const eval::KidOptions& kid) {
+  FidResult r;
+  r.fid = eval::fid(features, reference);
+  r.kid = eval::kid(features, reference, kid);
+  r.n_generated = features.size(0);
+  r.n_reference = reference.size(0);
+  return r;
+}
+
+std::vector<eval::ImageDetections> with_detections(std::vector<eval::ImageDetections> images,
+                                                   const Judged& judged) {
+  for (size_t i = 0; i < images.size(); ++i) images[i].detections = judged.detections[i];
+  return images;
+}
+
+nlohmann::json fid_json(const std::optional<FidResult>& r) {
+  if (!r) return nullptr;
+  return {{"fid", r->fid},
+          {"kid",
+           {{"mean", r->kid.mean},
+            {"std", r->kid.std},
+            {"std_error", r->kid.std_error},
+            {"subsets", r->kid.subsets},
+            {"subset_size", r->kid.subset_size}}},
+          {"n_generated", r->n_generated},
+          {"n_reference", r->n_reference}};
+}
+
+std::string fid_cell(const std::optional<FidResult>& r) {
+  return r ? fmt::format("{:.4f}", r->fid) : "-";
+}
+std::string kid_cell(const std::optional<FidResult>& r) {
+  return r ? fmt::format("{:.5f} +- {:.5f}", r->kid.mean, r->kid.std_error) : "-";
+}
+
+}  // namespace
+
+EvalReport evaluate_images(const fs::path& images_dir, const fs::path& evaluator_dir,
+                           const fs::path& corpus_dir, const EvaluateOptions& options) {
+  auto sampled = read_sample_folder(images_dir);
+  if (options.prompts) {
+    std::unordered_map<std::string, SampleRequest> known;
+    for (auto& p : read_prompts(*options.prompts)) known.emplace(p.text, std::move(p));
+    for (auto& image : sampled) {
+      auto it = known.find(image.request.text);
+      if (it == known.end())
+        throw Error(fmt::format("{}: {} was sampled from \"{}\", which {} does not hold",
+                                (images_dir / "images.jsonl").string(),
+                                image.file.filename().string(), image.request.text,
+                                options.prompts->string()));
+      if (!image.request.suite) image.request.suite = it->second.suite;
+      if (!image.request.target) image.request.target = it->second.target;
+    }
+  }
+  Judge judge = load_judge(evaluator_dir, corpus_dir);
+  const world::CaptionParser parser(judge.world);
+  std::vector<data::DecodedSample> decoded;
+  std::vector<eval::ImageDetections> images;
+  for (const auto& image : sampled) {
+    decoded.push_back(decode_checked(read_file(image.file), image.file.string(), judge));
+    eval::ImageDetections scored;
+    if (image.request.suite) scored.suite = *image.request.suite;
+    scored.target = image.request.target ? *image.request.target : parser.parse(image.request.text);
+    images.push_back(std::move(scored));
+  }
+  spdlog::info("eval: judging {} images from {}", decoded.size(), images_dir.string());
+  const auto judged = judge_images(judge, decoded, options.batch_size);
+  images = with_detections(std::move(images), judged);
+
+  EvalReport report;
+  report.name = images_dir.filename().empty() ? images_dir.parent_path().filename().string()
+                                              : images_dir.filename().string();
+  report.images = static_cast<int64_t>(images.size());
+  report.overall = eval::score_prompts(images, options.metrics);
+  std::vector<eval::ImageDetections> in_suites;
+  for (size_t i = 0; i < images.size(); ++i)
+    if (sampled[i].request.suite) in_suites.push_back(images[i]);
+  if (!in_suites.empty()) report.suites = eval::score_by_suite(in_suites, options.metrics);
+  if (options.fid) {
+    const auto reference =
+        judge_images(judge, reference_renders(corpus_dir, judge), options.batch_size).features;
+    report.fid = fid_against(judged.features, reference, options.kid);
+    report.fid_floor = fid_against(floor_features(judge, report.images, options.batch_size),
+                                   reference, options.kid);
+  }
+  report.evaluator_accuracy = judge.accuracy;
+  return report;
+}
+
+EvalReport evaluate_reference(const fs::path& evaluator_dir, const fs::path& corpus_dir,
+                              const EvaluateOptions& options) {
+  Judge judge = load_judge(evaluator_dir, corpus_dir);
+  const world::CaptionParser parser(judge.world);
+  const auto renders = reference_renders(corpus_dir, judge);
+  std::vector<eval::ImageDetections> images;
+  for (const auto& r : renders) images.push_back({{}, parser.parse(r.caption), {}});
+  const auto judged = judge_images(judge, renders, options.batch_size);
+  images = with_detections(std::move(images), judged);
+  EvalReport report;
+  report.name = "ceiling";
+  report.images = static_cast<int64_t>(images.size());
+  report.overall = eval::score_prompts(images, options.metrics);
+  if (options.fid)
+    report.fid_floor = fid_against(floor_features(judge, report.images, options.batch_size),
+                                   judged.features, options.kid);
+  report.evaluator_accuracy = judge.accuracy;
+  return report;
+}
+
+nlohmann::json to_json(const EvalReport& report) {
+  nlohmann::json suites = nlohmann::json::object();
+  for (const auto& [suite, metrics] : report.suites)
+    suites[std::string(world::suite_name(suite))] = eval::to_json(metrics);
+  return {{"name", report.name},
+          {"images", report.images},
+          {"overall", eval::to_json(report.overall)},
+          {"suites", suites},
+          {"fid", fid_json(report.fid)},
+          {"fid_floor", fid_json(report.fid_floor)},
+          {"evaluator_accuracy", report.evaluator_accuracy}};
+}
+
+std::string format_eval_table(const std::vector<EvalReport>& reports) {
+  std::vector<std::pair<std::string, eval::PromptMetrics>> rows;
+  for (const auto& r : reports) {
+    rows.emplace_back(r.name, r.overall);
+    for (const auto& [suite, metrics] : r.suites)
+      rows.emplace_back(fmt::format("{} / {}", r.name, world::suite_name(suite)), metrics);
+  }
+  std::string out = eval::format_table(rows);
+  // FID/KID: one row per report, columns padded to their widest cell.
+  std::vector<std::array<std::string, 5>> table = {
+      {"set", "FID", "KID +- s.e.", "floor FID", "floor KID +- s.e."}};
+  for (const auto& r : reports)
+    table.push_back(
+        {r.name, fid_cell(r.fid), kid_cell(r.fid), fid_cell(r.fid_floor), kid_cell(r.fid_floor)});
+  std::array<size_t, 5> width{};
+  for (const auto& line : table)
+    for (size_t c = 0; c < line.size(); ++c) width[c] = std::max(width[c], line[c].size());
+  out += '\n';
+  for (const auto& line : table) {
+    for (size_t c = 0; c < line.size(); ++c)
+      out += c == 0 ? fmt::format("{:<{}}", line[c], width[c])
+                    : fmt::format("  {:>{}}", line[c], width[c]);
+    out += '\n';
+  }
+  return out;
+}
+
+EvaluateOptions evaluate_settings(const Config& config) {
+  EvaluateOptions o;
+  const auto seed = static_cast<uint64_t>(config.get_int("run.seed"));
+  o.metrics.relation_margin_px = world::relation_margin_px(world_settings(config));
+  o.metrics.min_score = config.get_float("eval.min_score");
+  o.metrics.bootstrap_samples = static_cast<int>(config.get_int("eval.bootstrap"));
+  o.metrics.level = config.get_float("eval.level");
+  o.metrics.seed = metrics_stream(seed);
+  o.kid.subsets = static_cast<int>(config.get_int("eval.kid_subsets"));
+  o.kid.subset_size = config.get_int("eval.kid_subset_size");
+  o.kid.seed = kid_stream(seed);
+  o.batch_size = config.get_int("eval.batch_size");
+  o.fid = config.get_bool("eval.fid");
+  return o;
+}
+
+}  // namespace recap::stages

@@ -1,0 +1,81 @@
+// `recap eval`: prompt following and image quality of a folder of generated images (from
+// stages/sample.h), judged by the evaluator's detector (models/evaluator.h) against each
+// prompt's exact target (eval/metrics.h), with FID/KID on the detector's features against the
+// corpus's eval-split reference renders and the noise floor of fresh renders beside them.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/config.h"
+#include "core/torch_pch.h"
+#include "eval/fid.h"
+#include "eval/metrics.h"
+#include "world/prompts.h"
+
+namespace recap::stages {
+
+namespace fs = std::filesystem;
+
+struct EvaluateOptions {
+  eval::MetricOptions metrics;  // relation margin: world::relation_margin_px of the corpus world
+  eval::KidOptions kid;
+  int64_t batch_size = 100;
+  bool fid = true;
+  // Optional prompts file (read_prompts): every image's prompt must be one of its prompts, and
+  // an image without a suite or target in images.jsonl takes them from it.
+  std::optional<fs::path> prompts;
+};
+
+struct FidResult {
+  double fid = 0;
+  eval::KidResult kid;
+  int64_t n_generated = 0, n_reference = 0;
+};
+
+struct EvalReport {
+  std::string name;  // e.g. the arm, or "ceiling"
+  int64_t images = 0;
+  eval::PromptMetrics overall;                         // all images pooled
+  std::map<world::Suite, eval::PromptMetrics> suites;  // per suite
+  std::optional<FidResult> fid;                        // generated vs reference renders
+  std::optional<FidResult> fid_floor;  // fresh real renders vs reference (noise floor)
+  nlohmann::json evaluator_accuracy;   // evaluator_accuracy.json of the evaluator used
+};
+
+// images_dir holds images.jsonl (from sample_to_folder; targets come from it, or from parsing
+// the prompt text with the world parser when "target" is null). Detects with the evaluator
+// (evaluator_dir/evaluator.safetensors), scores with eval::score_prompts / score_by_suite
+// (images with a suite only); FID/KID on evaluator features vs the corpus's eval-split
+// reference renders; the noise floor compares as many freshly rendered scenes (world sampler,
+// a seed stream of its own) with the same reference set. The report is named after
+// images_dir. Throws recap::Error naming the file for a missing or malformed images.jsonl, an
+// image that is unreadable or not canvas-sized, a prompt the prompts file lacks, or an
+// evaluator made for another world.
+EvalReport evaluate_images(const fs::path& images_dir, const fs::path& evaluator_dir,
+                           const fs::path& corpus_dir, const EvaluateOptions& options);
+
+// The ceiling row ("ceiling"): the same metrics on the reference renders themselves (eval
+// split images, targets parsed from their human long captions): ~100% accuracy and ~0
+// counting error when the evaluator works. Its fid is unset (the set against itself); its
+// fid_floor is the noise floor for as many images as the reference set holds.
+EvalReport evaluate_reference(const fs::path& evaluator_dir, const fs::path& corpus_dir,
+                              const EvaluateOptions& options);
+
+// {"name", "images", "overall": eval::to_json(PromptMetrics), "suites": {"counting": ...},
+// "fid": {"fid", "kid": {"mean", "std", "std_error", "subsets", "subset_size"},
+// "n_generated", "n_reference"} | null, "fid_floor": same | null, "evaluator_accuracy"}.
+nlohmann::json to_json(const EvalReport& report);
+// Rows of reports in one table: metrics with intervals (eval::format_table; one row per report
+// and one per report and suite), then FID/KID and the floor per report.
+std::string format_eval_table(const std::vector<EvalReport>& reports);
+
+// [eval] keys, run.seed and the corpus world's relation margin.
+EvaluateOptions evaluate_settings(const Config& config);
+
+}  // namespace recap::stages

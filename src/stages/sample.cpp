@@ -1,0 +1,236 @@
+#include "core/torch_pch.h"
+#include "stages/sample.h"
+
+#include <chrono>
+#include <regex>
+#include <string_view>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/jsonl.h"
+#include "core/progress.h"
+#include "core/rng.h"
+#include "core/sha256.h"
+#include "data/tensor_batch.h"
+#include "data/text_checks.h"
+#include "stages/t2i_model.h"
+#include "text/tokenizer.h"
+
+namespace recap::stages {
+
+namespace {
+
+constexpr const char* kIndex = "images.jsonl";
+constexpr const char* kGrid = "grid.png";
+constexpr int64_t kGridUpscale = 4;  // 32 px samples are too small to judge by eye
+
+// The name parse_sampler reads back as `sampler`.
+std::string sampler_name(diffusion::Sampler sampler) {
+  for (const char* name : {"ddpm", "ddim", "euler", "dpm++2m"})
+    if (diffusion::parse_sampler(name) == sampler) return name;
+  throw std::logic_error("sampler_name: unknown sampler");
+}
+
+std::string_view trim(std::string_view s) {
+  const auto begin = s.find_first_not_of(" \t\r\n");
+  if (begin == std::string_view::npos) return {};
+  return s.substr(begin, s.find_last_not_of(" \t\r\n") - begin + 1);
+}
+
+std::string image_name(int64_t index) { return fmt::format("{:06d}.png", index); }
+
+// Removes what a previous, different run left: the index first (so the folder stops counting
+// as finished), the grid, and numbered images past this run's count.
+void clear_stale(const fs::path& out_dir, int64_t images) {
+  fs::remove(out_dir / kIndex);
+  fs::remove(out_dir / kGrid);
+  static const std::regex numbered("([0-9]{6})\\.png");
+  for (const auto& entry : fs::directory_iterator(out_dir)) {
+    std::smatch m;
+    const std::string name = entry.path().filename().string();
+    if (std::regex_match(name, m, numbered) && std::stoll(m[1].str()) >= images)
+      fs::remove(entry.path());
+  }
+}
+
+}  // namespace
+
+std::vector<SampleRequest> read_prompts(const fs::path& file) {
+  const std::string bytes = read_file(file);
+  std::vector<SampleRequest> prompts;
+  std::optional<bool> jsonl;  // decided by the first non-empty line
+  size_t line_no = 0;
+  for (size_t start = 0; start < bytes.size();) {
+    size_t end = bytes.find('\n', start);
+    if (end == std::string::npos) end = bytes.size();
+    const std::string_view raw(bytes.data() + start, end - start);
+    start = end + 1;
+    ++line_no;
+    const auto where = [&] { return fmt::format("{}:{}", file.string(), line_no); };
+    if (!data::is_valid_utf8(raw)) throw Error(where() + ": not valid UTF-8");
+    const std::string_view line = trim(raw);
+    if (line.empty()) continue;
+    if (!jsonl) jsonl = line.front() == '{';
+    if (!*jsonl) {
+      prompts.push_back({std::string(line), std::nullopt, std::nullopt});
+      continue;
+    }
+    try {
+      const auto prompt = world::prompt_from_json(nlohmann::json::parse(line));
+      prompts.push_back({prompt.text, prompt.suite, prompt.target});
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(fmt::format("{}: bad JSON: {}", where(), e.what()));
+    } catch (const Error& e) {
+      throw Error(fmt::format("{}: {}", where(), e.what()));
+    }
+  }
+  return prompts;
+}
+
+SampleRunResult sample_to_folder(const fs::path& model_path, const fs::path& tokenizer_model,
+                                 const std::vector<SampleRequest>& prompts, const fs::path& out_dir,
+                                 const SampleRunOptions& options) {
+  const auto t0 = std::chrono::steady_clock::now();
+  if (prompts.empty()) throw Error("sample: no prompts given");
+  if (options.images_per_prompt < 1 || options.batch_size < 1 || options.grid_columns < 0)
+    throw Error(
+        fmt::format("sample: images per prompt ({}) and batch size ({}) must be positive "
+                    "and grid columns ({}) not negative",
+                    options.images_per_prompt, options.batch_size, options.grid_columns));
+  for (size_t i = 0; i < prompts.size(); ++i)
+    if (!data::is_valid_utf8(prompts[i].text))
+      throw Error(fmt::format("sample: prompt {} is not valid UTF-8", i + 1));
+  const auto tokenizer = text::Tokenizer::load(tokenizer_model);
+  auto loaded = load_t2i(model_path, tokenizer);
+  SampleOptions settings = loaded.sample;
+  if (options.sampler) settings.sampler = *options.sampler;
+  if (options.steps) settings.steps = *options.steps;
+  if (options.guidance_scale) settings.guidance_scale = *options.guidance_scale;
+  if (settings.steps < 1 || settings.steps > settings.timesteps)
+    throw Error(
+        fmt::format("sample: steps must be in 1..{} (got {})", settings.timesteps, settings.steps));
+  if (settings.guidance_scale < 0)
+    throw Error(fmt::format("sample: guidance scale {} is negative", settings.guidance_scale));
+
+  // The index this run writes, known before any image: it is what a finished folder must hold.
+  const std::string model_sha = sha256_file(model_path);
+  const int64_t per_prompt = options.images_per_prompt;
+  const int64_t total = static_cast<int64_t>(prompts.size()) * per_prompt;
+  std::vector<nlohmann::json> records;
+  std::vector<uint64_t> seeds;
+  for (int64_t k = 0; k < total; ++k) {
+    const auto& p = prompts[static_cast<size_t>(k / per_prompt)];
+    seeds.push_back(derive_seed(options.seed, static_cast<uint64_t>(k)));
+    records.push_back(
+        {{"file", image_name(k)},
+         {"prompt", p.text},
+         {"suite", p.suite ? nlohmann::json(world::suite_name(*p.suite)) : nlohmann::json()},
+         {"target", p.target ? world::to_json(*p.target) : nlohmann::json()},
+         {"seed", seeds.back()},
+         {"sampler", sampler_name(settings.sampler)},
+         {"steps", settings.steps},
+         {"guidance", settings.guidance_scale},
+         {"model", model_sha}});
+  }
+  const fs::path index = out_dir / kIndex;
+  if (fs::exists(index) && read_jsonl(index) == records &&
+      (options.grid_columns == 0 || fs::exists(out_dir / kGrid))) {
+    return {total, total, 0};
+  }
+  fs::create_directories(out_dir);
+  clear_stale(out_dir, total);
+
+  const int64_t max_length = loaded.model->options().text.max_length;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const size_t tokens = tokenizer.encode(prompts[i].text).size();
+    if (static_cast<int64_t>(tokens) + 2 > max_length)  // + BOS and EOS
+      spdlog::warn(
+          "sample: prompt {} is {} tokens; the text encoder reads {}, so it is "
+          "truncated: \"{}\"",
+          i + 1, tokens, max_length - 2, prompts[i].text);
+  }
+  if (settings.guidance_scale == 0)
+    spdlog::info("sample: guidance 0 samples the unconditional model; prompts are not read");
+
+  Progress progress("sample", total, "img");
+  std::vector<torch::Tensor> grid_cells;
+  for (int64_t start = 0; start < total; start += options.batch_size) {
+    const int64_t end = std::min(total, start + options.batch_size);
+    std::vector<std::string> texts;
+    // Guidance 0 reads only the empty condition; giving it the empty prompt keeps the result
+    // independent of how long the batch's prompts are (they set the condition's padding).
+    for (int64_t k = start; k < end; ++k)
+      texts.push_back(settings.guidance_scale == 0
+                          ? std::string()
+                          : prompts[static_cast<size_t>(k / per_prompt)].text);
+    const std::vector<uint64_t> batch_seeds(seeds.begin() + start, seeds.begin() + end);
+    auto images = sample_images(loaded.model, tokenizer, texts, batch_seeds, settings).cpu();
+    const auto pngs = data::to_images(images);
+    for (int64_t k = start; k < end; ++k)
+      write_file_atomic(out_dir / image_name(k),
+                        data::encode_png(pngs[static_cast<size_t>(k - start)]));
+    if (options.grid_columns > 0) grid_cells.push_back(images);
+    progress.add(end - start);
+  }
+  progress.finish();
+  if (options.grid_columns > 0)
+    write_file_atomic(
+        out_dir / kGrid,
+        data::encode_png(grid_image(torch::cat(grid_cells), options.grid_columns, kGridUpscale)));
+  std::string lines;
+  for (const auto& r : records) lines += r.dump() + "\n";
+  write_file_atomic(index, lines);
+  return {total, 0, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()};
+}
+
+std::vector<SampledImage> read_sample_folder(const fs::path& dir) {
+  const fs::path index = dir / kIndex;
+  if (!fs::exists(index))
+    throw Error(fmt::format("{}: missing (not a finished `recap sample` folder)", index.string()));
+  std::vector<SampledImage> images;
+  size_t line_no = 0;
+  for (auto& record : read_jsonl(index)) {
+    ++line_no;
+    try {
+      SampledImage image;
+      image.file = dir / record.at("file").get<std::string>();
+      image.request.text = record.at("prompt").get<std::string>();
+      const auto& suite = record.value("suite", nlohmann::json());
+      if (!suite.is_null()) {
+        image.request.suite = world::suite_from_name(suite.get<std::string>());
+        if (!image.request.suite)
+          throw Error(fmt::format("unknown suite '{}'", suite.get<std::string>()));
+      }
+      const auto& target = record.value("target", nlohmann::json());
+      if (!target.is_null()) image.request.target = world::facts_from_json(target);
+      image.record = std::move(record);
+      images.push_back(std::move(image));
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(fmt::format("{}:{}: {}", index.string(), line_no, e.what()));
+    } catch (const Error& e) {
+      throw Error(fmt::format("{}:{}: {}", index.string(), line_no, e.what()));
+    }
+  }
+  if (images.empty()) throw Error(fmt::format("{}: no images listed", index.string()));
+  return images;
+}
+
+data::Image grid_image(const torch::Tensor& images, int64_t columns, int64_t upscale) {
+  if (columns < 1 || upscale < 1 || images.dim() != 4 || images.size(0) < 1)
+    throw std::logic_error("grid_image: need [N, 3, S, S] images, columns and upscale >= 1");
+  const int64_t n = images.size(0), s = images.size(2);
+  const int64_t rows = (n + columns - 1) / columns;
+  auto cells = torch::full({rows * columns, 3, s, s}, -1.0f);
+  cells.narrow(0, 0, n).copy_(images.cpu());
+  auto grid = cells.view({rows, columns, 3, s, s})
+                  .permute({2, 0, 3, 1, 4})  // [3, rows, S, cols, S]
+                  .reshape({3, rows * s, columns * s})
+                  .repeat_interleave(upscale, 1)
+                  .repeat_interleave(upscale, 2);
+  return data::to_images(grid)[0];
+}
+
+}  // namespace recap::stages

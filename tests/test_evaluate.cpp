@@ -1,0 +1,208 @@
+// `recap eval` on a smoke corpus with a smoke evaluator. A smoke detector is weak, so these
+// tests check what holds whatever its quality: a folder holding the reference renders
+// themselves scores exactly like the ceiling row and has FID ~0 against the reference set,
+// reports are complete, and bad folders or prompt files are refused by name.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <variant>
+
+#include <fmt/format.h>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/jsonl.h"
+#include "data/image.h"
+#include "data/source.h"
+#include "stages/corpus.h"
+#include "stages/evaluate.h"
+#include "stages/evaluator_train.h"
+#include "stages/model_settings.h"
+#include "stages/settings.h"
+#include "test_util.h"
+
+namespace recap::stages {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::ThrowsMessage;
+
+class Evaluate : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    torch::set_num_threads(1);
+    dir_ = new test::TempDir("evaluate");
+    const Config smoke = Config::load("smoke");
+    corpus::make_corpus(smoke, corpus(), 2);
+    train_evaluator(world_settings(smoke), evaluator_settings(smoke), evaluator());
+    // The eval split's renders as a sample folder, prompted with their human long captions
+    // (targets left to the parser, as for plain-text prompts).
+    std::string index;
+    int k = 0;
+    for (const auto& shard : corpus::list_shards(corpus(), corpus::Split::Eval)) {
+      auto source = data::open_source(shard);
+      while (auto item = source->next()) {
+        const auto& s = std::get<data::Sample>(*item);
+        const std::string file = fmt::format("{:06d}.png", k++);
+        write_file_atomic(renders() / file, s.image_bytes);
+        index +=
+            nlohmann::json{
+                {"file", file}, {"prompt", s.caption}, {"suite", nullptr}, {"target", nullptr}}
+                .dump() +
+            "\n";
+      }
+    }
+    write_file_atomic(renders() / "images.jsonl", index);
+  }
+  static void TearDownTestSuite() { delete dir_; }
+
+  static fs::path corpus() { return *dir_ / "corpus"; }
+  static fs::path evaluator() { return *dir_ / "evaluator"; }
+  static fs::path renders() { return *dir_ / "renders"; }
+  static EvaluateOptions options() {
+    auto o = evaluate_settings(corpus::corpus_config(corpus()));
+    o.metrics.bootstrap_samples = 50;
+    o.kid.subsets = 10;
+    return o;
+  }
+
+  static test::TempDir* dir_;
+};
+
+test::TempDir* Evaluate::dir_ = nullptr;
+
+TEST_F(Evaluate, ReferenceRendersScoreAsTheCeilingWithFidZero) {
+  const auto images = evaluate_images(renders(), evaluator(), corpus(), options());
+  const auto ceiling = evaluate_reference(evaluator(), corpus(), options());
+  EXPECT_EQ(images.name, "renders");
+  EXPECT_EQ(ceiling.name, "ceiling");
+  EXPECT_EQ(images.images, 100);
+  EXPECT_EQ(ceiling.images, 100);
+  // Same images, same parsed targets, same detector and bootstrap: the same metrics.
+  EXPECT_EQ(eval::to_json(images.overall), eval::to_json(ceiling.overall));
+  EXPECT_TRUE(images.suites.empty());  // plain prompts belong to no suite
+
+  // The folder against the reference set it copies: identical features, FID ~0; fresh
+  // renders of other scenes are further away.
+  ASSERT_TRUE(images.fid && images.fid_floor);
+  EXPECT_NEAR(images.fid->fid, 0, 1e-6);
+  EXPECT_EQ(images.fid->n_generated, 100);
+  EXPECT_EQ(images.fid->n_reference, 100);
+  EXPECT_GT(images.fid_floor->fid, 1e-3);
+  EXPECT_EQ(images.fid_floor->n_generated, 100);
+  EXPECT_FALSE(ceiling.fid);
+  ASSERT_TRUE(ceiling.fid_floor);
+  EXPECT_DOUBLE_EQ(ceiling.fid_floor->fid, images.fid_floor->fid);
+  EXPECT_TRUE(images.evaluator_accuracy.contains("accuracy"));
+
+  const auto json = to_json(images);
+  for (const char* key :
+       {"name", "images", "overall", "suites", "fid", "fid_floor", "evaluator_accuracy"})
+    EXPECT_TRUE(json.contains(key)) << key;
+  for (const char* key : {"mean", "std", "std_error", "subsets", "subset_size"})
+    EXPECT_TRUE(json["fid"]["kid"].contains(key)) << key;
+  EXPECT_EQ(json["fid"]["kid"]["subsets"], 10);
+  EXPECT_TRUE(json["overall"]["soa_c"].contains("ci"));
+  EXPECT_TRUE(to_json(ceiling)["fid"].is_null());
+
+  const auto table = format_eval_table({images, ceiling});
+  EXPECT_THAT(table, HasSubstr("renders"));
+  EXPECT_THAT(table, HasSubstr("ceiling"));
+  EXPECT_THAT(table, HasSubstr("floor FID"));
+}
+
+TEST_F(Evaluate, SuitePromptsAreScoredPerSuite) {
+  test::TempDir dir("evaluate-suites");
+  // Counting and position prompts on arbitrary images: the report's shape, not its values.
+  std::string index;
+  int k = 0;
+  for (const char* suite : {"counting", "position"}) {
+    const auto prompts = read_jsonl(corpus::prompts_path(corpus(), suite));
+    for (int i = 0; i < 3; ++i, ++k) {
+      const std::string file = fmt::format("{:06d}.png", k);
+      fs::copy_file(renders() / file, dir / file);
+      const auto& p = prompts[static_cast<size_t>(i)];
+      index += nlohmann::json{{"file", file},
+                              {"prompt", p.at("text")},
+                              {"suite", suite},
+                              {"target", p.at("target")}}
+                   .dump() +
+               "\n";
+    }
+  }
+  write_file_atomic(dir / "images.jsonl", index);
+  auto o = options();
+  o.fid = false;
+  const auto report = evaluate_images(dir.path(), evaluator(), corpus(), o);
+  EXPECT_EQ(report.images, 6);
+  ASSERT_EQ(report.suites.size(), 2u);
+  EXPECT_EQ(report.suites.at(world::Suite::Counting).images, 3);
+  EXPECT_EQ(report.suites.at(world::Suite::Position).images, 3);
+  EXPECT_EQ(report.suites.at(world::Suite::Position).position.n, 3);  // one relation each
+  EXPECT_FALSE(report.fid);
+  const auto json = to_json(report);
+  EXPECT_TRUE(json["suites"].contains("counting"));
+  EXPECT_TRUE(json["fid"].is_null());
+  EXPECT_THAT(format_eval_table({report}), HasSubstr(" / position"));
+
+  // A prompts file holding them all passes; one without the position prompts is refused.
+  o.prompts = corpus::prompts_path(corpus(), "counting");
+  EXPECT_THAT([&] { evaluate_images(dir.path(), evaluator(), corpus(), o); },
+              ThrowsMessage<Error>(HasSubstr("counting.jsonl does not hold")));
+  write_file_atomic(dir / "both.jsonl", read_file(corpus::prompts_path(corpus(), "counting")) +
+                                            read_file(corpus::prompts_path(corpus(), "position")));
+  o.prompts = dir / "both.jsonl";
+  EXPECT_EQ(evaluate_images(dir.path(), evaluator(), corpus(), o).images, 6);
+}
+
+TEST_F(Evaluate, BadFoldersAreRefusedByName) {
+  test::TempDir dir("evaluate-bad");
+  auto o = options();
+  o.fid = false;
+  EXPECT_THAT([&] { evaluate_images(dir.path(), evaluator(), corpus(), o); },
+              ThrowsMessage<Error>(HasSubstr("images.jsonl: missing")));
+  fs::copy_file(renders() / "000000.png", dir / "000000.png");
+  write_file_atomic(dir / "images.jsonl",
+                    "{\"file\": \"000000.png\", \"prompt\": \"a star\"}\n"
+                    "{\"file\": \n");
+  EXPECT_THAT([&] { evaluate_images(dir.path(), evaluator(), corpus(), o); },
+              ThrowsMessage<Error>(HasSubstr("images.jsonl:2")));
+  write_file_atomic(dir / "images.jsonl", "{\"prompt\": \"a star\"}\n");
+  EXPECT_THAT([&] { evaluate_images(dir.path(), evaluator(), corpus(), o); },
+              ThrowsMessage<Error>(HasSubstr("images.jsonl:1")));
+  write_file_atomic(dir / "images.jsonl", "{\"file\": \"gone.png\", \"prompt\": \"a star\"}\n");
+  EXPECT_THAT([&] { evaluate_images(dir.path(), evaluator(), corpus(), o); },
+              ThrowsMessage<Error>(HasSubstr("gone.png")));
+  write_file_atomic(dir / "big.png",
+                    data::encode_png({64, 64, 3, std::vector<uint8_t>(64 * 64 * 3)}));
+  write_file_atomic(dir / "images.jsonl", "{\"file\": \"big.png\", \"prompt\": \"a star\"}\n");
+  EXPECT_THAT([&] { evaluate_images(dir.path(), evaluator(), corpus(), o); },
+              ThrowsMessage<Error>(HasSubstr("big.png: the image is 64x64")));
+  EXPECT_THAT([&] { evaluate_images(renders(), dir / "none", corpus(), o); },
+              ThrowsMessage<Error>(HasSubstr("none/evaluator.safetensors")));
+}
+
+TEST_F(Evaluate, CommandPrintsTableAccuracyAndJson) {
+  test::TempDir dir("evaluate-cli");
+  auto r = test::run_recap("eval --threads 1 --images " + renders().string() + " --evaluator " +
+                           evaluator().string() + " --corpus " + corpus().string() +
+                           " --ceiling --set eval.bootstrap=20 --set eval.kid_subsets=5 --json " +
+                           (dir / "eval.json").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("ceiling"));
+  EXPECT_THAT(r.output, HasSubstr("SOA-C"));
+  EXPECT_THAT(r.output, HasSubstr("evaluator accuracy on 50 held-out renders"));
+  const auto json = nlohmann::json::parse(read_file(dir / "eval.json"));
+  EXPECT_EQ(json["name"], "renders");
+  EXPECT_EQ(json["fid"]["kid"]["subsets"], 5);
+  EXPECT_EQ(json["ceiling"]["name"], "ceiling");
+
+  auto missing = test::run_recap("eval --images " + dir.path().string() + " --evaluator " +
+                                 evaluator().string() + " --corpus " + corpus().string());
+  EXPECT_EQ(missing.status, 2);
+  EXPECT_THAT(missing.output, HasSubstr("error: "));
+  EXPECT_THAT(missing.output, HasSubstr("images.jsonl"));
+}
+
+}  // namespace
+}  // namespace recap::stages
