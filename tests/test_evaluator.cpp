@@ -30,7 +30,7 @@ void expect_round_trip(const world::WorldConfig& config, int n, const Affine& af
     auto targets = encode_targets({truth}, config.canvas, stride);
     ASSERT_EQ(targets.objects, static_cast<int64_t>(truth.size()));
     auto maps = targets_as_maps(targets, config.shapes.size(), config.colours.size());
-    DecodeOptions o;
+    DetectionDecodeOptions o;
     o.heatmap_is_logits = false;
     o.threshold = 0.9;
     auto found = decode(maps, config, stride, o).at(0);
@@ -69,7 +69,7 @@ TEST(EvaluatorTargets, PerfectDetectionsScorePerfectly) {
     truth.push_back(truth_objects(scenes.back(), config));
   }
   auto targets = encode_targets(truth, config.canvas, 2);
-  DecodeOptions o;
+  DetectionDecodeOptions o;
   o.heatmap_is_logits = false;
   auto found = decode(targets_as_maps(targets, 8, 8), config, 2, o);
   auto acc = stages::score_detections(scenes, found, config);

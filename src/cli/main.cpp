@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   recap::cli::add_training_commands(cli);
   recap::cli::add_sample_eval_commands(cli);
   recap::cli::add_recaption_commands(cli);
+  recap::cli::add_run_commands(cli);
 
   CLI11_PARSE(app, argc, argv);
   try {

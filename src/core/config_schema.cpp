@@ -33,6 +33,11 @@ std::vector<ConfigKey> build_schema() {
   return {
       // [run]: the experiment as a whole.
       integer("run.seed", 1234, 0, 9.2e18, "master seed; every stage derives its own from it"),
+      words("run.arms", {"alt", "recap", "recap-mix", "human"},
+            "experiment arms of `recap run`, one text-to-image model each (alt, recap, "
+            "recap-mix, human, human-short)"),
+      integer("run.images_per_prompt", 1, 1, 1000,
+              "images sampled per evaluation prompt (each from its own seed)"),
 
       // [world]: the embedded world's vocabulary and scene statistics (docs/WORLD.md).
       integer("world.canvas", 32, 16, 512, "image side in pixels"),

@@ -204,7 +204,7 @@ DetectorLoss detector_loss(const DetectorMaps& maps, const DetectorTargets& t) {
 
 std::vector<std::vector<eval::Detection>> decode(const DetectorMaps& maps,
                                                  const world::WorldConfig& config, int64_t stride,
-                                                 const DecodeOptions& options) {
+                                                 const DetectionDecodeOptions& options) {
   torch::NoGradGuard no_grad;
   auto prob = options.heatmap_is_logits ? torch::sigmoid(maps.heatmap) : maps.heatmap;
   prob = prob.detach().to(torch::kCPU, torch::kFloat32);
@@ -248,7 +248,7 @@ std::vector<std::vector<eval::Detection>> decode(const DetectorMaps& maps,
 
 std::vector<std::vector<eval::Detection>> detect(Detector& model, const torch::Tensor& images,
                                                  const world::WorldConfig& config,
-                                                 const DecodeOptions& options) {
+                                                 const DetectionDecodeOptions& options) {
   torch::NoGradGuard no_grad;
   const bool was_training = model->is_training();
   model->eval();

@@ -109,7 +109,7 @@ struct DetectorLoss {
 // (weight 0.1) size at centre cells.
 DetectorLoss detector_loss(const DetectorMaps& maps, const DetectorTargets& targets);
 
-struct DecodeOptions {
+struct DetectionDecodeOptions {
   double threshold = 0.3;  // minimum centre probability of a detection
   bool heatmap_is_logits = true;  // false: `maps.heatmap` already holds probabilities
 };
@@ -118,12 +118,12 @@ struct DecodeOptions {
 // descending (ties by cell order).
 std::vector<std::vector<eval::Detection>> decode(const DetectorMaps& maps,
                                                  const world::WorldConfig& config, int64_t stride,
-                                                 const DecodeOptions& options = {});
+                                                 const DetectionDecodeOptions& options = {});
 
 // Runs the detector (eval mode, no grad) on images [B, 3, H, W] in [-1, 1] and decodes.
 std::vector<std::vector<eval::Detection>> detect(Detector& model, const torch::Tensor& images,
                                                  const world::WorldConfig& config,
-                                                 const DecodeOptions& options = {});
+                                                 const DetectionDecodeOptions& options = {});
 
 // Renders scenes into a [B, 3, H, W] float tensor in [-1, 1] (data::to_tensor_batch scaling).
 torch::Tensor render_batch(const std::vector<world::Scene>& scenes,

@@ -41,7 +41,7 @@ struct Judge {
   data::ReadLimits read_limits;
   data::DecodeLimits decode_limits;
   models::Detector detector{nullptr};
-  models::DecodeOptions decode;
+  models::DetectionDecodeOptions decode;
   nlohmann::json accuracy;  // evaluator_accuracy.json, null when absent
 };
 

@@ -213,7 +213,7 @@ EvaluatorAccuracy score_detections(const std::vector<world::Scene>& scenes,
 
 EvaluatorAccuracy measure_evaluator_accuracy(
     models::Detector& model, const world::WorldConfig& config, int n_scenes, uint64_t seed,
-    int64_t batch_size, const models::DecodeOptions& decode,
+    int64_t batch_size, const models::DetectionDecodeOptions& decode,
     const std::optional<models::AugmentOptions>& augment) {
   if (n_scenes < 1 || batch_size < 1)
     throw Error(fmt::format("evaluator accuracy: scenes ({}) and batch size ({}) must be positive",
@@ -315,7 +315,7 @@ fs::path evaluator_weights_path(const fs::path& evaluator_dir_or_file) {
 
 models::Detector load_detector(const fs::path& evaluator_dir_or_file,
                                const world::WorldConfig* world,
-                               models::DecodeOptions* decode) {
+                               models::DetectionDecodeOptions* decode) {
   const fs::path file = evaluator_weights_path(evaluator_dir_or_file);
   if (!fs::exists(file))
     throw Error(fmt::format("{}: no evaluator here (run `recap evaluator train`)", file.string()));

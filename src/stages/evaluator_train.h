@@ -31,7 +31,7 @@ struct EvaluatorTrainOptions {
   int heldout_scenes = 1000;      // for the accuracy written beside the weights
   int64_t checkpoint_every = 250;
   int64_t log_every = 25;
-  models::DecodeOptions decode;
+  models::DetectionDecodeOptions decode;
 };
 
 // Accuracy of the detector against scene ground truth. Matching: each detection is paired with
@@ -66,7 +66,7 @@ EvaluatorAccuracy score_detections(const std::vector<world::Scene>& scenes,
 // moved with it: the accuracy on images as imperfect as the training ones.
 EvaluatorAccuracy measure_evaluator_accuracy(
     models::Detector& model, const world::WorldConfig& config, int n_scenes, uint64_t seed,
-    int64_t batch_size = 100, const models::DecodeOptions& decode = {},
+    int64_t batch_size = 100, const models::DetectionDecodeOptions& decode = {},
     const std::optional<models::AugmentOptions>& augment = std::nullopt);
 
 // Seeds of the data streams, all derived from the options' seed.
@@ -95,6 +95,6 @@ EvaluatorAccuracy train_evaluator(const world::WorldConfig& config,
 fs::path evaluator_weights_path(const fs::path& evaluator_dir_or_file);
 models::Detector load_detector(const fs::path& evaluator_dir_or_file,
                                const world::WorldConfig* world = nullptr,
-                               models::DecodeOptions* decode = nullptr);
+                               models::DetectionDecodeOptions* decode = nullptr);
 
 }  // namespace recap::stages
