@@ -1,0 +1,290 @@
+#include "core/torch_pch.h"
+#include "stages/run_experiment.h"
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <set>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/rng.h"
+#include "core/run_dir.h"
+#include "stages/caption_eval.h"
+#include "stages/captioner_train.h"
+#include "stages/corpus.h"
+#include "stages/evaluate.h"
+#include "stages/model_settings.h"
+#include "stages/recaption.h"
+#include "stages/report.h"
+#include "stages/sample.h"
+#include "stages/settings.h"
+#include "stages/t2i_train.h"
+#include "stages/tokenizer_train.h"
+#include "world/prompts.h"
+
+namespace recap::stages {
+
+namespace {
+
+constexpr uint64_t kSampleStream = 0x53414d504c45ull;  // "SAMPLE": evaluation sample seeds
+
+// A stage of the plan: what decides its output (spec) and how to produce it (body).
+struct PlannedStage {
+  StageSpec spec;
+  std::function<void(StageContext&)> body;
+};
+
+nlohmann::json sections(const Config& config, std::initializer_list<const char*> names) {
+  auto all = config.to_json();
+  nlohmann::json out = nlohmann::json::object();
+  for (const char* name : names) out[name] = all.value(name, nlohmann::json::object());
+  out["seed"] = config.get_int("run.seed");
+  return out;
+}
+
+bool has_arm(const std::vector<std::string>& arms, std::string_view arm) {
+  return std::find(arms.begin(), arms.end(), arm) != arms.end();
+}
+
+std::vector<fs::path> sidecars(const fs::path& dir) {
+  std::vector<fs::path> out;
+  for (const auto& entry : fs::directory_iterator(dir))
+    if (entry.path().filename().string().ends_with(".recap.jsonl")) out.push_back(entry.path());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Every suite's images.jsonl in one list whose files are relative to samples-ARM/, so the
+// evaluation scores all suites of an arm together (and per suite).
+void merge_sample_lists(const RunLayout& layout, const std::string& arm) {
+  std::string merged;
+  for (world::Suite suite : world::all_suites()) {
+    const std::string name(world::suite_name(suite));
+    const fs::path list = layout.samples(arm, name) / "images.jsonl";
+    std::istringstream lines(read_file(list));
+    for (std::string line; std::getline(lines, line);) {
+      if (line.empty()) continue;
+      auto record = nlohmann::json::parse(line);
+      record["file"] = name + "/" + record.at("file").get<std::string>();
+      merged += record.dump() + "\n";
+    }
+  }
+  write_file_atomic(layout.samples(arm) / "images.jsonl", merged);
+}
+
+std::vector<PlannedStage> plan(const Config& config, const RunLayout& layout,
+                               const std::vector<std::string>& arms, int threads) {
+  std::vector<PlannedStage> stages;
+  const fs::path corpus = layout.corpus(), tokenizer = layout.tokenizer();
+
+  stages.push_back({{"corpus", sections(config, {"world", "alt", "corpus"}), {}, {}},
+                    [&config, corpus, threads](StageContext& ctx) {
+                      corpus::make_corpus(config, corpus, threads);
+                      ctx.output(corpus);
+                    }});
+  stages.push_back({{"tokenizer", sections(config, {"tokenizer"}), {"corpus"}, {}},
+                    [&config, corpus, tokenizer](StageContext& ctx) {
+                      corpus::train_corpus_tokenizer(corpus, tokenizer,
+                                                     corpus::tokenizer_options(config));
+                      ctx.output(tokenizer);
+                    }});
+  stages.push_back({{"evaluator", sections(config, {"world", "evaluator"}), {}, {}},
+                    [&config, layout](StageContext& ctx) {
+                      auto accuracy = train_evaluator(world_settings(config),
+                                                      evaluator_settings(config),
+                                                      layout.evaluator());
+                      check_evaluator_gate(config, accuracy);
+                      ctx.output(layout.evaluator() / "evaluator.safetensors");
+                      ctx.output(layout.evaluator() / "evaluator_accuracy.json");
+                    }});
+  stages.push_back({{"captioner", sections(config, {"captioner"}), {"corpus", "tokenizer"}, {}},
+                    [&config, layout, corpus, tokenizer, threads](StageContext& ctx) {
+                      train_captioner(corpus, tokenizer, layout.captioner(), config, threads);
+                      ctx.output(layout.captioner_stage1());
+                      ctx.output(layout.captioner_final());
+                    }});
+
+  // Short recaptions only feed the recap-mix arm; caption quality decodes its own sample.
+  std::vector<std::string> kinds = {"long"};
+  if (has_arm(arms, "recap-mix")) kinds.push_back("short");
+  for (const auto& kind : kinds) {
+    stages.push_back(
+        {{"recaption-" + kind, sections(config, {"recaption"}), {"captioner"}, {}},
+         [&config, layout, corpus, tokenizer, kind](StageContext& ctx) {
+           auto options = recaption_settings(config);
+           options.style = kind == "long" ? models::CaptionStyle::kLong
+                                          : models::CaptionStyle::kShort;
+           recaption_shards(layout.captioner_final(), tokenizer,
+                            corpus::list_shards(corpus, corpus::Split::Web),
+                            layout.recaption(kind), options);
+           ctx.output(layout.recaption(kind));
+         }});
+  }
+
+  stages.push_back(
+      {{"caption_quality", sections(config, {"recaption"}), {"captioner"}, {}},
+       [&config, layout, corpus, tokenizer](StageContext& ctx) {
+         const std::vector<CaptionModel> models = {
+             {"stage1", layout.captioner_stage1(), models::CaptionStyle::kShort},
+             {"recap-short", layout.captioner_final(), models::CaptionStyle::kShort},
+             {"recap-long", layout.captioner_final(), models::CaptionStyle::kLong}};
+         evaluate_captioners(corpus, tokenizer, models, layout.caption_quality(),
+                             config.get_int("recaption.eval_samples"),
+                             recaption_settings(config));
+         ctx.output(layout.caption_quality_json());
+       }});
+
+  const auto eval_params = sections(config, {"eval"});
+  stages.push_back({{"eval/ceiling", eval_params, {"evaluator", "corpus"}, {}},
+                    [&config, layout](StageContext& ctx) {
+                      auto report = evaluate_reference(layout.evaluator(), layout.corpus(),
+                                                       evaluate_settings(config));
+                      report.name = "ceiling";
+                      write_file_atomic(layout.eval_json("ceiling"),
+                                        to_json(report).dump(2) + "\n");
+                      ctx.output(layout.eval_json("ceiling"));
+                    }});
+
+  for (const auto& arm : arms) {
+    std::vector<std::string> depends = {"corpus", "tokenizer"};
+    if (arm == "recap" || arm == "recap-mix") depends.push_back("recaption-long");
+    if (arm == "recap-mix") depends.push_back("recaption-short");
+    auto t2i_params = sections(config, {"t2i", "text_encoder", "unet"});
+    t2i_params["arm"] = arm;
+    stages.push_back(
+        {{"t2i-" + arm, t2i_params, depends, {}},
+         [&config, layout, corpus, tokenizer, arm, threads](StageContext& ctx) {
+           Config arm_config = config;
+           arm_config.set("t2i.captions", arm, "run.arms");
+           std::vector<fs::path> recaps;
+           if (arm == "recap" || arm == "recap-mix") recaps = sidecars(layout.recaption("long"));
+           if (arm == "recap-mix") {
+             auto shorts = sidecars(layout.recaption("short"));
+             recaps.insert(recaps.end(), shorts.begin(), shorts.end());
+           }
+           train_t2i(corpus, tokenizer, recaps, layout.t2i(arm), arm_config, threads);
+           ctx.output(layout.t2i_weights(arm));
+         }});
+
+    // Every arm samples the same prompts from the same seeds, so grids line up.
+    nlohmann::json sample_params = {{"images_per_prompt", config.get_int("run.images_per_prompt")},
+                                    {"seed", config.get_int("run.seed")}};
+    stages.push_back(
+        {{"samples-" + arm, sample_params, {"t2i-" + arm}, {}},
+         [&config, layout, corpus, tokenizer, arm](StageContext& ctx) {
+           SampleRunOptions options;
+           options.images_per_prompt = static_cast<int>(config.get_int("run.images_per_prompt"));
+           options.seed = derive_seed(static_cast<uint64_t>(config.get_int("run.seed")),
+                                      kSampleStream);
+           for (world::Suite suite : world::all_suites()) {
+             const std::string name(world::suite_name(suite));
+             sample_to_folder(layout.t2i_weights(arm), tokenizer,
+                              read_prompts(corpus::prompts_path(corpus, name)),
+                              layout.samples(arm, name), options);
+           }
+           merge_sample_lists(layout, arm);
+           ctx.output(layout.samples(arm));
+         }});
+
+    stages.push_back({{"eval/" + arm, eval_params, {"samples-" + arm, "evaluator", "corpus"}, {}},
+                      [&config, layout, arm](StageContext& ctx) {
+                        auto report = evaluate_images(layout.samples(arm), layout.evaluator(),
+                                                      layout.corpus(), evaluate_settings(config));
+                        report.name = arm;
+                        write_file_atomic(layout.eval_json(arm), to_json(report).dump(2) + "\n");
+                        ctx.output(layout.eval_json(arm));
+                      }});
+  }
+  return stages;
+}
+
+std::string format_seconds(double s) {
+  if (s < 60) return fmt::format("{:.1f} s", s);
+  if (s < 3600) return fmt::format("{:.0f} min {:02.0f} s", std::floor(s / 60), std::fmod(s, 60));
+  return fmt::format("{:.0f} h {:02.0f} min", std::floor(s / 3600), std::fmod(s, 3600) / 60);
+}
+
+}  // namespace
+
+std::vector<std::string> run_arms(const Config& config) {
+  static const std::set<std::string> known = {"alt", "human", "human-short", "recap",
+                                              "recap-mix"};
+  const auto& arms = config.get_strings("run.arms");
+  if (arms.empty()) throw Error("run.arms is empty: name at least one arm (e.g. alt,recap)");
+  std::set<std::string> seen;
+  for (const auto& arm : arms) {
+    if (!known.contains(arm))
+      throw Error(fmt::format("run.arms: unknown arm '{}' (alt, recap, recap-mix, human, "
+                              "human-short)", arm));
+    if (!seen.insert(arm).second)
+      throw Error(fmt::format("run.arms: arm '{}' given twice", arm));
+  }
+  return arms;
+}
+
+RunResult run_experiment(const Config& config, const fs::path& run_dir,
+                         const RunOptions& options) {
+  Config effective = config;
+  if (!options.arms.empty())
+    effective.set("run.arms", nlohmann::json(options.arms).dump(), "--arms");
+  const auto arms = run_arms(effective);
+
+  RunDir run(run_dir, effective);
+  const fs::path log = run_dir / "run.log";
+  add_log_file(log.string());
+  const RunLayout layout{run_dir};
+  auto stages = plan(effective, layout, arms, options.threads);
+
+  for (size_t i = 0; i < stages.size(); ++i) {
+    auto& stage = stages[i];
+    spdlog::info("[{}/{}] stage {}", i + 1, stages.size(), stage.spec.name);
+    try {
+      run.run_stage(stage.spec, stage.body);
+    } catch (const std::exception& e) {
+      throw Error(fmt::format("stage '{}' failed: {}\n  log: {}\n  fix the cause and rerun the "
+                              "same command: finished stages are kept",
+                              stage.spec.name, e.what(), log.string()));
+    }
+  }
+
+  ReportOptions report_options;
+  report_options.arms = arms;
+  auto report = write_report(layout, report_options);
+  return {report.index_html, report.report_md, report.main_table};
+}
+
+std::string format_status(const fs::path& run_dir) {
+  const auto manifest = RunDir::read_manifest(run_dir);
+  const Config config = Config::load((run_dir / "config.toml").string());
+  const RunLayout layout{run_dir};
+  const auto& records = manifest["stages"];
+  std::string out = fmt::format("run {} (seed {}, config {})\n", run_dir.string(),
+                                manifest.value("seed", 0), manifest.value("config_origin", "?"));
+  out += fmt::format("{:<18} {:<8} {:>14}  {}\n", "stage", "status", "time", "finished");
+  double total = 0;
+  for (const auto& stage : plan(config, layout, run_arms(config), 1)) {
+    const auto& name = stage.spec.name;
+    if (!records.contains(name)) {
+      out += fmt::format("{:<18} {:<8}\n", name, "pending");
+      continue;
+    }
+    const auto& rec = records[name];
+    const double seconds = rec.value("seconds", 0.0);
+    total += seconds;
+    out += fmt::format("{:<18} {:<8} {:>14}  {}\n", name, rec.value("status", "?"),
+                       rec.contains("seconds") ? format_seconds(seconds) : "-",
+                       rec.value("finished", ""));
+    if (rec.contains("error"))
+      out += fmt::format("  error: {}\n", rec["error"].get<std::string>());
+  }
+  out += fmt::format("total stage time {}\n", format_seconds(total));
+  return out;
+}
+
+}  // namespace recap::stages

@@ -1,0 +1,119 @@
+// `recap run` end to end on the smoke preset through the real binary: every stage's output,
+// the report and a complete metrics JSON; `recap status`; and a run killed in the middle that
+// resumes to exactly the results of an uninterrupted one.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "core/atomic_file.h"
+#include "stages/run_layout.h"
+#include "test_util.h"
+
+namespace recap {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+const std::vector<std::string> kArms = {"alt", "recap"};
+const std::string kRunFlags = "--threads 1 run --preset smoke --arms alt,recap --runs-dir ";
+
+nlohmann::json read_json(const fs::path& path) { return nlohmann::json::parse(read_file(path)); }
+
+// The metrics every eval JSON must carry, each a {"value", "ci", "n"} object.
+void expect_complete_metrics(const nlohmann::json& metrics, const std::string& where) {
+  for (const char* key : {"soa_c", "soa_i", "count_error", "count_exact", "position",
+                          "position_given_found", "colour_binding"}) {
+    ASSERT_TRUE(metrics.contains(key)) << where << " lacks " << key;
+    EXPECT_TRUE(metrics[key].contains("value") && metrics[key].contains("n")) << where << key;
+  }
+}
+
+TEST(RunSmoke, EveryStageReportAndStatus) {
+  test::TempDir dir("run");
+  auto r = test::run_recap(kRunFlags + dir.path().string() + " --name s");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const stages::RunLayout layout{dir / "s"};
+  EXPECT_THAT(r.output, HasSubstr("report: " + (layout.report() / "index.html").string()));
+
+  EXPECT_TRUE(fs::exists(layout.corpus() / "corpus.json"));
+  EXPECT_TRUE(fs::exists(layout.tokenizer()));
+  EXPECT_TRUE(fs::exists(layout.evaluator() / "evaluator.safetensors"));
+  EXPECT_TRUE(fs::exists(layout.captioner_stage1()));
+  EXPECT_TRUE(fs::exists(layout.captioner_final()));
+  EXPECT_TRUE(fs::exists(layout.recaption("long") / "web-00000.recap.jsonl"));
+  EXPECT_FALSE(fs::exists(layout.recaption("short")));  // no recap-mix arm asked for
+  EXPECT_TRUE(fs::exists(layout.caption_quality_json()));
+  EXPECT_TRUE(fs::exists(layout.report() / "report.md"));
+  for (const auto& arm : kArms) {
+    EXPECT_TRUE(fs::exists(layout.t2i_weights(arm))) << arm;
+    EXPECT_TRUE(fs::exists(layout.samples(arm) / "images.jsonl")) << arm;
+    auto eval = read_json(layout.eval_json(arm));
+    EXPECT_EQ(eval["name"], arm);
+    expect_complete_metrics(eval["overall"], arm);
+    for (const char* suite : {"counting", "position", "colour_binding", "multi_object"})
+      expect_complete_metrics(eval["suites"][suite], arm + "/" + suite);
+    EXPECT_TRUE(eval["fid"].is_object()) << arm;
+  }
+  expect_complete_metrics(read_json(layout.eval_json("ceiling"))["overall"], "ceiling");
+
+  auto manifest = read_json(layout.manifest());
+  for (const auto& [name, record] : manifest["stages"].items())
+    EXPECT_EQ(record["status"], "done") << name;
+
+  auto status = test::run_recap("status s --runs-dir " + dir.path().string());
+  ASSERT_EQ(status.status, 0) << status.output;
+  EXPECT_THAT(status.output, HasSubstr("t2i-recap"));
+  EXPECT_THAT(status.output, ::testing::Not(HasSubstr("pending")));
+
+  // A second run skips every stage and gives the same table.
+  auto again = test::run_recap(kRunFlags + dir.path().string() + " --name s");
+  ASSERT_EQ(again.status, 0) << again.output;
+  EXPECT_THAT(again.output, HasSubstr("resuming"));
+  EXPECT_THAT(again.output, ::testing::Not(HasSubstr("] stage t2i-alt\n")));
+}
+
+TEST(RunSmoke, KilledRunResumesToTheSameResults) {
+  test::TempDir dir("run-kill");
+  const stages::RunLayout killed{dir / "killed"};
+  {
+    // Kill it once the captioner is trained, in the middle of the later stages.
+    test::Child child(kRunFlags + dir.path().string() + " --name killed", dir / "first.log");
+    ASSERT_TRUE(child.wait_for([&] { return fs::exists(killed.captioner_final()); },
+                               std::chrono::seconds(300)))
+        << read_file(dir / "first.log");
+    child.kill();
+  }
+  EXPECT_FALSE(fs::exists(killed.eval_json("recap")));
+  auto resumed = test::run_recap(kRunFlags + dir.path().string() + " --name killed");
+  ASSERT_EQ(resumed.status, 0) << resumed.output;
+  EXPECT_THAT(resumed.output, HasSubstr("stage corpus: up to date, skipped"));
+
+  auto straight = test::run_recap(kRunFlags + dir.path().string() + " --name straight");
+  ASSERT_EQ(straight.status, 0) << straight.output;
+  const stages::RunLayout uninterrupted{dir / "straight"};
+  for (const auto& arm : kArms) {
+    EXPECT_EQ(read_file(killed.eval_json(arm)), read_file(uninterrupted.eval_json(arm))) << arm;
+    EXPECT_EQ(read_file(killed.samples(arm) / "images.jsonl"),
+              read_file(uninterrupted.samples(arm) / "images.jsonl"));
+  }
+}
+
+TEST(RunCli, BadArmsAndMissingRunsAreClearErrors) {
+  test::TempDir dir("run-bad");
+  auto bad = test::run_recap("run --preset smoke --arms alt,bogus --runs-dir " +
+                             dir.path().string());
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_THAT(bad.output, HasSubstr("unknown arm 'bogus'"));
+  auto twice = test::run_recap("run --preset smoke --arms alt,alt --runs-dir " +
+                               dir.path().string());
+  EXPECT_EQ(twice.status, 2);
+  EXPECT_THAT(twice.output, HasSubstr("given twice"));
+  auto none = test::run_recap("status nothing --runs-dir " + dir.path().string());
+  EXPECT_EQ(none.status, 2);
+  EXPECT_THAT(none.output, HasSubstr("manifest.json"));
+}
+
+}  // namespace
+}  // namespace recap
