@@ -1,5 +1,6 @@
 // run and status: the whole experiment in one command, and where a run stands.
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "cli/cli.h"
 #include "core/error.h"
@@ -35,13 +36,19 @@ void add_run_commands(Cli& cli) {
       ->delimiter(',');
   cli.on_run(run, [&cli, args] {
     auto rt = init_runtime(cli.runtime, true);
-    Config config = cli.load_config();
+    // --arms is shorthand for --set run.arms=[...], applied to a resumed run's config too.
+    auto with_arms = [&](Config config) {
+      if (!args->arms.empty())
+        config.set("run.arms", nlohmann::json(args->arms).dump(), "--arms");
+      return config;
+    };
+    Config config = with_arms(cli.load_config());
     const std::string name = args->name.empty() ? fs::path(config.origin()).stem().string()
                                                 : args->name;
     const fs::path dir = run_folder(args->runs_dir, name);
     // A run keeps the config it started with; --set still applies on top.
     if (fs::exists(dir / "manifest.json")) {
-      Config existing = cli.load_config_file((dir / "config.toml").string());
+      Config existing = with_arms(cli.load_config_file((dir / "config.toml").string()));
       if (cli.preset_given() && existing.to_json() != config.to_json())
         throw Error(fmt::format("{} already holds a run with another configuration; resume it "
                                 "without --preset, or choose another --name",
@@ -50,7 +57,6 @@ void add_run_commands(Cli& cli) {
       fmt::print("resuming {}\n", dir.string());
     }
     stages::RunOptions options;
-    options.arms = args->arms;
     options.threads = rt.threads;
     auto result = stages::run_experiment(config, dir, options);
     fmt::print("\n{}\nreport: {}\n        {}\n", result.main_table, result.report_index.string(),
