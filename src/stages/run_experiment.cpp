@@ -235,10 +235,11 @@ RunResult run_experiment(const Config& config, const fs::path& run_dir,
     effective.set("run.arms", nlohmann::json(options.arms).dump(), "--arms");
   const auto arms = run_arms(effective);
 
-  RunDir run(run_dir, effective);
-  const fs::path log = run_dir / "run.log";
+  // Absolute, because stage outputs are declared relative to their stage folder otherwise.
+  const RunLayout layout{fs::absolute(run_dir)};
+  RunDir run(layout.root, effective);
+  const fs::path log = layout.root / "run.log";
   add_log_file(log.string());
-  const RunLayout layout{run_dir};
   auto stages = plan(effective, layout, arms, options.threads);
 
   for (size_t i = 0; i < stages.size(); ++i) {
