@@ -47,8 +47,9 @@ test-asan: deps
 bench: deps
 	@bash scripts/install-deps.sh --bench
 	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
-	cmake --build $(BUILD) -j $(JOBS) --target recap_bench recap
+	cmake --build $(BUILD) -j $(JOBS) --target recap_bench recap_peer_bench recap
 	./$(BUILD)/bench/recap_bench
+	/usr/bin/python3 bench/reference/peer_bench.py $(BUILD)
 
 clean:
 	rm -rf $(BUILD) build-asan
