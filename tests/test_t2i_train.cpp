@@ -1,6 +1,7 @@
 // RECAP step 3 on the smoke corpus: training writes weights and grids, resumes bit-exactly,
 // counts recaption fallbacks and skips; sampling is seeded, guidance 0 is the unconditional
-// model; weight files round trip and bad ones are refused by name; odd prompts are handled.
+// model; weight files round trip and bad ones are refused by name; odd prompts are handled. A
+// text encoder loads from a bare or a whole-model file, and frozen it stays bit-identical.
 #include <gtest/gtest.h>
 #include <gmock/gmock.h>
 
@@ -11,6 +12,7 @@
 #include "core/error.h"
 #include "core/jsonl.h"
 #include "core/safetensors.h"
+#include "core/sha256.h"
 #include "core/weights.h"
 #include "data/image.h"
 #include "stages/corpus.h"
@@ -23,6 +25,7 @@
 namespace recap::stages {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 using text::Tokenizer;
 
@@ -95,6 +98,126 @@ TEST_F(T2iTrain, ResumeIsBitIdentical) {
   EXPECT_EQ(resumed.start_step, 2);
   EXPECT_EQ(resumed.captions.used, full.captions.used);
   EXPECT_EQ(read_file(out / "t2i.safetensors"), weights);
+}
+
+TEST_F(T2iTrain, FrozenLoadedTextEncoderStaysBitIdenticalAndResumesBitExactly) {
+  torch::set_num_threads(1);
+  test::TempDir out("t2i-frozen");
+  auto [source, sample] = smoke_model();  // not the run's own initialisation
+  const auto encoder_file = out / "encoder.safetensors";
+  save_module(encoder_file, *source->text_encoder);
+  const auto config = smoke({"t2i.captions=alt", "t2i.steps=4", "checkpoint.every=2",
+                             "t2i.text_encoder=\"" + encoder_file.string() + "\"",
+                             "t2i.freeze_text=true"});
+  train_t2i(corpus(), tokenizer_path(), {}, out / "run", config, 2);
+  const auto checkpoints = out / "run" / "train" / "checkpoints";
+  const auto step2 = load_tensors(checkpoints / "step-000000002" / "model.safetensors");
+  const auto step4 = load_tensors(checkpoints / "step-000000004" / "model.safetensors");
+  const auto exported = load_tensors(out / "run" / "t2i.safetensors");  // the EMA weights
+  const auto loaded = load_tensors(encoder_file);
+  for (const auto& [name, t] : loaded) {
+    EXPECT_TRUE(torch::equal(step4.at("text_encoder." + name), t)) << name;
+    EXPECT_TRUE(torch::equal(exported.at("text_encoder." + name), t)) << name;
+  }
+  int64_t unet = 0, moved = 0;
+  for (const auto& [name, t] : step4) {
+    if (!name.starts_with("unet.")) continue;
+    ++unet;
+    moved += !torch::equal(t, step2.at(name));
+  }
+  EXPECT_EQ(moved, unet);
+  // AdamW never stepped the frozen tensors, so it keeps no moments for them.
+  for (const auto& [name, t] :
+       load_tensors(checkpoints / "step-000000004" / "optimizer.safetensors"))
+    EXPECT_FALSE(name.starts_with("text_encoder.")) << name;
+  const auto metadata = Safetensors::load(out / "run" / "t2i.safetensors").metadata();
+  EXPECT_EQ(metadata.at("text_encoder_frozen"), "true");
+  EXPECT_EQ(metadata.at("text_encoder_from"), encoder_file.string());
+  EXPECT_EQ(metadata.at("text_encoder_sha256"), sha256_file(encoder_file));
+
+  const auto weights = read_file(out / "run" / "t2i.safetensors");
+  fs::remove_all(checkpoints / "step-000000004");
+  fs::remove(out / "run" / "t2i.safetensors");
+  auto resumed = train_t2i(corpus(), tokenizer_path(), {}, out / "run", config, 2);
+  EXPECT_EQ(resumed.start_step, 2);
+  EXPECT_EQ(read_file(out / "run" / "t2i.safetensors"), weights);
+}
+
+TEST_F(T2iTrain, TextEncoderLoadsFromEitherFileFormAndNamesWhatDoesNotFit) {
+  test::TempDir dir("t2i-encoder");
+  auto [source, sample] = smoke_model();
+  save_t2i(dir / "whole.safetensors", source, sample, tokenizer(), {});
+  save_module(dir / "bare.safetensors", *source->text_encoder);
+  const auto options = source->options().text;
+  for (const char* file : {"whole.safetensors", "bare.safetensors"}) {
+    models::TextEncoder encoder(options);
+    const auto report = load_text_encoder(dir / file, encoder, tokenizer(), false);
+    EXPECT_TRUE(report.complete()) << file << ": " << report.summary();
+    const auto got = module_state(*encoder), want = module_state(*source->text_encoder);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i)
+      EXPECT_TRUE(torch::equal(got[i].second, want[i].second)) << file << " " << got[i].first;
+  }
+  auto fails = [&](const char* file, models::TextEncoderOptions o, bool partial) {
+    return [&, file, o, partial] {
+      models::TextEncoder encoder(o);
+      load_text_encoder(dir / file, encoder, tokenizer(), partial);
+    };
+  };
+  // A second block the file lacks: an error unless partial, then left at its initialisation.
+  auto deeper = options;
+  deeper.layers = 2;
+  EXPECT_THAT(fails("whole.safetensors", deeper, false),
+              ::testing::ThrowsMessage<Error>(AllOf(HasSubstr("blocks.1."),
+                                                    HasSubstr("--allow-partial"))));
+  models::TextEncoder encoder(deeper);
+  const auto report = load_text_encoder(dir / "whole.safetensors", encoder, tokenizer(), true);
+  ASSERT_FALSE(report.missing.empty());
+  for (const auto& name : report.missing) EXPECT_TRUE(name.starts_with("blocks.1.")) << name;
+  // Another width or vocabulary is refused even partial, naming the tensors.
+  auto wider = options;
+  wider.dim = 64;
+  EXPECT_THAT(fails("bare.safetensors", wider, true),
+              ::testing::ThrowsMessage<Error>(AllOf(HasSubstr("bare.safetensors"),
+                                                    HasSubstr("token_embedding.weight"))));
+  auto bigger = options;
+  bigger.vocab_size += 1;
+  EXPECT_THAT(fails("whole.safetensors", bigger, true),
+              ::testing::ThrowsMessage<Error>(HasSubstr("token_embedding.weight: file")));
+  // What shapes cannot tell, the metadata of a whole model does.
+  auto heads = options;
+  heads.heads = 1;
+  EXPECT_THAT(fails("whole.safetensors", heads, false),
+              ::testing::ThrowsMessage<Error>(HasSubstr("attention heads")));
+  save_module(dir / "other.safetensors", *source, {{"tokenizer_sha256", "00"}});
+  EXPECT_THAT(fails("other.safetensors", options, false),
+              ::testing::ThrowsMessage<Error>(HasSubstr("another tokenizer")));
+}
+
+TEST_F(T2iTrain, CliTextEncoderFlagsReachTheRun) {
+  test::TempDir dir("t2i-cli");
+  auto [source, sample] = smoke_model();
+  save_module(dir / "bare.safetensors", *source->text_encoder);
+  const std::string base = "t2i train --corpus " + corpus().string() + " --tokenizer " +
+                           tokenizer_path().string() + " --set t2i.captions=alt";
+  auto absent = test::run_recap(base + " --out " + (dir / "a").string() + " --text-encoder " +
+                                (dir / "absent.safetensors").string());
+  EXPECT_EQ(absent.status, 2) << absent.output;
+  EXPECT_THAT(absent.output, HasSubstr("absent.safetensors: no such file"));
+  // Two blocks where the file has one: refused, then trained with --allow-partial.
+  const std::string deeper = base + " --set text_encoder.layers=2 --set t2i.steps=1 "
+                             "--set t2i.sample_steps=1 --text-encoder " +
+                             (dir / "bare.safetensors").string();
+  auto refused = test::run_recap(deeper + " --out " + (dir / "b").string());
+  EXPECT_EQ(refused.status, 2) << refused.output;
+  EXPECT_THAT(refused.output, HasSubstr("blocks.1."));
+  auto trained = test::run_recap(deeper + " --out " + (dir / "c").string() +
+                                 " --allow-partial --freeze-text");
+  ASSERT_EQ(trained.status, 0) << trained.output;
+  EXPECT_THAT(trained.output, HasSubstr("left at their initialisation"));
+  const auto metadata = Safetensors::load(dir / "c" / "t2i.safetensors").metadata();
+  EXPECT_EQ(metadata.at("text_encoder_frozen"), "true");
+  EXPECT_EQ(metadata.at("text_encoder_from"), (dir / "bare.safetensors").string());
 }
 
 TEST_F(T2iTrain, CountsRecaptionFallbacksAndSkips) {

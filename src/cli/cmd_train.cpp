@@ -1,5 +1,6 @@
 // evaluator train, captioner train, t2i train: the three models of the experiment.
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "cli/cli.h"
 #include "stages/captioner_train.h"
@@ -15,6 +16,12 @@ namespace {
 struct TrainingArgs {
   std::string corpus, tokenizer, out;
   std::vector<std::string> recap_files;
+};
+
+// t2i train's shorthands for the t2i.text_encoder, freeze_text and allow_partial keys.
+struct TextEncoderArgs {
+  std::string file;
+  bool freeze = false, allow_partial = false;
 };
 
 void add_training_options(Cli& cli, CLI::App* command, TrainingArgs& args) {
@@ -73,9 +80,29 @@ void add_training_commands(Cli& cli) {
   t2i_train->add_option("--recap", t2i_args->recap_files,
                         "recaption JSONL files ({\"key\", \"caption\", \"kind\"} lines) for "
                         "the recap arms");
-  cli.on_run(t2i_train, [&cli, t2i_args] {
+  auto text = std::make_shared<TextEncoderArgs>();
+  t2i_train
+      ->add_option("--text-encoder", text->file,
+                   "start the text encoder from this safetensors (a bare encoder or a whole "
+                   "t2i model); sets t2i.text_encoder")
+      ->type_name("FILE")
+      ->capture_default_str();
+  t2i_train
+      ->add_flag("--freeze-text", text->freeze,
+                 "train the UNet only, the text encoder keeps its weights; sets t2i.freeze_text")
+      ->capture_default_str();
+  t2i_train
+      ->add_flag("--allow-partial", text->allow_partial,
+                 "--text-encoder may lack tensors (they keep their initialisation); sets "
+                 "t2i.allow_partial")
+      ->capture_default_str();
+  cli.on_run(t2i_train, [&cli, t2i_args, text] {
     auto rt = init_runtime(cli.runtime, true);
     auto config = cli.load_corpus_config(t2i_args->corpus);
+    if (!text->file.empty())
+      config.set("t2i.text_encoder", nlohmann::json(text->file).dump(), "--text-encoder");
+    if (text->freeze) config.set("t2i.freeze_text", "true", "--freeze-text");
+    if (text->allow_partial) config.set("t2i.allow_partial", "true", "--allow-partial");
     std::vector<fs::path> recaps(t2i_args->recap_files.begin(), t2i_args->recap_files.end());
     auto r = stages::train_t2i(t2i_args->corpus, t2i_args->tokenizer, recaps, t2i_args->out,
                                config, rt.threads);

@@ -184,6 +184,12 @@ std::vector<ConfigKey> build_schema() {
       choice("t2i.sample_sampler", "ddim", {"ddim", "ddpm", "euler", "dpm++2m"}, "sampler"),
       number("t2i.guidance_scale", 3.0, 0, 100, "classifier-free guidance scale; 1 off, 0 uncond"),
       integer("t2i.workers", 0, 0, 256, "image decode threads; 0: --threads"),
+      choice("t2i.text_encoder", "", {},
+             "safetensors to start the text encoder from (a bare encoder or a whole t2i "
+             "model); empty: train it from scratch"),
+      flag("t2i.freeze_text", false, "keep the text encoder's weights fixed (train the UNet only)"),
+      flag("t2i.allow_partial", false,
+           "t2i.text_encoder may lack tensors; those keep their initialisation"),
 
       // [checkpoint]: how trainers save and keep state.
       integer("checkpoint.every", 500, 1, 1e9, "save a checkpoint every N optimizer steps"),

@@ -17,6 +17,8 @@
 #include "core/error.h"
 #include "core/jsonl.h"
 #include "core/rng.h"
+#include "core/safetensors.h"
+#include "core/sha256.h"
 #include "core/weights.h"
 #include "data/image.h"
 #include "data/loader.h"
@@ -257,7 +259,62 @@ T2iTrainOptions t2i_train_options(const Config& c, int64_t vocab_size, int64_t c
   o.log_every = std::clamp<int64_t>(o.steps / 50, 1, 50);
   o.workers = static_cast<int>(c.get_int("t2i.workers"));
   o.seed = static_cast<uint64_t>(c.get_int("run.seed"));
+  o.text_encoder = c.get_string("t2i.text_encoder");
+  o.freeze_text = c.get_bool("t2i.freeze_text");
+  o.allow_partial = c.get_bool("t2i.allow_partial");
   return o;
+}
+
+LoadReport load_text_encoder(const fs::path& path, models::TextEncoder& encoder,
+                             const text::Tokenizer& tokenizer, bool allow_partial) {
+  constexpr std::string_view kPrefix = "text_encoder.";
+  const auto file = Safetensors::load(path);
+  // A t2i file's metadata names what its tensor shapes cannot tell: the tokenizer (another
+  // one of the same size would mean other tokens) and the head count.
+  const auto& metadata = file.metadata();
+  if (auto it = metadata.find("tokenizer_sha256"); it != metadata.end()) {
+    const auto sha = sha256_hex(tokenizer.model_bytes());
+    if (it->second != sha)
+      throw Error(fmt::format("{}: trained with another tokenizer (sha256 {}, given {})",
+                              path.string(), it->second, sha));
+  }
+  if (auto it = metadata.find("t2i_options"); it != metadata.end()) {
+    int64_t heads = 0;
+    try {
+      heads = nlohmann::json::parse(it->second).at("text_encoder").at("heads").get<int64_t>();
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(fmt::format("{}: bad t2i_options metadata: {}", path.string(), e.what()));
+    }
+    if (heads != encoder->options().heads)
+      throw Error(fmt::format("{}: its text encoder has {} attention heads, text_encoder.heads "
+                              "is {}", path.string(), heads, encoder->options().heads));
+  }
+
+  // A whole model's names match the encoder registered under "text_encoder"; its other
+  // tensors (unet.*) are not the encoder's and are dropped from the report.
+  const bool whole = std::any_of(file.tensors().begin(), file.tensors().end(),
+                                 [&](const TensorInfo& t) { return t.name.starts_with(kPrefix); });
+  torch::nn::Module holder;
+  if (whole) holder.register_module(std::string(kPrefix.substr(0, kPrefix.size() - 1)), encoder);
+  auto report = load_module(path, whole ? holder : *encoder, /*allow_partial=*/true);
+  auto strip = [&](std::vector<std::string>& names) {
+    if (!whole) return;
+    std::erase_if(names, [&](const std::string& n) { return !n.starts_with(kPrefix); });
+    for (auto& n : names) n.erase(0, kPrefix.size());
+  };
+  strip(report.unexpected);
+  strip(report.missing);
+  strip(report.mismatched);
+  if (!report.unexpected.empty() || !report.mismatched.empty() ||
+      (!allow_partial && !report.missing.empty()))
+    throw Error(fmt::format("{}: does not fit a text encoder of the [text_encoder] sizes and "
+                            "{} token ids ({}){}",
+                            path.string(), tokenizer.vocab_size(), report.summary(),
+                            report.unexpected.empty() && report.mismatched.empty()
+                                ? "; --allow-partial (t2i.allow_partial) keeps the missing "
+                                  "ones at their initialisation"
+                                : ""));
+  return report;
 }
 
 Recaptions load_recaptions(const std::vector<fs::path>& files) {
@@ -312,12 +369,33 @@ T2iTrainResult train_t2i(const fs::path& corpus_dir, const fs::path& tokenizer_m
   // of the run seed.
   torch::manual_seed(init_seed(options.seed));
   T2iModel model(options.model);
+  train::TrainerOptions t;
+  t.dir = out_dir / "train";
+  const bool resuming = Checkpointer(t.dir / "checkpoints", options.keep_last).latest().has_value();
+  if (!options.text_encoder.empty() && !fs::is_regular_file(options.text_encoder))
+    throw Error(fmt::format("{}: no such file (t2i.text_encoder)", options.text_encoder.string()));
+  // Hashed before training, for the weights' metadata: a file changed meanwhile cannot matter.
+  const std::string text_encoder_sha256 =
+      options.text_encoder.empty() ? "" : sha256_file(options.text_encoder);
+  if (!options.text_encoder.empty() && !resuming) {
+    const auto report =
+        load_text_encoder(options.text_encoder, model->text_encoder, tokenizer,
+                          options.allow_partial);
+    spdlog::info("t2i: text encoder from {} ({} tensors)", options.text_encoder.string(),
+                 report.loaded);
+    if (!report.missing.empty())
+      spdlog::warn("t2i: {} lacks {} text encoder tensor(s), left at their initialisation: {}",
+                   options.text_encoder.string(), report.missing.size(),
+                   fmt::join(report.missing, ", "));
+  }
+  // No gradient, so AdamW skips them: no update and no weight decay.
+  if (options.freeze_text)
+    for (auto& p : model->text_encoder->parameters()) p.set_requires_grad(false);
   fs::create_directories(out_dir);
   T2iTask task(model, tokenizer, options, lo,
                recap_arm ? load_recaptions(recap_files) : Recaptions{}, grid_prompts(corpus_dir),
                out_dir / "grids");
 
-  train::TrainerOptions t;
   t.steps = options.steps;
   t.lr = options.lr;
   t.warmup_steps = options.warmup_steps;
@@ -327,7 +405,6 @@ T2iTrainResult train_t2i(const fs::path& corpus_dir, const fs::path& tokenizer_m
   t.keep_last = options.keep_last;
   t.log_every = options.log_every;
   t.validate_every = options.validate_every;
-  t.dir = out_dir / "train";
   spdlog::info("t2i ({} captions): {} steps of {} on {} web shard(s)",
                caption_source_name(options.captions), t.steps, options.batch_size,
                lo.sources.size());
@@ -340,7 +417,17 @@ T2iTrainResult train_t2i(const fs::path& corpus_dir, const fs::path& tokenizer_m
     // The trainer leaves the raw weights in the model; the final checkpoint holds the EMA.
     const auto last = Checkpointer(t.dir / "checkpoints", t.keep_last).latest();
     if (!last) throw std::logic_error("t2i: no checkpoint after training");
+    // The EMA of a constant drifts by rounding; a frozen encoder keeps its exact weights.
+    NamedTensors frozen;
+    if (options.freeze_text)
+      for (auto& [name, w] : module_state(*model->text_encoder))
+        frozen.emplace_back(name, w.detach().clone());
     load_module(*last / "ema.safetensors", *model);
+    if (options.freeze_text) {
+      torch::NoGradGuard no_grad;
+      auto state = module_state(*model->text_encoder);
+      for (size_t i = 0; i < frozen.size(); ++i) state[i].second.copy_(frozen[i].second);
+    }
   }
   T2iTrainResult result;
   result.start_step = trained.start_step;
@@ -357,7 +444,10 @@ T2iTrainResult train_t2i(const fs::path& corpus_dir, const fs::path& tokenizer_m
             {"caption_counts", nlohmann::json{{"used", n.used}, {"fell_back", n.fell_back},
                                               {"skipped", n.skipped}}.dump()},
             {"steps", std::to_string(result.steps)},
-            {"ema", options.ema_decay > 0 ? "true" : "false"}});
+            {"ema", options.ema_decay > 0 ? "true" : "false"},
+            {"text_encoder_from", options.text_encoder.string()},
+            {"text_encoder_sha256", text_encoder_sha256},
+            {"text_encoder_frozen", options.freeze_text ? "true" : "false"}});
   spdlog::info("t2i: {} steps, last loss {:.4f}, captions used {} / fell back {} / skipped {}",
                result.steps, result.last_loss, n.used, n.fell_back, n.skipped);
   return result;

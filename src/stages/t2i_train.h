@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/weights.h"
 #include "stages/t2i_model.h"
 #include "text/tokenizer.h"
 
@@ -42,11 +43,23 @@ struct T2iTrainOptions {
   int64_t log_every = 10;
   int workers = 0;  // loader decode threads; 0: the `threads` train_t2i is given
   uint64_t seed = 0;
+  fs::path text_encoder;       // weights to start the text encoder from; empty: from scratch
+  bool freeze_text = false;    // the text encoder keeps its weights; only the UNet trains
+  bool allow_partial = false;  // text_encoder may lack tensors (they keep their init)
 };
 
 // [t2i], [text_encoder], [unet], [checkpoint] and run.seed from `config`; the model's
 // vocabulary from `vocab_size`, the image size from `canvas`.
 T2iTrainOptions t2i_train_options(const Config& config, int64_t vocab_size, int64_t canvas);
+
+// Loads `path` into `encoder`: either a bare text encoder (names as in models::TextEncoder)
+// or a whole t2i model, whose "text_encoder.*" tensors are taken and the rest ignored. Throws
+// recap::Error naming the file when it was made with another tokenizer or other text encoder
+// options (as its metadata says), or when tensors are unexpected, mis-shaped or (unless
+// allow_partial) missing, listing them; `encoder` may then be partly loaded. The report's
+// `missing` are the tensors that kept their initialisation.
+LoadReport load_text_encoder(const fs::path& path, models::TextEncoder& encoder,
+                             const text::Tokenizer& tokenizer, bool allow_partial);
 
 // Recaptions by sample key, from `NAME.recap.jsonl` lines {"key", "caption", "kind":
 // "long"|"short"} (other fields ignored).
@@ -77,8 +90,11 @@ struct T2iTrainResult {
 // metrics.jsonl and validation grids (out_dir/grids/step-NNNNNN.png: the first prompts of the
 // counting and position suites, fixed seeds) under out_dir, resuming from out_dir/train when
 // a checkpoint is there, then writes out_dir/t2i.safetensors (EMA weights when
-// t2i.ema_decay > 0). `recap_files` are needed for captions = recap / recap-mix only.
-// `threads` is the loader's decode thread count unless t2i.workers sets it.
+// t2i.ema_decay > 0). A fresh run starts its text encoder from t2i.text_encoder when set (a
+// resumed one takes everything from its checkpoint and only hashes the file, for the weights'
+// metadata); t2i.freeze_text leaves the encoder out of training, bit-identical in the output.
+// `recap_files` are needed for captions = recap / recap-mix only. `threads` is the loader's
+// decode thread count unless t2i.workers sets it.
 T2iTrainResult train_t2i(const fs::path& corpus_dir, const fs::path& tokenizer_model,
                          const std::vector<fs::path>& recap_files, const fs::path& out_dir,
                          const Config& config, int threads);
