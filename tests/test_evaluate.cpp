@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <variant>
 
 #include <fmt/format.h>
@@ -12,8 +13,10 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/jsonl.h"
+#include "core/weights.h"
 #include "data/image.h"
 #include "data/source.h"
+#include "models/inception.h"
 #include "stages/corpus.h"
 #include "stages/evaluate.h"
 #include "stages/evaluator_train.h"
@@ -35,16 +38,19 @@ class Evaluate : public ::testing::Test {
     const Config smoke = Config::load("smoke");
     corpus::make_corpus(smoke, corpus(), 2);
     train_evaluator(world_settings(smoke), evaluator_settings(smoke), evaluator());
-    // The eval split's renders as a sample folder, prompted with their human long captions
-    // (targets left to the parser, as for plain-text prompts).
+    write_render_folder(corpus(), renders());
+  }
+  // The eval split's renders as a sample folder, prompted with their human long captions
+  // (targets left to the parser, as for plain-text prompts).
+  static void write_render_folder(const fs::path& corpus_dir, const fs::path& out) {
     std::string index;
     int k = 0;
-    for (const auto& shard : corpus::list_shards(corpus(), corpus::Split::Eval)) {
+    for (const auto& shard : corpus::list_shards(corpus_dir, corpus::Split::Eval)) {
       auto source = data::open_source(shard);
       while (auto item = source->next()) {
         const auto& s = std::get<data::Sample>(*item);
         const std::string file = fmt::format("{:06d}.png", k++);
-        write_file_atomic(renders() / file, s.image_bytes);
+        write_file_atomic(out / file, s.image_bytes);
         index +=
             nlohmann::json{
                 {"file", file}, {"prompt", s.caption}, {"suite", nullptr}, {"target", nullptr}}
@@ -52,7 +58,7 @@ class Evaluate : public ::testing::Test {
             "\n";
       }
     }
-    write_file_atomic(renders() / "images.jsonl", index);
+    write_file_atomic(out / "images.jsonl", index);
   }
   static void TearDownTestSuite() { delete dir_; }
 
@@ -202,6 +208,44 @@ TEST_F(Evaluate, CommandPrintsTableAccuracyAndJson) {
   EXPECT_EQ(missing.status, 2);
   EXPECT_THAT(missing.output, HasSubstr("error: "));
   EXPECT_THAT(missing.output, HasSubstr("images.jsonl"));
+}
+
+// With InceptionV3 weights, FID/KID (and the floor) are computed on its pool3 features; the
+// prompt metrics still come from the evaluator. Random weights on six eval scenes keep it
+// cheap; the set against itself is ~0, fresh renders are not.
+TEST_F(Evaluate, InceptionFeaturesReplaceTheEvaluatorsForFid) {
+  test::TempDir dir("eval-inception");
+  corpus::make_corpus(Config::load("smoke", {"corpus.eval_samples=6"}), dir / "corpus", 2);
+  write_render_folder(dir / "corpus", dir / "renders");
+  torch::manual_seed(0);
+  models::InceptionV3 net;
+  {
+    // He-normal convolutions keep the signal alive through the network (see test_inception).
+    torch::NoGradGuard no_grad;
+    for (auto& p : net->parameters())
+      if (p.dim() == 4) p.normal_(0, std::sqrt(2.0 / static_cast<double>(p[0].numel())));
+  }
+  save_module(dir / "inception.safetensors", *net);
+
+  auto o = evaluate_settings(corpus::corpus_config(dir / "corpus"));
+  o.metrics.bootstrap_samples = 10;
+  o.kid.subsets = 5;
+  o.inception = dir / "inception.safetensors";
+  const auto with = evaluate_images(dir / "renders", evaluator(), dir / "corpus", o);
+  o.inception.reset();
+  const auto without = evaluate_images(dir / "renders", evaluator(), dir / "corpus", o);
+  ASSERT_TRUE(with.fid && with.fid_floor && without.fid);
+  EXPECT_EQ(with.fid->features, "inception-v3");
+  EXPECT_EQ(without.fid->features, "evaluator");
+  EXPECT_EQ(to_json(with)["fid"]["features"], "inception-v3");
+  EXPECT_GT(with.fid_floor->fid, 0);
+  EXPECT_LT(std::abs(with.fid->fid), 1e-6 * with.fid_floor->fid);
+  EXPECT_NE(with.fid_floor->fid, without.fid_floor->fid);
+  EXPECT_EQ(eval::to_json(with.overall), eval::to_json(without.overall));
+
+  o.inception = dir / "missing.safetensors";
+  EXPECT_THAT([&] { evaluate_images(dir / "renders", evaluator(), dir / "corpus", o); },
+              ThrowsMessage<Error>(HasSubstr("missing.safetensors")));
 }
 
 }  // namespace

@@ -22,6 +22,7 @@ struct SampleArgs {
 
 struct EvalArgs {
   std::string images, evaluator, corpus, prompts, json;
+  std::string inception;
   bool no_fid = false, ceiling = false;
 };
 
@@ -110,6 +111,9 @@ void add_sample_eval_commands(Cli& cli) {
                        "prompts file the images must come from (targets for plain prompts)");
   evaluate->add_option("--json", eval->json, "also write the full report here");
   evaluate->add_flag("--no-fid", eval->no_fid, "skip FID/KID and the noise floor");
+  evaluate->add_option("--inception", eval->inception,
+                       "FID/KID on the pool3 features of this InceptionV3 .safetensors "
+                       "(README: exporting pytorch-fid's weights) instead of the evaluator's");
   evaluate->add_flag("--ceiling", eval->ceiling,
                      "add the ceiling row: the metrics on the reference renders themselves");
   cli.add_set_option(evaluate);
@@ -118,6 +122,7 @@ void add_sample_eval_commands(Cli& cli) {
     auto options = stages::evaluate_settings(cli.load_corpus_config(eval->corpus));
     if (eval->no_fid) options.fid = false;
     if (!eval->prompts.empty()) options.prompts = eval->prompts;
+    if (!eval->inception.empty()) options.inception = eval->inception;
     std::vector<stages::EvalReport> reports = {
         stages::evaluate_images(eval->images, eval->evaluator, eval->corpus, options)};
     if (eval->ceiling)

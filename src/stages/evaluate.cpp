@@ -15,6 +15,7 @@
 #include "data/source.h"
 #include "data/tensor_batch.h"
 #include "models/evaluator.h"
+#include "models/inception.h"
 #include "stages/corpus.h"
 #include "stages/evaluator_train.h"
 #include "stages/sample.h"
@@ -43,9 +44,11 @@ struct Judge {
   models::Detector detector{nullptr};
   models::DetectionDecodeOptions decode;
   nlohmann::json accuracy;  // evaluator_accuracy.json, null when absent
+  models::InceptionV3 inception{nullptr};  // FID features when set, else the detector's
 };
 
-Judge load_judge(const fs::path& evaluator_dir, const fs::path& corpus_dir) {
+Judge load_judge(const fs::path& evaluator_dir, const fs::path& corpus_dir,
+                 const EvaluateOptions& options) {
   const Config config = corpus::corpus_config(corpus_dir);
   Judge judge;
   judge.world = world_settings(config);
@@ -53,6 +56,10 @@ Judge load_judge(const fs::path& evaluator_dir, const fs::path& corpus_dir) {
   judge.read_limits = read_limits(config);
   judge.decode_limits = decode_limits(config);
   judge.detector = load_detector(evaluator_dir, &judge.world, &judge.decode);
+  if (options.inception && options.fid) {
+    judge.inception = models::load_inception(*options.inception);
+    judge.inception->to(judge.detector->parameters().front().device());
+  }
   const fs::path accuracy =
       evaluator_weights_path(evaluator_dir).parent_path() / "evaluator_accuracy.json";
   if (fs::exists(accuracy)) {
@@ -85,7 +92,9 @@ Judged judge_images(Judge& judge, const std::vector<data::DecodedSample>& images
     const auto tensor = data::to_tensor_batch(batch).images.to(device);
     auto found = models::detect(judge.detector, tensor, judge.world, judge.decode);
     out.detections.insert(out.detections.end(), found.begin(), found.end());
-    features.push_back(judge.detector->features(tensor).cpu());
+    features.push_back((judge.inception ? models::inception_features(judge.inception, tensor)
+                                        : judge.detector->features(tensor))
+                           .cpu());
   }
   out.features = torch::cat(features);
   return out;
@@ -138,9 +147,10 @@ torch::Tensor floor_features(Judge& judge, int64_t n, int64_t batch_size) {
   return judge_images(judge, renders, batch_size).features;
 }
 
-FidResult fid_against(const torch::Tensor& features, const torch::Tensor& reference,
-                      const eval::KidOptions& kid) {
+FidResult fid_against(const Judge& judge, const torch::Tensor& features,
+                      const torch::Tensor& reference, const eval::KidOptions& kid) {
   FidResult r;
+  r.features = judge.inception ? "inception-v3" : "evaluator";
   r.fid = eval::fid(features, reference);
   r.kid = eval::kid(features, reference, kid);
   r.n_generated = features.size(0);
@@ -156,7 +166,8 @@ std::vector<eval::ImageDetections> with_detections(std::vector<eval::ImageDetect
 
 nlohmann::json fid_json(const std::optional<FidResult>& r) {
   if (!r) return nullptr;
-  return {{"fid", r->fid},
+  return {{"features", r->features},
+          {"fid", r->fid},
           {"kid",
            {{"mean", r->kid.mean},
             {"std", r->kid.std},
@@ -193,7 +204,7 @@ EvalReport evaluate_images(const fs::path& images_dir, const fs::path& evaluator
       if (!image.request.target) image.request.target = it->second.target;
     }
   }
-  Judge judge = load_judge(evaluator_dir, corpus_dir);
+  Judge judge = load_judge(evaluator_dir, corpus_dir, options);
   const world::CaptionParser parser(judge.world);
   std::vector<data::DecodedSample> decoded;
   std::vector<eval::ImageDetections> images;
@@ -220,9 +231,9 @@ EvalReport evaluate_images(const fs::path& images_dir, const fs::path& evaluator
   if (options.fid) {
     const auto reference =
         judge_images(judge, reference_renders(corpus_dir, judge), options.batch_size).features;
-    report.fid = fid_against(judged.features, reference, options.kid);
-    report.fid_floor = fid_against(floor_features(judge, report.images, options.batch_size),
-                                   reference, options.kid);
+    report.fid = fid_against(judge, judged.features, reference, options.kid);
+    report.fid_floor = fid_against(
+        judge, floor_features(judge, report.images, options.batch_size), reference, options.kid);
   }
   report.evaluator_accuracy = judge.accuracy;
   return report;
@@ -230,7 +241,7 @@ EvalReport evaluate_images(const fs::path& images_dir, const fs::path& evaluator
 
 EvalReport evaluate_reference(const fs::path& evaluator_dir, const fs::path& corpus_dir,
                               const EvaluateOptions& options) {
-  Judge judge = load_judge(evaluator_dir, corpus_dir);
+  Judge judge = load_judge(evaluator_dir, corpus_dir, options);
   const world::CaptionParser parser(judge.world);
   const auto renders = reference_renders(corpus_dir, judge);
   std::vector<eval::ImageDetections> images;
@@ -242,8 +253,9 @@ EvalReport evaluate_reference(const fs::path& evaluator_dir, const fs::path& cor
   report.images = static_cast<int64_t>(images.size());
   report.overall = eval::score_prompts(images, options.metrics);
   if (options.fid)
-    report.fid_floor = fid_against(floor_features(judge, report.images, options.batch_size),
-                                   judged.features, options.kid);
+    report.fid_floor =
+        fid_against(judge, floor_features(judge, report.images, options.batch_size),
+                    judged.features, options.kid);
   report.evaluator_accuracy = judge.accuracy;
   return report;
 }

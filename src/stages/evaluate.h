@@ -30,9 +30,13 @@ struct EvaluateOptions {
   // Optional prompts file (read_prompts): every image's prompt must be one of its prompts, and
   // an image without a suite or target in images.jsonl takes them from it.
   std::optional<fs::path> prompts;
+  // FID/KID on the pool3 features of this InceptionV3 (models/inception.h, weights a user
+  // exports from pytorch-fid) instead of the evaluator's: the standard FID for natural images.
+  std::optional<fs::path> inception;
 };
 
 struct FidResult {
+  std::string features = "evaluator";  // or "inception-v3"
   double fid = 0;
   eval::KidResult kid;
   int64_t n_generated = 0, n_reference = 0;
