@@ -19,18 +19,14 @@ configure: $(BUILD)/build.ninja
 build: deps configure
 	cmake --build $(BUILD) -j $(JOBS)
 
-# The embedded RECAP experiment as far as it is built: the corpus (web images with
-# alt-text, a human-captioned set, eval scenes, prompt suites), caption quality of each
-# caption source against ground truth, and a contact sheet of samples.
-DEMO_DIR ?= runs/demo
+# The embedded RECAP experiment from start to report: corpus, tokenizer, evaluator, captioner
+# (pre-train + fine-tune), recaptioning, caption quality, one text-to-image model per arm,
+# samples, evaluation. Rerunning resumes (finished stages are skipped).
+RUN_NAME ?= demo
 demo: build
-	./$(BUILD)/recap corpus make --preset $(PRESET) --out $(DEMO_DIR)/corpus
-	./$(BUILD)/recap corpus stats $(DEMO_DIR)/corpus --json $(DEMO_DIR)/caption-stats.json \
-	  | tee $(DEMO_DIR)/caption-stats.txt
-	./$(BUILD)/recap corpus show $(DEMO_DIR)/corpus web-000000000 web-000000001 web-000000002 \
-	  web-000000003 web-000000004 web-000000005 --out $(DEMO_DIR)/contact-sheet.png
+	./$(BUILD)/recap run --preset $(PRESET) --name $(RUN_NAME)
 	@echo
-	@echo "demo written to $(DEMO_DIR)/: caption-stats.txt, caption-stats.json, contact-sheet.png, corpus/"
+	@echo "report: runs/$(RUN_NAME)/report/index.html (and report.md); stage times: ./$(BUILD)/recap status $(RUN_NAME)"
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
