@@ -105,6 +105,28 @@ TEST(DiffusionSampler, EverySamplerRecoversADiracDataPoint) {
   }
 }
 
+// Clamping x0 predictions to the data range leaves an oracle whose data lies inside it exact,
+// and keeps a badly wrong predictor's samples inside the data range.
+TEST(DiffusionSampler, ClippedX0KeepsOraclesExactAndBoundsErrors) {
+  torch::set_num_threads(1);
+  auto x0 = torch::rand({4, 3, 8, 8}, generator(30)) * 2 - 1;
+  NoiseSchedule s(BetaSchedule::Cosine);
+  SamplerOptions clip{0, 31, 1.0};
+  for (auto sampler : kAll) {
+    auto x_T = torch::randn({4, 3, 8, 8}, generator(32));
+    auto exact = sample(sampler, dirac_oracle(s, x0, Prediction::Eps), Prediction::Eps, s, x_T,
+                        20, clip);
+    EXPECT_LT((exact - x0).abs().max().item<float>(), 1e-4f) << name(sampler);
+
+    auto oracle = dirac_oracle(s, x0, Prediction::Eps);
+    Predictor off = [&](const torch::Tensor& x, const torch::Tensor& t) {
+      return 3 * oracle(x, t);
+    };
+    auto held = sample(sampler, off, Prediction::Eps, s, x_T, 20, clip);
+    EXPECT_LE(held.abs().max().item<float>(), 1.0f + 1e-5f) << name(sampler);
+  }
+}
+
 struct Case {
   Sampler sampler;
   int steps;

@@ -13,6 +13,10 @@
 namespace recap::diffusion {
 namespace {
 
+torch::Tensor clipped(const torch::Tensor& x0, const SamplerOptions& options) {
+  return options.clip_x0 > 0 ? x0.clamp(-options.clip_x0, options.clip_x0) : x0;
+}
+
 // One sampler step: from timestep t (noise level abar) to the next, less noisy level
 // abar_next (1 after the last timestep: clean data).
 struct Step {
@@ -89,7 +93,7 @@ torch::Tensor sample_ddpm(const Predictor& model, Prediction type, const NoiseSc
   auto x = x_T;
   for (const auto& s : plan(schedule, x_T, steps)) {
     auto t = timesteps_for(x, s.t);
-    auto x0 = schedule.predicted_x0(call(model, x, t), type, x, t);
+    auto x0 = clipped(schedule.predicted_x0(call(model, x, t), type, x, t), options);
     // With strided steps the effective beta of the jump t -> next is 1 - abar / abar_next;
     // q(x_next | x_t, x0) is Gaussian with this mean and variance beta_tilde (DDPM eq. 7).
     const double alpha = s.abar / s.abar_next, beta = 1 - alpha;
@@ -112,6 +116,10 @@ torch::Tensor sample_ddim(const Predictor& model, Prediction type, const NoiseSc
     auto out = call(model, x, t);
     auto x0 = schedule.predicted_x0(out, type, x, t);
     auto eps = schedule.predicted_eps(out, type, x, t);
+    if (options.clip_x0 > 0) {
+      x0 = clipped(x0, options);
+      eps = schedule.eps_from_x0(x, x0, t);
+    }
     // DDIM eq. 12/16: eta = 1 makes sigma^2 the DDPM posterior variance beta_tilde.
     const double sigma =
         options.eta * std::sqrt((1 - s.abar_next) / (1 - s.abar) * (1 - s.abar / s.abar_next));
@@ -123,7 +131,7 @@ torch::Tensor sample_ddim(const Predictor& model, Prediction type, const NoiseSc
 }
 
 torch::Tensor sample_euler(const Predictor& model, Prediction type, const NoiseSchedule& schedule,
-                           torch::Tensor x_T, int steps, const SamplerOptions&) {
+                           torch::Tensor x_T, int steps, const SamplerOptions& options) {
   torch::NoGradGuard no_grad;
   const auto plan_steps = plan(schedule, x_T, steps);
   // Euler integrates the probability-flow ODE dx/dsigma = (x - x0(x)) / sigma in the
@@ -135,7 +143,7 @@ torch::Tensor sample_euler(const Predictor& model, Prediction type, const NoiseS
     const double sigma_next = std::sqrt((1 - s.abar_next) / s.abar_next);
     auto x_vp = x * std::sqrt(s.abar);  // what the model was trained on
     auto t = timesteps_for(x, s.t);
-    auto x0 = schedule.predicted_x0(call(model, x_vp, t), type, x_vp, t);
+    auto x0 = clipped(schedule.predicted_x0(call(model, x_vp, t), type, x_vp, t), options);
     x = x + (sigma_next - sigma) / sigma * (x - x0);
   }
   return x;
@@ -143,7 +151,7 @@ torch::Tensor sample_euler(const Predictor& model, Prediction type, const NoiseS
 
 torch::Tensor sample_dpmpp_2m(const Predictor& model, Prediction type,
                               const NoiseSchedule& schedule, torch::Tensor x_T, int steps,
-                              const SamplerOptions&) {
+                              const SamplerOptions& options) {
   torch::NoGradGuard no_grad;
   // lambda = log(alpha / sigma), alpha = sqrt(abar), sigma = sqrt(1 - abar): the half
   // log-SNR in which the data-prediction ODE solution is exact for a constant x0.
@@ -153,7 +161,7 @@ torch::Tensor sample_dpmpp_2m(const Predictor& model, Prediction type,
   double previous_h = 0;
   for (const auto& s : plan(schedule, x_T, steps)) {
     auto t = timesteps_for(x, s.t);
-    auto x0 = schedule.predicted_x0(call(model, x, t), type, x, t);
+    auto x0 = clipped(schedule.predicted_x0(call(model, x, t), type, x, t), options);
     if (s.abar_next >= 1) {
       // lambda = inf at clean data: the update reduces to the x0 prediction (first order, as
       // k-diffusion and diffusers' lower_order_final do).

@@ -38,6 +38,11 @@ Sampler parse_sampler(std::string_view name);
 struct SamplerOptions {
   double eta = 0;     // DDIM only: 0 deterministic, 1 ancestral like DDPM
   uint64_t seed = 0;  // for the noise the stochastic samplers (DDPM, DDIM eta > 0) draw
+  // > 0: every x0 prediction is clamped to [-clip_x0, clip_x0], the data range (diffusers'
+  // clip_sample). At the first steps of a cosine schedule sqrt(abar) is ~1e-3, so reading x0
+  // off an eps prediction multiplies its error ~1000x; an undertrained UNet then sampled
+  // saturated colour noise (quick preset, 150 steps). DDIM re-derives eps from the clamped x0.
+  double clip_x0 = 0;
 };
 
 // The timesteps described above, descending; throws recap::Error unless

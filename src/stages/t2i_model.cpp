@@ -126,6 +126,7 @@ torch::Tensor sample_images(T2iModel& model, const Tokenizer& tokenizer,
   const diffusion::NoiseSchedule schedule(options.schedule, options.timesteps);
   diffusion::SamplerOptions sampler;
   sampler.seed = sampler_seed;
+  sampler.clip_x0 = 1;  // images live in [-1, 1]; see SamplerOptions::clip_x0
   return diffusion::sample(options.sampler, predictor, options.prediction, schedule, x_T,
                            options.steps, sampler)
       .clamp(-1, 1);
