@@ -236,20 +236,26 @@ std::string format_table(const std::vector<std::pair<std::string, PromptMetrics>
   const std::array<std::string, kStats + 2> header = {
       "set",          "images",   "SOA-C %",          "SOA-I %",         "count err",
       "count exact %", "position %", "position|found %", "colour binding %"};
-  std::vector<std::array<std::string, kStats + 2>> table = {header};
+  std::vector<std::vector<std::string>> table = {{header.begin(), header.end()}};
   for (const auto& [label, m] : rows) {
-    std::array<std::string, kStats + 2> line;
+    std::vector<std::string> line(kStats + 2);
     line[0] = label;
     line[1] = std::to_string(m.images);
     for (int s = 0; s < kStats; ++s)
       line[s + 2] = s == CountError ? cell(m.*kFields[s], 1, 2) : cell(m.*kFields[s], 100, 1);
     table.push_back(line);
   }
-  std::array<size_t, kStats + 2> width{};
-  for (const auto& line : table)
+  return align_columns(table);
+}
+
+std::string align_columns(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> width;
+  for (const auto& line : rows) {
+    width.resize(std::max(width.size(), line.size()));
     for (size_t c = 0; c < line.size(); ++c) width[c] = std::max(width[c], line[c].size());
+  }
   std::string out;
-  for (const auto& line : table) {
+  for (const auto& line : rows) {
     for (size_t c = 0; c < line.size(); ++c)
       out += c == 0 ? fmt::format("{:<{}}", line[c], width[c])
                     : fmt::format("  {:>{}}", line[c], width[c]);

@@ -103,4 +103,8 @@ nlohmann::json to_json(const PromptMetrics& metrics);
 // with its interval; "-" where undefined.
 std::string format_table(const std::vector<std::pair<std::string, PromptMetrics>>& rows);
 
+// Rows of cells as text: the first column left-aligned, the others right-aligned, each padded
+// to its widest cell and separated by two spaces; one line per row.
+std::string align_columns(const std::vector<std::vector<std::string>>& rows);
+
 }  // namespace recap::eval

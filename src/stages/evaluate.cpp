@@ -281,22 +281,13 @@ std::string format_eval_table(const std::vector<EvalReport>& reports) {
       rows.emplace_back(fmt::format("{} / {}", r.name, world::suite_name(suite)), metrics);
   }
   std::string out = eval::format_table(rows);
-  // FID/KID: one row per report, columns padded to their widest cell.
-  std::vector<std::array<std::string, 5>> table = {
+  // FID/KID: one row per report.
+  std::vector<std::vector<std::string>> table = {
       {"set", "FID", "KID +- s.e.", "floor FID", "floor KID +- s.e."}};
   for (const auto& r : reports)
     table.push_back(
         {r.name, fid_cell(r.fid), kid_cell(r.fid), fid_cell(r.fid_floor), kid_cell(r.fid_floor)});
-  std::array<size_t, 5> width{};
-  for (const auto& line : table)
-    for (size_t c = 0; c < line.size(); ++c) width[c] = std::max(width[c], line[c].size());
-  out += '\n';
-  for (const auto& line : table) {
-    for (size_t c = 0; c < line.size(); ++c)
-      out += c == 0 ? fmt::format("{:<{}}", line[c], width[c])
-                    : fmt::format("  {:>{}}", line[c], width[c]);
-    out += '\n';
-  }
+  out += '\n' + eval::align_columns(table);
   return out;
 }
 

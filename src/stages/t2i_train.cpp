@@ -27,6 +27,7 @@
 #include "diffusion/loss.h"
 #include "stages/corpus.h"
 #include "stages/model_settings.h"
+#include "stages/sample.h"
 #include "stages/settings.h"
 #include "train/trainer.h"
 
@@ -60,21 +61,6 @@ std::vector<std::string> grid_prompts(const fs::path& corpus_dir) {
       prompts.push_back(lines[i].at("text").get<std::string>());
   }
   return prompts;
-}
-
-// images [N, 3, S, S] -> one image of rows of kGridColumns cells, each upscaled (nearest) by
-// kGridUpscale; empty cells are black.
-data::Image grid_image(const torch::Tensor& images) {
-  const int64_t n = images.size(0), s = images.size(2);
-  const int64_t rows = (n + kGridColumns - 1) / kGridColumns;
-  auto cells = torch::full({rows * kGridColumns, 3, s, s}, -1.0f);
-  cells.narrow(0, 0, n).copy_(images.cpu());
-  auto grid = cells.view({rows, kGridColumns, 3, s, s})
-                  .permute({2, 0, 3, 1, 4})  // [3, rows, S, cols, S]
-                  .reshape({3, rows * s, kGridColumns * s})
-                  .repeat_interleave(kGridUpscale, 1)
-                  .repeat_interleave(kGridUpscale, 2);
-  return data::to_images(grid)[0];
 }
 
 class T2iTask : public train::Task {
@@ -136,7 +122,7 @@ class T2iTask : public train::Task {
       seeds.push_back(derive_seed(grid_stream(options_.seed), i));
     auto images = sample_images(model_, tokenizer_, prompts_, seeds, options_.sample);
     write_file_atomic(grid_dir_ / fmt::format("step-{:06d}.png", step),
-                      data::encode_png(grid_image(images)));
+                      data::encode_png(grid_image(images, kGridColumns, kGridUpscale)));
     metrics["grid_seconds"] =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
