@@ -206,8 +206,9 @@ std::vector<PlannedStage> plan(const Config& config, const RunLayout& layout,
 
 std::string format_seconds(double s) {
   if (s < 60) return fmt::format("{:.1f} s", s);
-  if (s < 3600) return fmt::format("{:.0f} min {:02.0f} s", std::floor(s / 60), std::fmod(s, 60));
-  return fmt::format("{:.0f} h {:02.0f} min", std::floor(s / 3600), std::fmod(s, 3600) / 60);
+  const long total = std::lround(s);  // whole seconds, so 239.6 s reads 4 min 00 s
+  if (total < 3600) return fmt::format("{} min {:02} s", total / 60, total % 60);
+  return fmt::format("{} h {:02} min", total / 3600, total % 3600 / 60);
 }
 
 }  // namespace
