@@ -133,22 +133,36 @@ TEST(Trainer, AccumulationMatchesOneLargeBatch) {
   EXPECT_FALSE(torch::equal(large.model_->weight, RegressionTask().model_->weight));
 }
 
-TEST(Ema, AveragesTowardsTheWeights) {
+TEST(Ema, AveragesTowardsTheWeightsAfterAWarmUpAndCopiesFrozenOnes) {
   torch::nn::Linear model(2, 1);
   {
     torch::NoGradGuard g;
     model->weight.fill_(0);
+    model->bias.fill_(1);
   }
+  model->bias.set_requires_grad(false);
   Ema ema(*model, 0.5);
   {
     torch::NoGradGuard g;
     model->weight.fill_(4);
+    model->bias.fill_(-1);  // changed by hand; a frozen tensor is copied, never averaged
   }
-  ema.update(*model);  // 0.5 * 0 + 0.5 * 4
-  ema.update(*model);  // 0.5 * 2 + 0.5 * 4
+  ema.update(*model, 100);  // d = min(0.5, 101 / 110): 0.5 * 0 + 0.5 * 4
+  ema.update(*model, 101);  // 0.5 * 2 + 0.5 * 4
   torch::nn::Linear out(2, 1);
   ema.copy_to(*out);
   EXPECT_TRUE(torch::allclose(out->weight, torch::full({1, 2}, 3.0)));
+  EXPECT_TRUE(torch::equal(out->bias, torch::full({1}, -1.0)));
+
+  // The first update weighs the old average by 1 / 10, the second by 2 / 11.
+  Ema fresh(*out, 0.999);
+  {
+    torch::NoGradGuard g;
+    out->weight.fill_(13);
+  }
+  fresh.update(*out, 0);  // 0.1 * 3 + 0.9 * 13 = 12
+  fresh.copy_to(*model);
+  EXPECT_TRUE(torch::allclose(model->weight, torch::full({1, 2}, 12.0)));
 }
 
 class NanTask : public RegressionTask {

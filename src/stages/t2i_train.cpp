@@ -403,17 +403,7 @@ T2iTrainResult train_t2i(const fs::path& corpus_dir, const fs::path& tokenizer_m
     // The trainer leaves the raw weights in the model; the final checkpoint holds the EMA.
     const auto last = Checkpointer(t.dir / "checkpoints", t.keep_last).latest();
     if (!last) throw std::logic_error("t2i: no checkpoint after training");
-    // The EMA of a constant drifts by rounding; a frozen encoder keeps its exact weights.
-    NamedTensors frozen;
-    if (options.freeze_text)
-      for (auto& [name, w] : module_state(*model->text_encoder))
-        frozen.emplace_back(name, w.detach().clone());
-    load_module(*last / "ema.safetensors", *model);
-    if (options.freeze_text) {
-      torch::NoGradGuard no_grad;
-      auto state = module_state(*model->text_encoder);
-      for (size_t i = 0; i < frozen.size(); ++i) state[i].second.copy_(frozen[i].second);
-    }
+    load_module(*last / "ema.safetensors", *model);  // frozen weights are kept exactly there
   }
   T2iTrainResult result;
   result.start_step = trained.start_step;

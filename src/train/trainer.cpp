@@ -101,7 +101,7 @@ TrainResult train(Task& task, const TrainerOptions& o) {
                                  ? torch::nn::utils::clip_grad_norm_(params, o.grad_clip)
                                  : torch::nn::utils::clip_grad_norm_(params, 1e30);
     optimizer.step();
-    if (ema) ema->update(model);
+    if (ema) ema->update(model, step);
     ++step;
     result.last_loss = loss_sum / o.grad_accum;
 
