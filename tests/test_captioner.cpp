@@ -30,8 +30,7 @@ CaptionerOptions tiny_options() {
   o.heads = 4;
   o.image_size = 32;
   o.grid = 4;
-  o.stem_channels = 8;
-  o.groups = 4;
+  o.vision = {16, 1, 4};  // 8x8 cells, pooled to the 4x4 grid
   return o;
 }
 
@@ -118,7 +117,8 @@ TEST(Captioner, ShapesNamesAndErrors) {
   std::set<std::string> names;
   for (const auto& [name, t] : module_state(*model)) names.insert(name);
   for (const char* expected :
-       {"stem.0.weight", "stem.1.weight", "stem.3.weight", "image_proj.weight", "image_position",
+       {"vision.stem.0.weight", "vision.stem.1.weight", "vision.down.1.0.weight",
+        "vision.blocks.0.1.bias", "image_proj.weight", "image_position",
         "image_blocks.0.attn1.to_q.weight", "image_norm.bias", "token_embedding.weight",
         "position_embedding.weight", "blocks.1.attn1.to_k.weight", "blocks.1.attn2.to_v.weight",
         "final_norm.weight"})
@@ -137,9 +137,9 @@ TEST(Captioner, ShapesNamesAndErrors) {
   EXPECT_THROW(model->logits(tokens, torch::zeros({3, 3}, torch::kLong), &caches), Error);
   using Break = std::function<void(CaptionerOptions&)>;
   for (const Break& broken :
-       {Break([](auto& o) { o.grid = 3; }), Break([](auto& o) { o.image_size = 48; }),
+       {Break([](auto& o) { o.grid = 3; }), Break([](auto& o) { o.image_size = 40; }),
         Break([](auto& o) { o.heads = 5; }), Break([](auto& o) { o.max_length = 2; }),
-        Break([](auto& o) { o.groups = 3; })}) {
+        Break([](auto& o) { o.vision.stride = 3; })}) {
     auto o = tiny_options();
     broken(o);
     EXPECT_THROW(Captioner{o}, Error);

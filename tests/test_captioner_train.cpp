@@ -12,6 +12,9 @@
 #include "core/weights.h"
 #include "stages/captioner_train.h"
 #include "stages/corpus.h"
+#include "stages/evaluator_train.h"
+#include "stages/model_settings.h"
+#include "stages/settings.h"
 #include "stages/tokenizer_train.h"
 #include "test_util.h"
 
@@ -86,6 +89,46 @@ TEST_F(CaptionerTrain, TrainsBothStagesAndLoadsTheResult) {
   const auto again = train(out.path());
   EXPECT_TRUE(again.pretrain.skipped);
   EXPECT_TRUE(again.finetune.skipped);
+}
+
+TEST_F(CaptionerTrain, StartsFromAFrozenDetectorBackbone) {
+  test::TempDir out("captioner-vision");
+  auto detector_options = evaluator_settings(config());
+  detector_options.model = {16, 1, 2};
+  detector_options.steps = 2;
+  detector_options.heldout_scenes = 4;
+  train_evaluator(world_settings(config()), detector_options, out / "vision");
+  auto with_vision = config();
+  with_vision.set("captioner.vision", nlohmann::json((out / "vision").string()).dump(), "test");
+  const auto result = train_captioner(corpus_dir(), tokenizer_path(), out / "c", with_vision, 2);
+  EXPECT_EQ(result.options.vision.width, 16);  // the detector's shape, not the config's
+  EXPECT_EQ(result.options.vision.depth, 1);
+
+  // Frozen: both stages leave the backbone bit-identical; everything else trains.
+  const auto detector = load_tensors(out / "vision" / "evaluator.safetensors");
+  const auto pretrained = load_tensors(out / "c" / "captioner_pretrain.safetensors");
+  const auto finetuned = load_tensors(out / "c" / "captioner.safetensors");
+  int vision_tensors = 0;
+  for (const auto& [name, t] : finetuned) {
+    if (!name.starts_with("vision.")) continue;
+    ++vision_tensors;
+    EXPECT_TRUE(torch::equal(t, detector.at("backbone." + name.substr(7)))) << name;
+  }
+  EXPECT_EQ(vision_tensors, 12);  // stem, one stride-2 block, one residual block: 3 x 4
+  EXPECT_FALSE(torch::equal(pretrained.at("image_proj.weight"),
+                            finetuned.at("image_proj.weight")));
+  const auto tokenizer = text::Tokenizer::load(tokenizer_path());
+  EXPECT_EQ(load_captioner(out / "c" / "captioner.safetensors", tokenizer)->options().vision.width,
+            16);
+
+  auto missing = config();
+  missing.set("captioner.vision", nlohmann::json((out / "nothing").string()).dump(), "test");
+  try {
+    train_captioner(corpus_dir(), tokenizer_path(), out / "d", missing, 1);
+    FAIL() << "no error for a missing vision file";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr((out / "nothing").string()));
+  }
 }
 
 TEST(CaptionerSettings, EveryPresetBuildsAModel) {

@@ -107,8 +107,9 @@ TEST(EvaluatorModel, ShapesNamesAndWeightsRoundTrip) {
 
   std::vector<std::string> names;
   for (const auto& [name, t] : module_state(*model)) names.push_back(name);
-  for (const char* want : {"stem.0.weight", "stem.1.weight", "down.0.0.weight",
-                           "blocks.1.0.bias", "head.0.weight", "out.weight", "out.bias"})
+  for (const char* want : {"backbone.stem.0.weight", "backbone.stem.1.weight",
+                           "backbone.down.0.0.weight", "backbone.blocks.1.0.bias",
+                           "head.0.weight", "out.weight", "out.bias"})
     EXPECT_NE(std::find(names.begin(), names.end(), want), names.end()) << want;
 
   test::TempDir dir("evaluator");
@@ -171,6 +172,22 @@ TEST(EvaluatorAugment, DeterministicBoundedAndMovesTruthWithPixels) {
   EXPECT_GT(warped, 0);
 }
 
+TEST(EvaluatorObjectFree, DeterministicBoundedAndBothFineAndCoarse) {
+  auto a = object_free_images(64, 32, 5), b = object_free_images(64, 32, 5);
+  EXPECT_EQ(a.sizes(), (std::vector<int64_t>{64, 3, 32, 32}));
+  EXPECT_TRUE(torch::equal(a, b));
+  EXPECT_FALSE(torch::equal(a, object_free_images(64, 32, 6)));
+  EXPECT_GE(a.min().item<float>(), -1.0f);
+  EXPECT_LE(a.max().item<float>(), 1.0f);
+  // Mean |difference| between horizontal neighbours, per image: pixel noise differs by ~1,
+  // noise correlated over 4 px by a fraction of that. Both kinds must be drawn.
+  auto roughness = (a.narrow(3, 1, 31) - a.narrow(3, 0, 31)).abs().mean({1, 2, 3});
+  EXPECT_GT(roughness.max().item<float>(), 0.3f);
+  EXPECT_LT(roughness.min().item<float>(), 0.1f);
+  EXPECT_EQ(object_free_images(0, 32, 1).size(0), 0);
+  EXPECT_THROW(object_free_images(1, 4, 1), Error);
+}
+
 TEST(EvaluatorTrain, ShortRunLearnsAndIsDeterministic) {
   torch::set_num_threads(1);
   world::WorldConfig config;
@@ -206,6 +223,8 @@ TEST(EvaluatorTrain, ShortRunLearnsAndIsDeterministic) {
   EXPECT_EQ(report["accuracy"]["images"], 20);
   EXPECT_EQ(report["options"]["steps"], 150);
   EXPECT_EQ(report["accuracy_augmented"]["images"], 20);
+  EXPECT_EQ(report["false_detections"]["images"], 20);
+  EXPECT_EQ(report["options"]["object_free"], 0.25);
 }
 
 // The gate run (a manual measurement, minutes long): RECAP_EVALUATOR_GATE_DIR=DIR runs
@@ -221,6 +240,9 @@ TEST(EvaluatorGate, DefaultOptionsReachTheGate) {
   auto acc = stages::train_evaluator(world::WorldConfig{}, o, dir);
   std::cout << stages::to_json(acc).dump(2) << "\n";
   EXPECT_TRUE(acc.passes_gate());
+  const auto report =
+      nlohmann::json::parse(read_file(std::filesystem::path(dir) / "evaluator_accuracy.json"));
+  EXPECT_LT(report["false_detections"]["per_image"].get<double>(), 0.1);
 }
 
 }  // namespace

@@ -40,6 +40,7 @@ TEST(RunSmoke, EveryStageReportAndStatus) {
   EXPECT_TRUE(fs::exists(layout.corpus() / "corpus.json"));
   EXPECT_TRUE(fs::exists(layout.tokenizer()));
   EXPECT_TRUE(fs::exists(layout.evaluator() / "evaluator.safetensors"));
+  EXPECT_TRUE(fs::exists(layout.vision() / "evaluator.safetensors"));  // the captioner's encoder
   EXPECT_TRUE(fs::exists(layout.captioner_stage1()));
   EXPECT_TRUE(fs::exists(layout.captioner_final()));
   EXPECT_TRUE(fs::exists(layout.recaption("long") / "web-00000.recap.jsonl"));

@@ -132,19 +132,43 @@ def timestep_embedding(t, dim, max_period=10000.0):
 
 # --- models/captioner.cpp, models/decoding.cpp ------------------------------------------------
 
+def conv_block(cin, cout, stride):
+    """nn/conv.cpp: 3x3 conv, GroupNorm with gcd(8, cout) groups, SiLU."""
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=1),
+                         nn.GroupNorm(math.gcd(8, cout), cout), nn.SiLU())
+
+
+class ConvBackbone(nn.Module):
+    """nn/conv.cpp: full-resolution block, stride-2 blocks to `width`, residual blocks."""
+
+    def __init__(self, o):
+        super().__init__()
+        stem_width = max(8, o['width'] // 2)
+        self.stem = conv_block(3, stem_width, 1)
+        downs, channels, s = [], stem_width, 1
+        while s < o['stride']:
+            downs.append(conv_block(channels, o['width'], 2))
+            channels, s = o['width'], s * 2
+        self.down = nn.ModuleList(downs)
+        self.blocks = nn.ModuleList([conv_block(o['width'], o['width'], 1)
+                                     for _ in range(o['depth'])])
+
+    def forward(self, x):
+        x = self.stem(x)
+        for block in self.down:
+            x = block(x)
+        for block in self.blocks:
+            x = x + block(x)
+        return x
+
+
 class Captioner(nn.Module):
     def __init__(self, o):
         super().__init__()
         self.o = o
-        depth = int(round(math.log2(o['image_size'] // o['grid'])))
-        layers, cin, width = [], 3, o['stem_channels']
-        for _ in range(depth):
-            layers += [nn.Conv2d(cin, width, 3, stride=2, padding=1),
-                       nn.GroupNorm(o['groups'], width), nn.SiLU()]
-            cin, width = width, width * 2
-        self.stem = nn.Sequential(*layers)
+        self.vision = ConvBackbone(o['vision'])
         d = o['dim']
-        self.image_proj = nn.Linear(cin, d)
+        self.image_proj = nn.Linear(o['vision']['width'], d)
         self.image_position = nn.Parameter(torch.zeros(o['grid'] ** 2, d))
         self.image_blocks = nn.ModuleList(
             [TransformerBlock(d, o['heads']) for _ in range(o['encoder_layers'])])
@@ -158,7 +182,9 @@ class Captioner(nn.Module):
             self.lm_head = nn.Linear(d, o['vocab_size'], bias=False)
 
     def encode_image(self, images):
-        h = self.stem(images)
+        h = self.vision(images)
+        if h.size(2) != self.o['grid']:
+            h = F.adaptive_avg_pool2d(h, self.o['grid'])
         h = self.image_proj(h.flatten(2).transpose(1, 2)) + self.image_position.unsqueeze(0)
         for block in self.image_blocks:
             h = block(h)

@@ -60,9 +60,19 @@ void add_training_commands(Cli& cli) {
       "train", "Pre-train on the web corpus's alt-text, then fine-tune on the human-captioned "
                "set with <short>/<long> style tokens ([captioner] keys)");
   add_training_options(cli, captioner_train, *cap_args);
-  cli.on_run(captioner_train, [&cli, cap_args] {
+  auto vision = std::make_shared<std::string>();
+  captioner_train
+      ->add_option("--vision", *vision,
+                   "start the vision encoder from this detector's backbone (an `evaluator "
+                   "train` folder or .safetensors; train one with another --seed than the "
+                   "judge's); sets captioner.vision")
+      ->type_name("FILE")
+      ->capture_default_str();
+  cli.on_run(captioner_train, [&cli, cap_args, vision] {
     auto rt = init_runtime(cli.runtime, true);
     auto config = cli.load_corpus_config(cap_args->corpus);
+    if (!vision->empty())
+      config.set("captioner.vision", nlohmann::json(*vision).dump(), "--vision");
     auto r = stages::train_captioner(cap_args->corpus, cap_args->tokenizer, cap_args->out,
                                      config, rt.threads);
     fmt::print("captioner: pre-trained {} steps (loss {:.4f}), fine-tuned {} steps (loss "

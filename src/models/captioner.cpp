@@ -15,15 +15,6 @@ namespace {
 
 using text::Tokenizer;
 
-// Stride-2 blocks needed to bring image_size down to grid, or -1 if that is not a power of two.
-int64_t stem_depth(const CaptionerOptions& o) {
-  if (o.grid <= 0 || o.image_size % o.grid != 0) return -1;
-  int64_t depth = 0;
-  for (int64_t ratio = o.image_size / o.grid; ratio > 1; ratio /= 2, ++depth)
-    if (ratio % 2 != 0) return -1;
-  return depth;
-}
-
 void check(const CaptionerOptions& o) {
   if (o.vocab_size <= Tokenizer::kLong)
     throw Error(fmt::format("captioner: vocab_size {} leaves no room past the special ids",
@@ -36,12 +27,11 @@ void check(const CaptionerOptions& o) {
   if (o.layers <= 0 || o.encoder_layers < 0)
     throw Error(fmt::format("captioner: needs layers > 0 and encoder_layers >= 0 (got {}, {})",
                             o.layers, o.encoder_layers));
-  if (stem_depth(o) < 1)
-    throw Error(fmt::format("captioner: image_size {} must be grid {} times a power of two >= 2",
-                            o.image_size, o.grid));
-  if (o.groups <= 0 || o.stem_channels % o.groups != 0)
-    throw Error(fmt::format("captioner: stem_channels {} is not divisible by {} groups",
-                            o.stem_channels, o.groups));
+  const int64_t stride = o.vision.stride;
+  if (o.grid <= 0 || stride <= 0 || o.image_size % stride != 0 ||
+      (o.image_size / stride) % o.grid != 0)
+    throw Error(fmt::format("captioner: image_size {} / vision stride {} must be a multiple of "
+                            "grid {}", o.image_size, stride, o.grid));
 }
 
 }  // namespace
@@ -52,14 +42,8 @@ int style_token(CaptionStyle style) {
 
 CaptionerImpl::CaptionerImpl(CaptionerOptions o) : options_(o) {
   check(o);
-  stem = register_module("stem", torch::nn::Sequential());
-  int64_t in = 3, width = o.stem_channels;
-  for (int64_t i = 0; i < stem_depth(o); ++i, in = width, width *= 2) {
-    stem->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(in, width, 3).stride(2).padding(1)));
-    stem->push_back(torch::nn::GroupNorm(torch::nn::GroupNormOptions(o.groups, width)));
-    stem->push_back(torch::nn::SiLU());
-  }
-  image_proj = register_module("image_proj", torch::nn::Linear(in, o.dim));
+  vision = register_module("vision", nn::ConvBackbone(o.vision));
+  image_proj = register_module("image_proj", torch::nn::Linear(o.vision.width, o.dim));
   image_position =
       register_parameter("image_position", torch::randn({o.grid * o.grid, o.dim}) * 0.02);
   image_blocks = register_module("image_blocks", torch::nn::ModuleList());
@@ -94,8 +78,11 @@ torch::Tensor CaptionerImpl::encode_image(const torch::Tensor& images) {
   if (images.dim() != 4 || images.size(1) != 3 || images.size(2) != s || images.size(3) != s)
     throw Error(fmt::format("captioner: expected images [B, 3, {}, {}], got [{}]", s, s,
                             fmt::join(images.sizes(), ", ")));
-  auto h = stem->forward(images);                // [B, C, grid, grid]
-  h = image_proj(h.flatten(2).transpose(1, 2));  // [B, N, D]
+  auto h = vision->forward(images);  // [B, W, S / stride, S / stride]
+  if (h.size(2) != options_.grid)   // average cells down to the token grid
+    h = torch::nn::functional::adaptive_avg_pool2d(
+        h, torch::nn::functional::AdaptiveAvgPool2dFuncOptions({options_.grid, options_.grid}));
+  h = image_proj(h.flatten(2).transpose(1, 2));  // [B, W, grid, grid] -> [B, N, D]
   h = h + image_position.unsqueeze(0);
   for (const auto& block : *image_blocks) h = block->as<nn::TransformerBlock>()->forward(h);
   return image_norm(h);

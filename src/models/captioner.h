@@ -1,5 +1,7 @@
-// The captioner: a conv-stem image encoder and a causal transformer decoder that cross-attends
-// to the image tokens. Pre-trained on alt-text, fine-tuned on detailed captions, then used to
+// The captioner: a convolutional vision encoder (nn::ConvBackbone, the evaluator's detector
+// architecture, so it can start from a detector pre-trained on renders as PaLI's starts from a
+// pre-trained ViT), average-pooled to a grid of image tokens with self-attention over them, and
+// a causal transformer decoder that cross-attends to the image tokens. Pre-trained on alt-text, fine-tuned on detailed captions, then used to
 // relabel the corpus (models/decoding.h). A caption sequence is
 //   [BOS, <short>|<long>, tokens..., EOS, PAD...]
 // where the style control token right after BOS asks for a short or a long caption; it is part
@@ -12,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/torch_pch.h"
+#include "nn/conv.h"
 #include "nn/transformer.h"
 #include "text/tokenizer.h"
 
@@ -23,19 +26,23 @@ struct CaptionerOptions {
   int64_t dim = 128;
   int64_t layers = 4;          // decoder blocks
   int64_t heads = 4;
-  int64_t image_size = 64;     // square inputs, image_size / grid a power of two
-  int64_t grid = 8;            // the stem halves the image down to grid x grid tokens
-  int64_t stem_channels = 32;  // width of the first stem block, doubled by each next one
-  int64_t groups = 8;          // GroupNorm groups; divides every stem width
+  int64_t image_size = 64;     // square inputs
+  int64_t grid = 8;            // image tokens per side; divides image_size / vision.stride
+  nn::ConvBackboneOptions vision;
   int64_t encoder_layers = 1;  // self-attention blocks over the image tokens
   bool tie_embeddings = true;  // output projection = token embedding^T
   double dropout = 0;
 };
 
 // Saved in weight-file metadata so a model can be rebuilt from its file.
+}  // namespace recap::models
+namespace recap::nn {
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ConvBackboneOptions, width, depth, stride)
+}  // namespace recap::nn
+namespace recap::models {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(CaptionerOptions, vocab_size, max_length, dim, layers, heads,
-                                   image_size, grid, stem_channels, groups, encoder_layers,
-                                   tie_embeddings, dropout)
+                                   image_size, grid, vision, encoder_layers, tie_embeddings,
+                                   dropout)
 
 // Tokens before the first predicted one: BOS and the style control.
 inline constexpr int64_t kPromptLength = 2;
@@ -64,7 +71,7 @@ class CaptionerImpl : public torch::nn::Module {
 
   const CaptionerOptions& options() const { return options_; }
 
-  torch::nn::Sequential stem{nullptr};  // (Conv2d stride 2, GroupNorm, SiLU) x log2(S / grid)
+  nn::ConvBackbone vision{nullptr};  // "vision.*": [B, 3, S, S] -> [B, W, S / stride, ...]
   torch::nn::Linear image_proj{nullptr};
   torch::Tensor image_position;  // [grid^2, D]
   torch::nn::ModuleList image_blocks{nullptr};

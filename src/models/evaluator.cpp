@@ -10,45 +10,21 @@
 
 #include "core/error.h"
 #include "data/tensor_batch.h"
+#include "nn/conv.h"
 #include "world/render.h"
 
 namespace recap::models {
 
 namespace F = torch::nn::functional;
 
-namespace {
-
-// 3x3 conv, GroupNorm, SiLU. Groups divide the channels (at most 8 of them).
-torch::nn::Sequential conv_block(int64_t in, int64_t out, int64_t stride = 1) {
-  return torch::nn::Sequential(
-      torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 3).stride(stride).padding(1)),
-      torch::nn::GroupNorm(torch::nn::GroupNormOptions(std::gcd<int64_t>(8, out), out)),
-      torch::nn::SiLU());
-}
-
-bool is_power_of_two(int64_t v) { return v > 0 && (v & (v - 1)) == 0; }
-
-}  // namespace
-
 DetectorImpl::DetectorImpl(int64_t num_shapes, int64_t num_colours, const DetectorOptions& o)
     : options_(o), num_shapes_(num_shapes), num_colours_(num_colours) {
   if (num_shapes < 1 || num_colours < 1)
     throw Error(fmt::format("detector: needs at least one shape and colour (got {} and {})",
                             num_shapes, num_colours));
-  if (o.width < 8 || o.depth < 1 || o.stride < 2 || !is_power_of_two(o.stride))
-    throw Error(fmt::format("detector: width {} (>= 8), depth {} (>= 1) and stride {} (a power "
-                            "of two >= 2) out of range", o.width, o.depth, o.stride));
-  const int64_t stem_width = std::max<int64_t>(8, o.width / 2);
-  stem = register_module("stem", conv_block(3, stem_width));
-  down = register_module("down", torch::nn::ModuleList());
-  int64_t channels = stem_width;
-  for (int64_t s = 1; s < o.stride; s *= 2) {
-    down->push_back(conv_block(channels, o.width, 2));
-    channels = o.width;
-  }
-  blocks = register_module("blocks", torch::nn::ModuleList());
-  for (int64_t i = 0; i < o.depth; ++i) blocks->push_back(conv_block(o.width, o.width));
-  head = register_module("head", conv_block(o.width, o.width));
+  if (o.depth < 1) throw Error(fmt::format("detector: depth {} must be >= 1", o.depth));
+  backbone = register_module("backbone", nn::ConvBackbone(o));
+  head = register_module("head", nn::conv_block(o.width, o.width));
   out = register_module("out", torch::nn::Conv2d(torch::nn::Conv2dOptions(
                                    o.width, 1 + num_shapes + num_colours + 2 + 1, 1)));
   // CenterNet's prior: start the centre heatmap at p = 0.1 everywhere, so the many empty cells
@@ -57,28 +33,14 @@ DetectorImpl::DetectorImpl(int64_t num_shapes, int64_t num_colours, const Detect
   out->bias[0].fill_(-2.19);
 }
 
-torch::Tensor DetectorImpl::backbone(const torch::Tensor& images) {
-  if (images.dim() != 4 || images.size(1) != 3 || images.size(2) % options_.stride != 0 ||
-      images.size(3) % options_.stride != 0)
-    throw Error(fmt::format("detector: expected images [B, 3, H, W] with H, W multiples of {}, "
-                            "got [{}]", options_.stride, fmt::join(images.sizes(), ", ")));
-  auto x = stem->forward(images);  // [B, width / 2, H, W]
-  for (const auto& block : *down) x = block->as<torch::nn::Sequential>()->forward(x);
-  // now [B, width, G, G]
-  // Residual blocks: each adds 4 px of receptive field at stride 2 (an 11 px object spans
-  // ~6 cells), and the skip keeps the deep stack easy to train from scratch.
-  for (const auto& block : *blocks) x = x + block->as<torch::nn::Sequential>()->forward(x);
-  return x;
-}
-
 DetectorMaps DetectorImpl::forward(const torch::Tensor& images) {
-  auto y = out->forward(head->forward(backbone(images)));  // [B, 1 + S + C + 3, G, G]
+  auto y = out->forward(head->forward(backbone->forward(images)));  // [B, 1 + S + C + 3, G, G]
   auto parts = y.split_with_sizes({1, num_shapes_, num_colours_, 2, 1}, 1);
   return {parts[0], parts[1], parts[2], parts[3], parts[4]};
 }
 
 torch::Tensor DetectorImpl::features(const torch::Tensor& images) {
-  return backbone(images).mean({2, 3});  // [B, width]
+  return backbone->forward(images).mean({2, 3});  // [B, width]
 }
 
 Detector make_detector(const world::WorldConfig& config, const DetectorOptions& options) {
@@ -262,6 +224,31 @@ torch::Tensor render_batch(const std::vector<world::Scene>& scenes,
   std::vector<data::DecodedSample> samples(scenes.size());
   for (size_t i = 0; i < scenes.size(); ++i) samples[i].image = world::render(scenes[i], config);
   return data::to_tensor_batch(samples).images;
+}
+
+torch::Tensor object_free_images(int64_t n, int64_t canvas, uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  if (n < 0 || canvas < 8)
+    throw Error(fmt::format("object_free_images: {} images of {} px", n, canvas));
+  auto gen = at::detail::createCPUGenerator(seed);
+  int levels = 1;  // cells of 1, 2, ..., canvas / 8 px: coarser blobs would pass for circles
+  while ((int64_t{8} << levels) <= canvas) ++levels;
+  auto images = torch::empty({n, 3, canvas, canvas});
+  for (int64_t i = 0; i < n; ++i) {
+    auto u = torch::rand({2}, gen, torch::kFloat64);
+    const int64_t cell = int64_t{1} << std::min<int64_t>(levels - 1, u[0].item<double>() * levels);
+    const int64_t side = (canvas + cell - 1) / cell;
+    auto field = torch::randn({1, 3, side, side}, gen);
+    if (cell > 1)
+      field = F::interpolate(field, F::InterpolateFuncOptions()
+                                        .size(std::vector<int64_t>{canvas, canvas})
+                                        .mode(torch::kBilinear)
+                                        .align_corners(false));
+    auto background = torch::rand({1, 3, 1, 1}, gen) * 2 - 1;
+    const double strength = 0.2 + 0.8 * u[1].item<double>();
+    images[i] = (background + strength * field).clamp(-1, 1)[0];
+  }
+  return images;
 }
 
 Augmented augment(const torch::Tensor& images, uint64_t seed, const AugmentOptions& o) {

@@ -18,16 +18,15 @@
 
 #include "core/torch_pch.h"
 #include "eval/metrics.h"
+#include "nn/conv.h"
 #include "world/scene.h"
 #include "world/vocab.h"
 
 namespace recap::models {
 
-struct DetectorOptions {
-  int64_t width = 48;  // channels of the backbone at grid resolution
-  int64_t depth = 4;   // 3x3 conv blocks at grid resolution after downsampling
-  int64_t stride = 2;  // output grid stride in px; a power of two >= 2
-};
+// width: backbone channels; depth: residual blocks at grid resolution; stride: the output
+// grid's stride in px (nn/conv.h).
+using DetectorOptions = nn::ConvBackboneOptions;
 
 // The five heads at every cell of the [G, G] grid (G = canvas / stride).
 struct DetectorMaps {
@@ -38,10 +37,8 @@ struct DetectorMaps {
   torch::Tensor size;     // [B, 1, G, G] enclosing-circle diameter in cells (px / stride)
 };
 
-// Conv blocks (3x3 conv, GroupNorm, SiLU): one at full resolution, log2(stride) stride-2 blocks,
-// `depth` residual blocks at grid resolution; then a 3x3 head block and a 1x1 conv to the
-// 1 + S + C + 2 + 1 output channels. Parameter names: "stem.*", "down.N.*", "blocks.N.*",
-// "head.*", "out.*".
+// An nn::ConvBackbone ("backbone.*"), then a 3x3 conv block ("head.*") and a 1x1 conv ("out.*")
+// to the 1 + S + C + 2 + 1 output channels at every grid cell.
 class DetectorImpl : public torch::nn::Module {
  public:
   DetectorImpl(int64_t num_shapes, int64_t num_colours, const DetectorOptions& options = {});
@@ -55,13 +52,12 @@ class DetectorImpl : public torch::nn::Module {
   int64_t num_shapes() const { return num_shapes_; }
   int64_t num_colours() const { return num_colours_; }
 
- private:
-  torch::Tensor backbone(const torch::Tensor& images);  // [B, width, G, G]
+  // [B, 3, H, W] -> [B, width, G, G]; also the captioner's pre-trained vision encoder.
+  nn::ConvBackbone backbone{nullptr};
 
+ private:
   DetectorOptions options_;
   int64_t num_shapes_, num_colours_;
-  torch::nn::Sequential stem{nullptr};
-  torch::nn::ModuleList down{nullptr}, blocks{nullptr};
   torch::nn::Sequential head{nullptr};
   torch::nn::Conv2d out{nullptr};
 };
@@ -157,6 +153,12 @@ struct Augmented {
 // `seed`, whatever the images' device.
 Augmented augment(const torch::Tensor& images, uint64_t seed, const AugmentOptions& options = {});
 // Moves centres and scales sizes as the image was distorted.
+// n object-free images [n, 3, canvas, canvas] in [-1, 1]: a flat random colour plus Gaussian
+// noise of random strength whose correlation length is 1, 2, 4, ... canvas / 8 px, the look of
+// an undertrained diffusion model's samples. The detector learns from them that texture is not
+// an object, so garbage cannot score on the prompt metrics. A function of the seed.
+torch::Tensor object_free_images(int64_t n, int64_t canvas, uint64_t seed);
+
 std::vector<TruthObject> apply_affine(const std::vector<TruthObject>& objects, const Affine& a,
                                       int64_t canvas);
 

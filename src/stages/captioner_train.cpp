@@ -22,6 +22,7 @@
 #include "data/tensor_batch.h"
 #include "models/decoding.h"
 #include "stages/corpus.h"
+#include "stages/evaluator_train.h"
 #include "stages/settings.h"
 #include "train/trainer.h"
 
@@ -36,7 +37,6 @@ models::CaptionerOptions captioner_settings(const Config& c, int64_t vocab_size,
   o.heads = c.get_int("captioner.heads");
   o.image_size = image_size;
   o.grid = c.get_int("captioner.grid");
-  o.stem_channels = c.get_int("captioner.stem_channels");
   o.encoder_layers = c.get_int("captioner.encoder_layers");
   return o;
 }
@@ -150,17 +150,22 @@ class CaptionerTask : public train::Task {
     if (!held_out_) held_out_ = read_held_out();
     torch::NoGradGuard no_grad;
     const auto device = model_->parameters().front().device();
-    double short_sum = 0, long_sum = 0;
+    double short_sum = 0, long_sum = 0, long_mismatched_sum = 0;
     for (size_t b = 0; b < held_out_->images.size(); ++b) {
       const auto images = held_out_->images[b].to(device);
-      for (auto [batch, sum] : {std::pair{&held_out_->short_ids[b], &short_sum},
-                                std::pair{&held_out_->long_ids[b], &long_sum}})
-        *sum +=
-            model_->loss(images, batch->ids.to(device), batch->padding.to(device)).item<double>();
+      const auto loss = [&](const torch::Tensor& x, const models::CaptionBatch& batch) {
+        return model_->loss(x, batch.ids.to(device), batch.padding.to(device)).item<double>();
+      };
+      short_sum += loss(images, held_out_->short_ids[b]);
+      long_sum += loss(images, held_out_->long_ids[b]);
+      // Each caption scored against its neighbour's image: how much the image tells the model.
+      long_mismatched_sum += loss(images.roll(1, 0), held_out_->long_ids[b]);
     }
     const double n = static_cast<double>(held_out_->images.size());
     metrics["val_loss_short"] = short_sum / n;
     metrics["val_loss_long"] = long_sum / n;
+    // Nats per token the image is worth; ~0 means the decoder ignores the picture.
+    metrics["val_image_gain_long"] = (long_mismatched_sum - long_sum) / n;
     const auto& first = held_out_->images.front();
     const auto images =
         first.narrow(0, 0, std::min<int64_t>(kSampleCaptions, first.size(0))).to(device);
@@ -305,6 +310,13 @@ CaptionerTrainResult train_captioner(const fs::path& corpus_dir, const fs::path&
   CaptionerTrainResult result;
   result.options = captioner_settings(config, tokenizer.vocab_size(),
                                       static_cast<int>(made_with.get_int("world.canvas")));
+  // A pre-trained vision encoder decides the encoder's shape and is copied in before training.
+  std::optional<models::Detector> vision;
+  const std::string vision_file = config.get_string("captioner.vision");
+  if (!vision_file.empty()) {
+    vision = load_detector(vision_file);
+    result.options.vision = (*vision)->options();
+  }
   const int64_t workers = config.get_int("captioner.workers");
   const Inputs in{corpus_dir,
                   &config,
@@ -318,6 +330,17 @@ CaptionerTrainResult train_captioner(const fs::path& corpus_dir, const fs::path&
 
   torch::manual_seed(derive_seed(static_cast<uint64_t>(config.get_int("run.seed")), 0xCA97'0000));
   models::Captioner model(result.options);
+  if (vision) {
+    torch::NoGradGuard no_grad;
+    auto to = module_state(*model->vision);
+    const auto from = module_state(*(*vision)->backbone);
+    for (size_t i = 0; i < to.size(); ++i) to[i].second.copy_(from[i].second);
+    spdlog::info("captioner: vision encoder from {} ({} tensors, {})", vision_file, to.size(),
+                 config.get_bool("captioner.freeze_vision") ? "frozen" : "trained on");
+    // No gradient, so AdamW skips them and the EMA keeps them exactly.
+    if (config.get_bool("captioner.freeze_vision"))
+      for (auto& p : model->vision->parameters()) p.set_requires_grad(false);
+  }
   const fs::path pretrained = out_dir / "captioner_pretrain.safetensors";
   const fs::path finetuned = out_dir / "captioner.safetensors";
   if (fs::exists(finetuned)) {

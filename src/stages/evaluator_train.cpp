@@ -42,7 +42,8 @@ class EvaluatorTask : public train::Task {
   EvaluatorTask(const world::WorldConfig& config, const EvaluatorTrainOptions& options)
       : config_(config), options_(options), model_(seeded_detector(config, options)),
         train_stream_(evaluator_train_stream(options.seed)),
-        augment_stream_(evaluator_augment_stream(options.seed)) {}
+        augment_stream_(evaluator_augment_stream(options.seed)),
+        object_free_stream_(evaluator_object_free_stream(options.seed)) {}
 
   torch::nn::Module& module() override { return *model_; }
   models::Detector& detector() { return model_; }
@@ -62,6 +63,14 @@ class EvaluatorTask : public train::Task {
       images = aug.images;
       for (size_t i = 0; i < truth.size(); ++i)
         truth[i] = models::apply_affine(truth[i], aug.affines[i], config_.canvas);
+    }
+    // The first k images become object-free noise with no objects to find.
+    const auto k = std::min<int64_t>(
+        options_.batch_size, std::llround(options_.object_free * options_.batch_size));
+    if (k > 0) {
+      images.narrow(0, 0, k).copy_(models::object_free_images(
+          k, config_.canvas, derive_seed(object_free_stream_, next_batch_)));
+      for (int64_t i = 0; i < k; ++i) truth[static_cast<size_t>(i)].clear();
     }
     ++next_batch_;
     auto targets = models::encode_targets(truth, config_.canvas, options_.model.stride);
@@ -85,7 +94,7 @@ class EvaluatorTask : public train::Task {
   world::WorldConfig config_;
   EvaluatorTrainOptions options_;
   models::Detector model_;
-  uint64_t train_stream_, augment_stream_;
+  uint64_t train_stream_, augment_stream_, object_free_stream_;
   uint64_t next_batch_ = 0;
 };
 
@@ -101,7 +110,7 @@ nlohmann::json options_json(const EvaluatorTrainOptions& o) {
                                                      {"max_contrast", a.max_contrast}}
                                     : nlohmann::json(nullptr)},
           {"steps", o.steps}, {"batch_size", o.batch_size}, {"lr", o.lr},
-          {"warmup_steps", o.warmup_steps}, {"seed", o.seed},
+          {"warmup_steps", o.warmup_steps}, {"object_free", o.object_free}, {"seed", o.seed},
           {"heldout_scenes", o.heldout_scenes}, {"threshold", o.decode.threshold}};
 }
 
@@ -110,6 +119,38 @@ nlohmann::json options_json(const EvaluatorTrainOptions& o) {
 uint64_t evaluator_train_stream(uint64_t seed) { return derive_seed(seed, 0xE7A1'0001); }
 uint64_t evaluator_augment_stream(uint64_t seed) { return derive_seed(seed, 0xE7A1'0002); }
 uint64_t evaluator_heldout_stream(uint64_t seed) { return derive_seed(seed, 0xE7A1'0003); }
+uint64_t evaluator_object_free_stream(uint64_t seed) { return derive_seed(seed, 0xE7A1'0004); }
+
+nlohmann::json to_json(const FalseDetections& f) {
+  return {{"images", f.images},
+          {"detections", f.detections},
+          {"images_with_detections", f.images_with_detections},
+          {"per_image", f.per_image},
+          {"image_share", f.image_share}};
+}
+
+FalseDetections measure_false_detections(models::Detector& model,
+                                         const world::WorldConfig& config, int n_images,
+                                         uint64_t seed,
+                                         const models::DetectionDecodeOptions& decode) {
+  if (n_images < 1)
+    throw Error(fmt::format("false detections: {} images (must be positive)", n_images));
+  constexpr int kBatch = 100;
+  const auto device = model->parameters().front().device();
+  FalseDetections f;
+  for (int start = 0; start < n_images; start += kBatch) {
+    const int n = std::min(kBatch, n_images - start);
+    auto images = models::object_free_images(n, config.canvas, derive_seed(seed, start));
+    for (const auto& found : models::detect(model, images.to(device), config, decode)) {
+      f.detections += static_cast<int>(found.size());
+      f.images_with_detections += !found.empty();
+    }
+    f.images += n;
+  }
+  f.per_image = share(f.detections, f.images);
+  f.image_share = share(f.images_with_detections, f.images);
+  return f;
+}
 
 nlohmann::json to_json(const EvaluatorAccuracy& a) {
   return {{"images", a.images},
@@ -275,6 +316,11 @@ EvaluatorAccuracy train_evaluator(const world::WorldConfig& config,
   if (options.use_augment)
     augmented = measure_evaluator_accuracy(model, config, options.heldout_scenes, heldout, 100,
                                            options.decode, options.augment);
+  // The held-out object-free images come from the held-out stream's own branch, so none of
+  // them was seen in training.
+  const auto false_detections = measure_false_detections(
+      model, config, options.heldout_scenes, evaluator_object_free_stream(heldout),
+      options.decode);
   std::string shapes, colours;
   for (const auto& s : config.shapes) shapes += (shapes.empty() ? "" : ",") + s;
   for (const auto& c : config.colours) colours += (colours.empty() ? "" : ",") + c.name;
@@ -292,7 +338,8 @@ EvaluatorAccuracy train_evaluator(const world::WorldConfig& config,
                            {"last_loss", result.last_loss},
                            {"accuracy", to_json(accuracy)},
                            {"accuracy_augmented",
-                            augmented ? to_json(*augmented) : nlohmann::json(nullptr)}};
+                            augmented ? to_json(*augmented) : nlohmann::json(nullptr)},
+                           {"false_detections", to_json(false_detections)}};
   write_file_atomic(out_dir / "evaluator_accuracy.json", report.dump(2) + "\n");
   spdlog::info("evaluator: count exact {:.2f}%, shape {:.2f}%, colour {:.2f}%, precision "
                "{:.2f}%, recall {:.2f}%, centre error {:.2f} px on {} held-out scenes",
@@ -304,6 +351,9 @@ EvaluatorAccuracy train_evaluator(const world::WorldConfig& config,
                  "{:.2f}%, precision {:.2f}%, recall {:.2f}%", 100 * augmented->count_exact,
                  100 * augmented->shape, 100 * augmented->colour, 100 * augmented->precision,
                  100 * augmented->recall);
+  spdlog::info("evaluator on {} object-free noise images: {:.3f} false detections per image, "
+               "{:.1f}% of images with any", false_detections.images, false_detections.per_image,
+               100 * false_detections.image_share);
   return accuracy;
 }
 

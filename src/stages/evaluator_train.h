@@ -27,6 +27,7 @@ struct EvaluatorTrainOptions {
   int64_t batch_size = 32;
   double lr = 3e-3;
   int64_t warmup_steps = 50;
+  double object_free = 0.25;  // share of each batch replaced by models::object_free_images
   uint64_t seed = 0;
   int heldout_scenes = 1000;      // for the accuracy written beside the weights
   int64_t checkpoint_every = 250;
@@ -56,6 +57,18 @@ struct EvaluatorAccuracy {
 };
 nlohmann::json to_json(const EvaluatorAccuracy& accuracy);
 
+// What the detector finds where there is nothing: models::object_free_images, which look like
+// an undertrained diffusion model's samples. Every detection there is a false one.
+struct FalseDetections {
+  int images = 0, detections = 0, images_with_detections = 0;
+  double per_image = 0, image_share = 0;  // detections / images, images_with / images
+};
+nlohmann::json to_json(const FalseDetections& false_detections);
+FalseDetections measure_false_detections(models::Detector& model,
+                                         const world::WorldConfig& config, int n_images,
+                                         uint64_t seed,
+                                         const models::DetectionDecodeOptions& decode = {});
+
 // Torch-free scoring of detections (one list per scene) against the scenes.
 EvaluatorAccuracy score_detections(const std::vector<world::Scene>& scenes,
                                    const std::vector<std::vector<eval::Detection>>& detections,
@@ -73,11 +86,13 @@ EvaluatorAccuracy measure_evaluator_accuracy(
 uint64_t evaluator_train_stream(uint64_t seed);    // training scenes, by batch and index
 uint64_t evaluator_augment_stream(uint64_t seed);  // augmentation, by batch
 uint64_t evaluator_heldout_stream(uint64_t seed);  // held-out scenes for the accuracy
+uint64_t evaluator_object_free_stream(uint64_t seed);  // object-free images, by batch
 
 // Trains the detector with train::train (checkpoints and metrics.jsonl under out_dir/train,
 // resumed from there when present), then writes out_dir/evaluator.safetensors (metadata:
 // canvas, stride, width, depth, shapes, colours) and out_dir/evaluator_accuracy.json (the
-// options, the held-out accuracy on clean renders, and on augmented ones when use_augment).
+// options, the held-out accuracy on clean renders, on augmented ones when use_augment, and the
+// false detections on as many held-out object-free images).
 // Returns the accuracy on clean renders; the caller judges the gate. The initial weights come
 // from torch's global generator, which is seeded from options.seed (so it is reset here).
 // Throws recap::Error for an invalid config or options.

@@ -31,6 +31,7 @@ stages::EvaluatorTrainOptions evaluator_settings(const Config& c) {
   o.steps = c.get_int("evaluator.steps");
   o.batch_size = c.get_int("evaluator.batch_size");
   o.lr = c.get_float("evaluator.lr");
+  o.object_free = c.get_float("evaluator.object_free");
   o.heldout_scenes = static_cast<int>(c.get_int("evaluator.heldout_scenes"));
   o.seed = static_cast<uint64_t>(c.get_int("run.seed"));
   return o;

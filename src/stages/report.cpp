@@ -306,11 +306,17 @@ void evaluator_section(Doc& doc, const RunLayout& layout, const EvalFile* ceilin
       row("relations that hold (%)", "relation", 1);
       row("images entirely right (%)", "image_exact", 1);
       row("passes the 98% gate", "passes_gate", 3);
+      const json& noise = j.value("false_detections", json());
+      t.rows.push_back({"object-free noise images: detections per image",
+                        noise.is_null() ? Cell("-") : number(noise.at("per_image").get<double>(), 3),
+                        "-"});
       return t;
     });
     doc.para(
         "How well the detector that scores every image reads world renders with known "
-        "ground truth; its errors bound what the metrics can resolve.");
+        "ground truth; its errors bound what the metrics can resolve. The last row is what it "
+        "finds in noise with no objects at all: every such detection is a false one, so a "
+        "value near 0 means garbage samples cannot score.");
     doc.table(t);
   }
   doc.para(ceiling ? "Ceiling: the reference renders themselves scored like generated images "

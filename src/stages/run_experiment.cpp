@@ -103,9 +103,27 @@ std::vector<PlannedStage> plan(const Config& config, const RunLayout& layout,
                       ctx.output(layout.evaluator() / "evaluator.safetensors");
                       ctx.output(layout.evaluator() / "evaluator_accuracy.json");
                     }});
-  stages.push_back({{"captioner", sections(config, {"captioner"}), {"corpus", "tokenizer"}, {}},
+  // The captioner's vision encoder starts from a detector pre-trained on renders, as PaLI's
+  // starts from a pre-trained ViT; it is its own model (another seed), not the judge.
+  std::vector<std::string> captioner_inputs = {"corpus", "tokenizer"};
+  if (config.get_string("captioner.vision").empty()) {
+    stages.push_back({{"vision", sections(config, {"world", "evaluator"}), {}, {}},
+                      [&config, layout](StageContext& ctx) {
+                        auto o = evaluator_settings(config);
+                        o.seed = derive_seed(o.seed, 0x715'1000);
+                        train_evaluator(world_settings(config), o, layout.vision());
+                        ctx.output(layout.vision() / "evaluator.safetensors");
+                      }});
+    captioner_inputs.push_back("vision");
+  }
+  stages.push_back({{"captioner", sections(config, {"captioner"}), captioner_inputs, {}},
                     [&config, layout, corpus, tokenizer, threads](StageContext& ctx) {
-                      train_captioner(corpus, tokenizer, layout.captioner(), config, threads);
+                      Config with_vision = config;
+                      if (config.get_string("captioner.vision").empty())
+                        with_vision.set("captioner.vision",
+                                        nlohmann::json(layout.vision().string()).dump(), "run");
+                      train_captioner(corpus, tokenizer, layout.captioner(), with_vision,
+                                      threads);
                       ctx.output(layout.captioner_stage1());
                       ctx.output(layout.captioner_final());
                     }});

@@ -18,6 +18,8 @@ struct RunLayout {
   fs::path tokenizer() const { return root / "tokenizer" / "tokenizer.model"; }
   // evaluator.safetensors, evaluator_accuracy.json
   fs::path evaluator() const { return root / "evaluator"; }
+  // The captioner's pre-trained vision encoder: a second detector (another seed), same files.
+  fs::path vision() const { return root / "vision"; }
   // pretrain/ and finetune/ (checkpoints, metrics.jsonl), captioner_pretrain.safetensors (the
   // stage-1 "off-the-shelf" captioner), captioner.safetensors (the fine-tuned RECAP captioner)
   fs::path captioner() const { return root / "captioner"; }
