@@ -1,8 +1,9 @@
 // The captioner: a convolutional vision encoder (nn::ConvBackbone, the evaluator's detector
 // architecture, so it can start from a detector pre-trained on renders as PaLI's starts from a
 // pre-trained ViT), average-pooled to a grid of image tokens with self-attention over them, and
-// a causal transformer decoder that cross-attends to the image tokens. Pre-trained on alt-text, fine-tuned on detailed captions, then used to
-// relabel the corpus (models/decoding.h). A caption sequence is
+// a causal transformer decoder that cross-attends to the image tokens. Pre-trained on alt-text,
+// fine-tuned on detailed captions, then used to relabel the corpus (models/decoding.h). A
+// caption sequence is
 //   [BOS, <short>|<long>, tokens..., EOS, PAD...]
 // where the style control token right after BOS asks for a short or a long caption; it is part
 // of the prompt, so the loss never asks the model to predict it.
@@ -35,11 +36,6 @@ struct CaptionerOptions {
 };
 
 // Saved in weight-file metadata so a model can be rebuilt from its file.
-}  // namespace recap::models
-namespace recap::nn {
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ConvBackboneOptions, width, depth, stride)
-}  // namespace recap::nn
-namespace recap::models {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(CaptionerOptions, vocab_size, max_length, dim, layers, heads,
                                    image_size, grid, vision, encoder_layers, tie_embeddings,
                                    dropout)

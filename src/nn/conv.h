@@ -1,5 +1,7 @@
 // Convolutional image encoders shared by the evaluator's detector and the captioner.
 #pragma once
+#include <nlohmann/json.hpp>
+
 #include "core/torch_pch.h"
 
 namespace recap::nn {
@@ -13,6 +15,7 @@ struct ConvBackboneOptions {
   int64_t depth = 4;   // residual blocks at the output resolution
   int64_t stride = 2;  // output stride in px; a power of two >= 2
 };
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ConvBackboneOptions, width, depth, stride)
 
 // conv_block at full resolution (width / 2 channels, at least 8), log2(stride) stride-2 blocks
 // to `width`, then `depth` residual blocks. Names:
