@@ -227,6 +227,30 @@ TEST(EvaluatorTrain, ShortRunLearnsAndIsDeterministic) {
   EXPECT_EQ(report["options"]["object_free"], 0.25);
 }
 
+TEST(EvaluatorTrain, ObjectFreeImagesTeachThatNoiseHoldsNoObject) {
+  torch::set_num_threads(1);
+  world::WorldConfig config;
+  const auto false_detections = [&](double object_free) {
+    stages::EvaluatorTrainOptions o;
+    o.model = {16, 1, 2};
+    o.steps = 150;
+    o.batch_size = 8;
+    o.lr = 5e-3;
+    o.warmup_steps = 5;
+    o.checkpoint_every = 1000;
+    o.heldout_scenes = 20;
+    o.seed = 11;
+    o.object_free = object_free;
+    test::TempDir dir("evaluator-noise");
+    stages::train_evaluator(config, o, dir.path());
+    auto detector = stages::load_detector(dir.path());
+    return stages::measure_false_detections(detector, config, 100, 99).per_image;
+  };
+  const double without = false_detections(0), with = false_detections(0.5);
+  EXPECT_GT(without, 1.0);
+  EXPECT_LT(with, 0.25 * without) << "without " << without << ", with " << with;
+}
+
 // The gate run (a manual measurement, minutes long): RECAP_EVALUATOR_GATE_DIR=DIR runs
 // train_evaluator with the default options (RECAP_EVALUATOR_STEPS, RECAP_EVALUATOR_THREADS
 // override) on the default 32 px world and checks the gate on 1000 held-out scenes.

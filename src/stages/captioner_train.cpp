@@ -335,10 +335,11 @@ CaptionerTrainResult train_captioner(const fs::path& corpus_dir, const fs::path&
     auto to = module_state(*model->vision);
     const auto from = module_state(*(*vision)->backbone);
     for (size_t i = 0; i < to.size(); ++i) to[i].second.copy_(from[i].second);
+    const bool frozen = config.get_bool("captioner.freeze_vision");
     spdlog::info("captioner: vision encoder from {} ({} tensors, {})", vision_file, to.size(),
-                 config.get_bool("captioner.freeze_vision") ? "frozen" : "trained on");
+                 frozen ? "frozen" : "trained on");
     // No gradient, so AdamW skips them and the EMA keeps them exactly.
-    if (config.get_bool("captioner.freeze_vision"))
+    if (frozen)
       for (auto& p : model->vision->parameters()) p.set_requires_grad(false);
   }
   const fs::path pretrained = out_dir / "captioner_pretrain.safetensors";

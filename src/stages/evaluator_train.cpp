@@ -49,29 +49,32 @@ class EvaluatorTask : public train::Task {
   models::Detector& detector() { return model_; }
 
   torch::Tensor loss(train::Metrics& metrics) override {
+    // The first k images are object-free noise with no objects to find, the rest renders.
+    const auto k = std::min<int64_t>(
+        options_.batch_size, std::llround(options_.object_free * options_.batch_size));
     const uint64_t batch_seed = derive_seed(train_stream_, next_batch_);
     std::vector<world::Scene> scenes;
-    std::vector<std::vector<models::TruthObject>> truth;
-    for (int64_t i = 0; i < options_.batch_size; ++i) {
+    std::vector<std::vector<models::TruthObject>> truth(static_cast<size_t>(k));
+    for (int64_t i = k; i < options_.batch_size; ++i) {
       scenes.push_back(world::sample_scene(config_, derive_seed(batch_seed, i)));
       truth.push_back(models::truth_objects(scenes.back(), config_));
     }
-    auto images = models::render_batch(scenes, config_);  // [B, 3, H, W]
-    if (options_.use_augment) {
-      auto aug = models::augment(images, derive_seed(augment_stream_, next_batch_),
-                                 options_.augment);
-      images = aug.images;
-      for (size_t i = 0; i < truth.size(); ++i)
-        truth[i] = models::apply_affine(truth[i], aug.affines[i], config_.canvas);
+    std::vector<torch::Tensor> parts;
+    if (k > 0)
+      parts.push_back(models::object_free_images(k, config_.canvas,
+                                                 derive_seed(object_free_stream_, next_batch_)));
+    if (!scenes.empty()) {
+      auto rendered = models::render_batch(scenes, config_);  // [B - k, 3, H, W]
+      if (options_.use_augment) {
+        auto aug = models::augment(rendered, derive_seed(augment_stream_, next_batch_),
+                                   options_.augment);
+        rendered = aug.images;
+        for (size_t i = 0, j = static_cast<size_t>(k); i < scenes.size(); ++i, ++j)
+          truth[j] = models::apply_affine(truth[j], aug.affines[i], config_.canvas);
+      }
+      parts.push_back(rendered);
     }
-    // The first k images become object-free noise with no objects to find.
-    const auto k = std::min<int64_t>(
-        options_.batch_size, std::llround(options_.object_free * options_.batch_size));
-    if (k > 0) {
-      images.narrow(0, 0, k).copy_(models::object_free_images(
-          k, config_.canvas, derive_seed(object_free_stream_, next_batch_)));
-      for (int64_t i = 0; i < k; ++i) truth[static_cast<size_t>(i)].clear();
-    }
+    auto images = torch::cat(parts);  // [B, 3, H, W]
     ++next_batch_;
     auto targets = models::encode_targets(truth, config_.canvas, options_.model.stride);
     const auto device = model_->parameters().front().device();

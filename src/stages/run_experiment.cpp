@@ -106,7 +106,8 @@ std::vector<PlannedStage> plan(const Config& config, const RunLayout& layout,
   // The captioner's vision encoder starts from a detector pre-trained on renders, as PaLI's
   // starts from a pre-trained ViT; it is its own model (another seed), not the judge.
   std::vector<std::string> captioner_inputs = {"corpus", "tokenizer"};
-  if (config.get_string("captioner.vision").empty()) {
+  const bool own_vision = config.get_string("captioner.vision").empty();
+  if (own_vision) {
     stages.push_back({{"vision", sections(config, {"world", "evaluator"}), {}, {}},
                       [&config, layout](StageContext& ctx) {
                         auto o = evaluator_settings(config);
@@ -117,9 +118,9 @@ std::vector<PlannedStage> plan(const Config& config, const RunLayout& layout,
     captioner_inputs.push_back("vision");
   }
   stages.push_back({{"captioner", sections(config, {"captioner"}), captioner_inputs, {}},
-                    [&config, layout, corpus, tokenizer, threads](StageContext& ctx) {
+                    [&config, layout, corpus, tokenizer, threads, own_vision](StageContext& ctx) {
                       Config with_vision = config;
-                      if (config.get_string("captioner.vision").empty())
+                      if (own_vision)
                         with_vision.set("captioner.vision",
                                         nlohmann::json(layout.vision().string()).dump(), "run");
                       train_captioner(corpus, tokenizer, layout.captioner(), with_vision,
