@@ -117,6 +117,10 @@ TEST(Checkpoint, KeepsOnlyTheLastN) {
   std::sort(names.begin(), names.end());
   EXPECT_EQ(names, (std::vector<std::string>{"step-000000003", "step-000000004"}));
   EXPECT_EQ(ck.latest()->filename(), "step-000000004");
+  std::vector<int64_t> steps;
+  for (const auto& c : ck.all()) steps.push_back(Checkpointer::step_of(c));
+  EXPECT_EQ(steps, (std::vector<int64_t>{3, 4}));  // oldest first
+  EXPECT_THROW(Checkpointer::step_of(dir.path() / "step-12"), Error);
 }
 
 TEST(Checkpoint, MissingPiecesAreNamed) {

@@ -56,8 +56,26 @@ TEST(RunSmoke, EveryStageReportAndStatus) {
     for (const char* suite : {"counting", "position", "colour_binding", "multi_object"})
       expect_complete_metrics(eval["suites"][suite], arm + "/" + suite);
     EXPECT_TRUE(eval["fid"].is_object()) << arm;
+
+    // Sample efficiency (run.checkpoint_evals = 1, checkpoint.every = 3 of 6 steps): the step-3
+    // checkpoint is sampled with the same prompts and seeds, from other weights.
+    auto at3 = read_json(layout.eval_json(arm, 3));
+    EXPECT_EQ(at3["name"], arm + "-step-3");
+    expect_complete_metrics(at3["overall"], arm + " at step 3");
+    EXPECT_FALSE(fs::exists(layout.eval_json(arm, 6)));  // the final model is eval/ARM.json
+    const auto first_line = [](const fs::path& list) {
+      const std::string text = read_file(list);
+      return nlohmann::json::parse(text.substr(0, text.find('\n')));
+    };
+    const auto final_image = first_line(layout.samples(arm) / "images.jsonl");
+    const auto step3_image = first_line(layout.checkpoint_samples(arm, 3) / "images.jsonl");
+    EXPECT_EQ(step3_image["prompt"], final_image["prompt"]);
+    EXPECT_EQ(step3_image["seed"], final_image["seed"]);
+    EXPECT_NE(step3_image["model"], final_image["model"]);
   }
   expect_complete_metrics(read_json(layout.eval_json("ceiling"))["overall"], "ceiling");
+  EXPECT_THAT(read_file(layout.report() / "report.md"),
+              ::testing::Not(HasSubstr("intermediate checkpoints: not run")));
 
   auto manifest = read_json(layout.manifest());
   for (const auto& [name, record] : manifest["stages"].items())

@@ -103,6 +103,17 @@ std::optional<fs::path> Checkpointer::latest() const {
   return all.back();
 }
 
+std::vector<fs::path> Checkpointer::all() const { return list_checkpoints(dir_); }
+
+int64_t Checkpointer::step_of(const fs::path& checkpoint) {
+  std::smatch match;
+  const std::string name = checkpoint.filename().string();
+  if (!std::regex_match(name, match, kCheckpointName))
+    throw Error(fmt::format("{}: not a checkpoint folder (expected step-NNNNNNNNN)",
+                            checkpoint.string()));
+  return std::stoll(match[1].str());
+}
+
 TrainingState Checkpointer::restore(const fs::path& checkpoint, torch::nn::Module& model,
                                     torch::optim::AdamW& optimizer, NamedTensors* ema) const {
   nlohmann::json meta;

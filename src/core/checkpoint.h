@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -36,6 +37,11 @@ class Checkpointer {
                              torch::optim::AdamW& optimizer, const NamedTensors* ema);
   // The newest complete checkpoint, if any.
   std::optional<std::filesystem::path> latest() const;
+  // Every complete checkpoint, oldest first.
+  std::vector<std::filesystem::path> all() const;
+  // The training step a checkpoint folder (step-NNNNNNNNN) was saved at; recap::Error for a
+  // folder not named so.
+  static int64_t step_of(const std::filesystem::path& checkpoint);
   // Restores model, optimizer moments, EMA and RNG; returns step, cursor and extras.
   TrainingState restore(const std::filesystem::path& checkpoint, torch::nn::Module& model,
                         torch::optim::AdamW& optimizer, NamedTensors* ema) const;

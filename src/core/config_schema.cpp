@@ -38,6 +38,9 @@ std::vector<ConfigKey> build_schema() {
             "recap-mix, human, human-short)"),
       integer("run.images_per_prompt", 1, 1, 1000,
               "images sampled per evaluation prompt (each from its own seed)"),
+      integer("run.checkpoint_evals", 0, 0, 1000,
+              "intermediate t2i checkpoints (the latest kept) sampled and scored for the "
+              "report's sample-efficiency plot; each costs one more samples stage per arm"),
 
       // [world]: the embedded world's vocabulary and scene statistics (docs/WORLD.md).
       integer("world.canvas", 32, 16, 512, "image side in pixels"),

@@ -490,7 +490,8 @@ std::vector<report::Series> loss_series(const fs::path& path, const std::string&
   return out;
 }
 
-// eval/ARM-step-N.json: the metrics of intermediate checkpoints, by arm and step.
+// eval/ARM-step-N.json: the metrics of intermediate checkpoints, by arm and step. An arm's
+// final evaluation (eval/ARM.json) ends its curve, at t2i.steps of the run's config.
 std::map<std::string, std::map<int64_t, EvalFile>> step_evals(const RunLayout& layout,
                                                               const ReportOptions& options) {
   std::map<std::string, std::map<int64_t, EvalFile>> out;
@@ -504,6 +505,14 @@ std::map<std::string, std::map<int64_t, EvalFile>> step_evals(const RunLayout& l
       continue;
     out[match[1].str()][std::stoll(match[2].str())] = *read_eval(entry.path());
   }
+  if (out.empty() || !fs::exists(layout.manifest())) return out;
+  const json manifest = RunDir::read_manifest(layout.root);
+  const int64_t final_step = parse_fields(layout.manifest(), "a run manifest", [&] {
+    return manifest.at("config").at("t2i").at("steps").get<int64_t>();
+  });
+  for (auto& [arm, by_step] : out)
+    if (auto final_eval = read_eval(layout.eval_json(arm)))
+      by_step[final_step] = std::move(*final_eval);
   return out;
 }
 

@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/atomic_file.h"
+#include "core/checkpoint.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/rng.h"
@@ -26,6 +27,7 @@
 #include "stages/settings.h"
 #include "stages/t2i_train.h"
 #include "stages/tokenizer_train.h"
+#include "text/tokenizer.h"
 #include "world/prompts.h"
 
 namespace recap::stages {
@@ -60,14 +62,17 @@ std::vector<fs::path> sidecars(const fs::path& dir) {
   return out;
 }
 
-// Every suite's images.jsonl in one list whose files are relative to samples-ARM/, so the
-// evaluation scores all suites of an arm together (and per suite).
-void merge_sample_lists(const RunLayout& layout, const std::string& arm) {
+// Samples every evaluation suite's prompts from `model` into out_dir/SUITE/, then lists them
+// all in out_dir/images.jsonl ("file": "SUITE/NNNNNN.png") so the evaluation scores the suites
+// together (and per suite). Every caller passes the same seed, so grids line up across arms.
+void sample_suites(const fs::path& model, const fs::path& tokenizer, const fs::path& corpus,
+                   const fs::path& out_dir, const SampleRunOptions& options) {
   std::string merged;
   for (world::Suite suite : world::all_suites()) {
     const std::string name(world::suite_name(suite));
-    const fs::path list = layout.samples(arm, name) / "images.jsonl";
-    std::istringstream lines(read_file(list));
+    sample_to_folder(model, tokenizer, read_prompts(corpus::prompts_path(corpus, name)),
+                     out_dir / name, options);
+    std::istringstream lines(read_file(out_dir / name / "images.jsonl"));
     for (std::string line; std::getline(lines, line);) {
       if (line.empty()) continue;
       auto record = nlohmann::json::parse(line);
@@ -75,7 +80,25 @@ void merge_sample_lists(const RunLayout& layout, const std::string& arm) {
       merged += record.dump() + "\n";
     }
   }
-  write_file_atomic(layout.samples(arm) / "images.jsonl", merged);
+  write_file_atomic(out_dir / "images.jsonl", merged);
+}
+
+SampleRunOptions sample_run_options(const Config& config) {
+  SampleRunOptions options;
+  options.images_per_prompt = static_cast<int>(config.get_int("run.images_per_prompt"));
+  options.seed = derive_seed(static_cast<uint64_t>(config.get_int("run.seed")), kSampleStream);
+  return options;
+}
+
+// The kept intermediate checkpoints of an arm's training (the final step excluded), at most
+// the `limit` latest.
+std::vector<fs::path> intermediate_checkpoints(const RunLayout& layout, const std::string& arm,
+                                               int64_t final_step, int64_t limit) {
+  std::vector<fs::path> out;
+  for (const auto& c : Checkpointer(layout.t2i(arm) / "train" / "checkpoints", 1).all())
+    if (Checkpointer::step_of(c) < final_step) out.push_back(c);
+  if (static_cast<int64_t>(out.size()) > limit) out.erase(out.begin(), out.end() - limit);
+  return out;
 }
 
 std::vector<PlannedStage> plan(const Config& config, const RunLayout& layout,
@@ -191,25 +214,14 @@ std::vector<PlannedStage> plan(const Config& config, const RunLayout& layout,
            ctx.output(layout.t2i_weights(arm));
          }});
 
-    // Every arm samples the same prompts from the same seeds, so grids line up.
     nlohmann::json sample_params = {{"images_per_prompt", config.get_int("run.images_per_prompt")},
                                     {"seed", config.get_int("run.seed")}};
-    stages.push_back(
-        {{"samples-" + arm, sample_params, {"t2i-" + arm}, {}},
-         [&config, layout, corpus, tokenizer, arm](StageContext& ctx) {
-           SampleRunOptions options;
-           options.images_per_prompt = static_cast<int>(config.get_int("run.images_per_prompt"));
-           options.seed = derive_seed(static_cast<uint64_t>(config.get_int("run.seed")),
-                                      kSampleStream);
-           for (world::Suite suite : world::all_suites()) {
-             const std::string name(world::suite_name(suite));
-             sample_to_folder(layout.t2i_weights(arm), tokenizer,
-                              read_prompts(corpus::prompts_path(corpus, name)),
-                              layout.samples(arm, name), options);
-           }
-           merge_sample_lists(layout, arm);
-           ctx.output(layout.samples(arm));
-         }});
+    stages.push_back({{"samples-" + arm, sample_params, {"t2i-" + arm}, {}},
+                      [&config, layout, corpus, tokenizer, arm](StageContext& ctx) {
+                        sample_suites(layout.t2i_weights(arm), tokenizer, corpus,
+                                      layout.samples(arm), sample_run_options(config));
+                        ctx.output(layout.samples(arm));
+                      }});
 
     stages.push_back({{"eval/" + arm, eval_params, {"samples-" + arm, "evaluator", "corpus"}, {}},
                       [&config, layout, arm](StageContext& ctx) {
@@ -219,6 +231,44 @@ std::vector<PlannedStage> plan(const Config& config, const RunLayout& layout,
                         write_file_atomic(layout.eval_json(arm), to_json(report).dump(2) + "\n");
                         ctx.output(layout.eval_json(arm));
                       }});
+  }
+
+  // Sample efficiency: the same suites, seeds and evaluation at the intermediate checkpoints
+  // the trainer kept, after every arm's final results so those come first.
+  const int64_t checkpoint_evals = config.get_int("run.checkpoint_evals");
+  if (checkpoint_evals > 0) {
+    for (const auto& arm : arms) {
+      auto params = eval_params;
+      params["images_per_prompt"] = config.get_int("run.images_per_prompt");
+      params["checkpoint_evals"] = checkpoint_evals;
+      stages.push_back(
+          {{"checkpoints-" + arm, params, {"t2i-" + arm, "evaluator", "corpus", "tokenizer"}, {}},
+           [&config, layout, corpus, tokenizer, arm, checkpoint_evals](StageContext& ctx) {
+             const auto tok = text::Tokenizer::load(tokenizer);
+             const auto checkpoints = intermediate_checkpoints(
+                 layout, arm, config.get_int("t2i.steps"), checkpoint_evals);
+             if (checkpoints.empty())
+               spdlog::warn("checkpoints-{}: no intermediate checkpoint kept (checkpoint.every "
+                            "{} >= t2i.steps {}?); nothing to score",
+                            arm, config.get_int("checkpoint.every"),
+                            config.get_int("t2i.steps"));
+             for (const auto& checkpoint : checkpoints) {
+               const int64_t step = Checkpointer::step_of(checkpoint);
+               const fs::path dir = layout.checkpoint_samples(arm, step);
+               fs::create_directories(dir);
+               spdlog::info("checkpoints-{}: step {}", arm, step);
+               export_t2i_checkpoint(layout.t2i_weights(arm), checkpoint, tok,
+                                     dir / "t2i.safetensors");
+               sample_suites(dir / "t2i.safetensors", tokenizer, corpus, dir,
+                             sample_run_options(config));
+               auto report = evaluate_images(dir, layout.evaluator(), layout.corpus(),
+                                             evaluate_settings(config));
+               report.name = fmt::format("{}-step-{}", arm, step);
+               write_file_atomic(layout.eval_json(arm, step), to_json(report).dump(2) + "\n");
+               ctx.output(layout.eval_json(arm, step));
+             }
+           }});
+    }
   }
   return stages;
 }
@@ -287,18 +337,18 @@ std::string format_status(const fs::path& run_dir) {
   const auto& records = manifest["stages"];
   std::string out = fmt::format("run {} (seed {}, config {})\n", run_dir.string(),
                                 manifest.value("seed", 0), manifest.value("config_origin", "?"));
-  out += fmt::format("{:<18} {:<8} {:>14}  {}\n", "stage", "status", "time", "finished");
+  out += fmt::format("{:<22} {:<8} {:>14}  {}\n", "stage", "status", "time", "finished");
   double total = 0;
   for (const auto& stage : plan(config, layout, run_arms(config), 1)) {
     const auto& name = stage.spec.name;
     if (!records.contains(name)) {
-      out += fmt::format("{:<18} {:<8}\n", name, "pending");
+      out += fmt::format("{:<22} {:<8}\n", name, "pending");
       continue;
     }
     const auto& rec = records[name];
     const double seconds = rec.value("seconds", 0.0);
     total += seconds;
-    out += fmt::format("{:<18} {:<8} {:>14}  {}\n", name, rec.value("status", "?"),
+    out += fmt::format("{:<22} {:<8} {:>14}  {}\n", name, rec.value("status", "?"),
                        rec.contains("seconds") ? format_seconds(seconds) : "-",
                        rec.value("finished", ""));
     if (rec.contains("error"))

@@ -2,6 +2,7 @@
 // (stages/run_experiment) writes them, the report (stages/report) and `recap status` read them;
 // this is the one place that names the paths.
 #pragma once
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -42,10 +43,21 @@ struct RunLayout {
   fs::path samples(std::string_view arm, std::string_view suite) const {
     return samples(arm) / suite;
   }
-  // ARM.json and ceiling.json (stages::to_json(EvalReport)), table.txt
+  // Intermediate training checkpoints, sampled like samples-ARM: step-N/ holds the exported
+  // model (t2i.safetensors) and one folder per suite.
+  fs::path checkpoint_samples(std::string_view arm) const {
+    return root / ("checkpoints-" + std::string(arm));
+  }
+  fs::path checkpoint_samples(std::string_view arm, int64_t step) const {
+    return checkpoint_samples(arm) / ("step-" + std::to_string(step));
+  }
+  // ARM.json, ceiling.json and ARM-step-N.json (stages::to_json(EvalReport)), table.txt
   fs::path eval() const { return root / "eval"; }
   fs::path eval_json(std::string_view name) const {
     return eval() / (std::string(name) + ".json");
+  }
+  fs::path eval_json(std::string_view arm, int64_t step) const {
+    return eval_json(std::string(arm) + "-step-" + std::to_string(step));
   }
   // index.html, report.md and their images
   fs::path report() const { return root / "report"; }

@@ -429,4 +429,17 @@ T2iTrainResult train_t2i(const fs::path& corpus_dir, const fs::path& tokenizer_m
   return result;
 }
 
+void export_t2i_checkpoint(const fs::path& final_model, const fs::path& checkpoint,
+                           const text::Tokenizer& tokenizer, const fs::path& out) {
+  auto loaded = load_t2i(final_model, tokenizer);
+  const fs::path ema = checkpoint / "ema.safetensors";
+  const bool has_ema = fs::exists(ema);
+  load_module(has_ema ? ema : checkpoint / "model.safetensors", *loaded.model);
+  auto metadata = loaded.metadata;
+  metadata["steps"] = std::to_string(Checkpointer::step_of(checkpoint));
+  metadata["ema"] = has_ema ? "true" : "false";
+  metadata["checkpoint"] = checkpoint.string();
+  save_t2i(out, loaded.model, loaded.sample, tokenizer, metadata);
+}
+
 }  // namespace recap::stages

@@ -52,6 +52,14 @@ struct T2iTrainOptions {
 // vocabulary from `vocab_size`, the image size from `canvas`.
 T2iTrainOptions t2i_train_options(const Config& config, int64_t vocab_size, int64_t canvas);
 
+// A training checkpoint (OUT/train/checkpoints/step-N) as a model file `recap sample` reads:
+// the checkpoint's EMA weights (its raw weights when it has no EMA) with the settings and
+// metadata of `final_model`, the finished model of the same training, and "steps" = N. This
+// is how intermediate checkpoints are scored (the report's sample efficiency). Throws
+// recap::Error naming the file whose tensors do not fit or that is not a checkpoint.
+void export_t2i_checkpoint(const fs::path& final_model, const fs::path& checkpoint,
+                           const text::Tokenizer& tokenizer, const fs::path& out);
+
 // Loads `path` into `encoder`: either a bare text encoder (names as in models::TextEncoder)
 // or a whole t2i model, whose "text_encoder.*" tensors are taken and the rest ignored. Throws
 // recap::Error naming the file when it was made with another tokenizer or other text encoder
