@@ -9,6 +9,7 @@
 #include "core/atomic_file.h"
 #include "core/config.h"
 #include "core/error.h"
+#include "core/safetensors.h"
 #include "data/image.h"
 #include "stages/corpus.h"
 #include "stages/report.h"
@@ -257,6 +258,36 @@ TEST(Report, TrainingCurveIsPlottedWithGnuplot) {
   // No scratch files are left behind.
   for (const auto& entry : fs::directory_iterator(layout.report()))
     EXPECT_NE(entry.path().filename().string().front(), '.') << entry.path();
+}
+
+TEST(Report, SampleEfficiencyNeedsTheFinalModelsStep) {
+  if (!has_gnuplot()) GTEST_SKIP() << "gnuplot is not installed";
+  test::TempDir tmp("report");
+  RunLayout layout{tmp / "run"};
+  make_run(layout);
+  const std::string md_before = read_file(stages::write_report(layout, options()).report_md);
+  EXPECT_NE(md_before.find("intermediate checkpoints: not run."), std::string::npos);
+
+  write_json(layout.eval_json("alt", 100),
+             eval_report("alt-step-100", stat(0.5, 0.4, 0.6), stat(2.0, 1.9, 2.1), nullptr));
+  const float weight = 1.0f;
+  const std::string_view bytes(reinterpret_cast<const char*>(&weight), sizeof weight);
+  // The final model says it was trained to step 200: the curve is 100 -> 200.
+  save_safetensors(layout.t2i_weights("alt"), {{"w", DType::F32, {1}, bytes}},
+                   {{"steps", "200"}});
+  const auto result = stages::write_report(layout, options());
+  EXPECT_EQ(result.plots_skipped, 0);
+  EXPECT_NE(read_file(result.report_md).find("(sample_efficiency.png)"), std::string::npos);
+  EXPECT_TRUE(data::decode_image(read_file(layout.report() / "sample_efficiency.png")).image);
+
+  // A model without its step is named, not guessed.
+  save_safetensors(layout.t2i_weights("alt"), {{"w", DType::F32, {1}, bytes}}, {});
+  try {
+    stages::write_report(layout, options());
+    FAIL() << "expected recap::Error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("t2i.safetensors"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Report, CaptionExamplesShowEverySource) {

@@ -71,7 +71,9 @@ TEST(RunSmoke, EveryStageReportAndStatus) {
     const auto step3_image = first_line(layout.checkpoint_samples(arm, 3) / "images.jsonl");
     EXPECT_EQ(step3_image["prompt"], final_image["prompt"]);
     EXPECT_EQ(step3_image["seed"], final_image["seed"]);
-    EXPECT_NE(step3_image["model"], final_image["model"]);
+    const std::string file = final_image["file"];
+    EXPECT_NE(read_file(layout.checkpoint_samples(arm, 3) / file),
+              read_file(layout.samples(arm) / file));  // other weights, another image
   }
   expect_complete_metrics(read_json(layout.eval_json("ceiling"))["overall"], "ceiling");
   EXPECT_THAT(read_file(layout.report() / "report.md"),
@@ -121,6 +123,8 @@ TEST(RunSmoke, KilledRunResumesToTheSameResults) {
   };
   for (const auto& arm : kArms) {
     EXPECT_TRUE(results(killed.eval_json(arm)) == results(uninterrupted.eval_json(arm))) << arm;
+    EXPECT_TRUE(results(killed.eval_json(arm, 3)) == results(uninterrupted.eval_json(arm, 3)))
+        << arm;
     EXPECT_EQ(read_file(killed.samples(arm) / "images.jsonl"),
               read_file(uninterrupted.samples(arm) / "images.jsonl"));
   }

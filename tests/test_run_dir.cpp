@@ -52,6 +52,28 @@ TEST(RunDir, FinishedStageIsSkippedUntilItsInputsChange) {
   EXPECT_EQ(calls, 3);
 }
 
+TEST(RunDir, PartialWorkResumesOnlyUnderTheSameSettings) {
+  test::TempDir dir("run");
+  RunDir run(dir.path(), Config());
+  // A first attempt leaves partial work (say, a checkpoint) and fails.
+  auto fail = [](StageContext& ctx) {
+    write_file_atomic(ctx.dir() / "partial.txt", "step 3");
+    throw Error("killed");
+  };
+  EXPECT_THROW(run.run_stage(make_spec("s", 1), fail), Error);
+  bool saw_partial = false;
+  auto body = [&](StageContext& ctx) {
+    saw_partial = std::filesystem::exists(ctx.dir() / "partial.txt");
+    write_stage(ctx, "a");
+  };
+  run.run_stage(make_spec("s", 1), body);  // same settings: resumes from it
+  EXPECT_TRUE(saw_partial);
+
+  EXPECT_THROW(run.run_stage(make_spec("t", 1), fail), Error);
+  run.run_stage(make_spec("t", 2), body);  // other settings: starts from an empty folder
+  EXPECT_FALSE(saw_partial);
+}
+
 TEST(RunDir, DependentStageRerunsWhenUpstreamOutputChanges) {
   test::TempDir dir("run");
   RunDir run(dir.path(), Config());

@@ -140,6 +140,14 @@ StageOutcome RunDir::run_stage(const StageSpec& spec,
     }
   }
   StageContext ctx(dir_, dir_ / spec.name);
+  // A stage resumes its partial work (checkpoints, finished shards) only under the settings and
+  // inputs that made it: when those changed, it starts from an empty folder.
+  if (stages.contains(spec.name) && stages[spec.name].value("fingerprint", "") != fp &&
+      fs::exists(ctx.dir())) {
+    spdlog::info("stage {}: settings or inputs changed since its last run: starting afresh",
+                 spec.name);
+    fs::remove_all(ctx.dir());
+  }
   fs::create_directories(ctx.dir());
   auto& rec = stages[spec.name];
   rec = {{"status", "running"}, {"fingerprint", fp}, {"started", now_iso()},

@@ -5,6 +5,7 @@
 // input files). run_stage() skips it when the manifest says it finished with the same
 // fingerprint and its outputs are still there; otherwise it runs the body, which is expected to
 // resume its own partial work (checkpoints, finished shards) and to write every file atomically.
+// Partial work made under another fingerprint is not resumed: the stage's folder is emptied.
 #pragma once
 #include <filesystem>
 #include <functional>

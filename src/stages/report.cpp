@@ -19,6 +19,7 @@
 #include "core/error.h"
 #include "core/jsonl.h"
 #include "core/run_dir.h"
+#include "core/safetensors.h"
 #include "eval/metrics.h"
 #include "stages/report_parts.h"
 #include "world/prompts.h"
@@ -491,7 +492,8 @@ std::vector<report::Series> loss_series(const fs::path& path, const std::string&
 }
 
 // eval/ARM-step-N.json: the metrics of intermediate checkpoints, by arm and step. An arm's
-// final evaluation (eval/ARM.json) ends its curve, at t2i.steps of the run's config.
+// final evaluation (eval/ARM.json) ends its curve, at the step its model says it was trained
+// to; step files at or past that step belong to another training and are left out.
 std::map<std::string, std::map<int64_t, EvalFile>> step_evals(const RunLayout& layout,
                                                               const ReportOptions& options) {
   std::map<std::string, std::map<int64_t, EvalFile>> out;
@@ -505,14 +507,24 @@ std::map<std::string, std::map<int64_t, EvalFile>> step_evals(const RunLayout& l
       continue;
     out[match[1].str()][std::stoll(match[2].str())] = *read_eval(entry.path());
   }
-  if (out.empty() || !fs::exists(layout.manifest())) return out;
-  const json manifest = RunDir::read_manifest(layout.root);
-  const int64_t final_step = parse_fields(layout.manifest(), "a run manifest", [&] {
-    return manifest.at("config").at("t2i").at("steps").get<int64_t>();
-  });
-  for (auto& [arm, by_step] : out)
+  for (auto& [arm, by_step] : out) {
+    const fs::path model = layout.t2i_weights(arm);
+    if (!fs::exists(model)) continue;
+    const auto metadata = Safetensors::load(model).metadata();
+    int64_t final_step = -1;
+    if (auto steps = metadata.find("steps"); steps != metadata.end()) {
+      try {
+        final_step = std::stoll(steps->second);
+      } catch (const std::exception&) {  // stays -1: refused below
+      }
+    }
+    if (final_step < 0)
+      throw Error(fmt::format("{}: no valid \"steps\" metadata (not a t2i train output)",
+                              model.string()));
+    std::erase_if(by_step, [&](const auto& entry) { return entry.first >= final_step; });
     if (auto final_eval = read_eval(layout.eval_json(arm)))
       by_step[final_step] = std::move(*final_eval);
+  }
   return out;
 }
 

@@ -238,20 +238,27 @@ std::vector<PlannedStage> plan(const Config& config, const RunLayout& layout,
   const int64_t checkpoint_evals = config.get_int("run.checkpoint_evals");
   if (checkpoint_evals > 0) {
     for (const auto& arm : arms) {
-      auto params = eval_params;
+      auto params = sections(config, {"eval", "checkpoint"});
       params["images_per_prompt"] = config.get_int("run.images_per_prompt");
       params["checkpoint_evals"] = checkpoint_evals;
       stages.push_back(
           {{"checkpoints-" + arm, params, {"t2i-" + arm, "evaluator", "corpus", "tokenizer"}, {}},
            [&config, layout, corpus, tokenizer, arm, checkpoint_evals](StageContext& ctx) {
-             const auto tok = text::Tokenizer::load(tokenizer);
              const auto checkpoints = intermediate_checkpoints(
                  layout, arm, config.get_int("t2i.steps"), checkpoint_evals);
              if (checkpoints.empty())
-               spdlog::warn("checkpoints-{}: no intermediate checkpoint kept (checkpoint.every "
-                            "{} >= t2i.steps {}?); nothing to score",
-                            arm, config.get_int("checkpoint.every"),
-                            config.get_int("t2i.steps"));
+               throw Error(fmt::format(
+                   "run.checkpoint_evals = {}, but t2i-{} kept no checkpoint before its last "
+                   "step: set checkpoint.every below t2i.steps ({}) and checkpoint.keep_last "
+                   "above 1, or run.checkpoint_evals = 0",
+                   checkpoint_evals, arm, config.get_int("t2i.steps")));
+             // Step files of an earlier selection would join the plot: only this one's stay.
+             fs::create_directories(layout.eval());
+             for (const auto& entry : fs::directory_iterator(layout.eval()))
+               if (entry.path().filename().string().starts_with(arm + "-step-"))
+                 fs::remove(entry.path());
+             const auto tok = text::Tokenizer::load(tokenizer);
+             std::vector<int64_t> steps;
              for (const auto& checkpoint : checkpoints) {
                const int64_t step = Checkpointer::step_of(checkpoint);
                const fs::path dir = layout.checkpoint_samples(arm, step);
@@ -266,7 +273,10 @@ std::vector<PlannedStage> plan(const Config& config, const RunLayout& layout,
                report.name = fmt::format("{}-step-{}", arm, step);
                write_file_atomic(layout.eval_json(arm, step), to_json(report).dump(2) + "\n");
                ctx.output(layout.eval_json(arm, step));
+               steps.push_back(step);
              }
+             write_file_atomic(ctx.dir() / "steps.json", nlohmann::json(steps).dump() + "\n");
+             ctx.output("steps.json");
            }});
     }
   }
@@ -337,18 +347,18 @@ std::string format_status(const fs::path& run_dir) {
   const auto& records = manifest["stages"];
   std::string out = fmt::format("run {} (seed {}, config {})\n", run_dir.string(),
                                 manifest.value("seed", 0), manifest.value("config_origin", "?"));
-  out += fmt::format("{:<22} {:<8} {:>14}  {}\n", "stage", "status", "time", "finished");
+  out += fmt::format("{:<24} {:<8} {:>14}  {}\n", "stage", "status", "time", "finished");
   double total = 0;
   for (const auto& stage : plan(config, layout, run_arms(config), 1)) {
     const auto& name = stage.spec.name;
     if (!records.contains(name)) {
-      out += fmt::format("{:<22} {:<8}\n", name, "pending");
+      out += fmt::format("{:<24} {:<8}\n", name, "pending");
       continue;
     }
     const auto& rec = records[name];
     const double seconds = rec.value("seconds", 0.0);
     total += seconds;
-    out += fmt::format("{:<22} {:<8} {:>14}  {}\n", name, rec.value("status", "?"),
+    out += fmt::format("{:<24} {:<8} {:>14}  {}\n", name, rec.value("status", "?"),
                        rec.contains("seconds") ? format_seconds(seconds) : "-",
                        rec.value("finished", ""));
     if (rec.contains("error"))

@@ -438,7 +438,6 @@ void export_t2i_checkpoint(const fs::path& final_model, const fs::path& checkpoi
   auto metadata = loaded.metadata;
   metadata["steps"] = std::to_string(Checkpointer::step_of(checkpoint));
   metadata["ema"] = has_ema ? "true" : "false";
-  metadata["checkpoint"] = checkpoint.string();
   save_t2i(out, loaded.model, loaded.sample, tokenizer, metadata);
 }
 
