@@ -41,7 +41,6 @@ test-asan: deps
 	  -R '^(Safetensors|Config|Data|World|Corpus|Sha256|AtomicFile|AtomicDir|Jsonl|RunDir)'
 
 bench: deps
-	@bash scripts/install-deps.sh --bench
 	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
 	cmake --build $(BUILD) -j $(JOBS) --target recap_bench recap_peer_bench recap
 	./$(BUILD)/bench/recap_bench

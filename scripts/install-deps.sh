@@ -18,12 +18,13 @@ PACKAGES=(
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   # report plots; the font contact sheets and grids are labelled with
   gnuplot-nox fonts-dejavu-core
+  # outside references the tests check against (recap never needs them to run): SciPy for
+  # FID, and PyTorch (Debian's, the same 1.13 libtorch) for the model parity test and the
+  # peer benchmark
+  python3-scipy python3-numpy python3-torch
 )
-# The PyTorch peer for benchmarks only; recap never needs it to run.
-BENCH_PACKAGES=(python3-torch python3-scipy python3-numpy)
 
 want=("${PACKAGES[@]}")
-if [[ "${1:-}" == "--bench" ]]; then want+=("${BENCH_PACKAGES[@]}"); fi
 
 missing=()
 for p in "${want[@]}"; do

@@ -181,7 +181,10 @@ TEST(Captioner, LossIgnoresPaddingAndTheStyleToken) {
   auto ids = torch::cat({batch.ids, torch::full({2, 3}, Tokenizer::kPad, torch::kLong)}, 1);
   auto padding = torch::cat({batch.padding, torch::ones({2, 3}, torch::kBool)}, 1);
   ids.masked_fill_(padding, 17);
-  EXPECT_NEAR(model->loss(images, ids, padding).item<double>(), loss.item<double>(), 1e-6);
+  // Equal in exact arithmetic, but the float32 attention and mean over 8 positions instead of 5
+  // round differently, and 1e-6 is only a few ulps of a loss of a few nats. Junk under the
+  // padding counted as targets would move it by far more than 1e-5.
+  EXPECT_NEAR(model->loss(images, ids, padding).item<double>(), loss.item<double>(), 1e-5);
   // The mean runs over the caption tokens and EOS only: the style token is given, not
   // predicted, and padding is no target.
   auto logits = model->logits(model->encode_image(images), batch.ids.narrow(1, 0, 5));
@@ -331,7 +334,9 @@ TEST(Decoding, BeamFindsSequencesAtLeastAsLikelyAsGreedy) {
     const auto u = static_cast<size_t>(i);
     const double g = sequence_log_prob(model, image, CaptionStyle::kLong, greedy[u]);
     const double b = sequence_log_prob(model, image, CaptionStyle::kLong, beamed[u]);
-    EXPECT_GE(b, g - 1e-9) << "image " << i;
+    // Beam ranks by its KV-cached float32 scores, the rescoring runs the full forward: they can
+    // differ by ~1e-6 per token over up to 10 tokens, so allow 1e-4 where beam and greedy tie.
+    EXPECT_GE(b, g - 1e-4) << "image " << i;
     better += b > g + 1e-9;
   }
   EXPECT_GT(better, 0);  // the search actually explored beyond greedy somewhere

@@ -246,7 +246,7 @@ TEST(Report, GridHasOneRowPerPromptAndOneColumnPerArm) {
 }
 
 TEST(Report, TrainingCurveIsPlottedWithGnuplot) {
-  if (!has_gnuplot()) GTEST_SKIP() << "gnuplot is not installed";
+  ASSERT_TRUE(has_gnuplot()) << "gnuplot is not installed: run scripts/install-deps.sh";
   test::TempDir tmp("report");
   RunLayout layout{tmp / "run"};
   make_run(layout);
@@ -261,7 +261,7 @@ TEST(Report, TrainingCurveIsPlottedWithGnuplot) {
 }
 
 TEST(Report, SampleEfficiencyNeedsTheFinalModelsStep) {
-  if (!has_gnuplot()) GTEST_SKIP() << "gnuplot is not installed";
+  ASSERT_TRUE(has_gnuplot()) << "gnuplot is not installed: run scripts/install-deps.sh";
   test::TempDir tmp("report");
   RunLayout layout{tmp / "run"};
   make_run(layout);

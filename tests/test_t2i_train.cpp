@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <gmock/gmock.h>
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <cmath>
 #include <memory>
 
@@ -15,6 +17,8 @@
 #include "core/sha256.h"
 #include "core/weights.h"
 #include "data/image.h"
+#include "diffusion/loss.h"
+#include "diffusion/schedule.h"
 #include "stages/corpus.h"
 #include "stages/model_settings.h"
 #include "stages/t2i_model.h"
@@ -265,6 +269,7 @@ TEST_F(T2iTrain, RecaptionFilesAreValidated) {
 }
 
 TEST_F(T2iTrain, SamplingIsSeededAndGuidanceZeroIsUnconditional) {
+  torch::set_num_threads(1);  // the same-seed comparison is bit-exact at a fixed thread count
   auto [model, options] = smoke_model();
   const std::vector<std::string> prompts = {"two red circles", "a blue star left of a square"};
   auto a = sample_images(model, tokenizer(), prompts, {1, 2}, options);
@@ -283,6 +288,7 @@ TEST_F(T2iTrain, SamplingIsSeededAndGuidanceZeroIsUnconditional) {
 }
 
 TEST_F(T2iTrain, WeightsRoundTripAndMisshapedFilesAreRefused) {
+  torch::set_num_threads(1);  // original vs reloaded samples: bit-exact at a fixed thread count
   test::TempDir dir("t2i-weights");
   auto [model, options] = smoke_model();
   save_t2i(dir / "a.safetensors", model, options, tokenizer(), {{"captions", "alt"}});
@@ -298,6 +304,48 @@ TEST_F(T2iTrain, WeightsRoundTripAndMisshapedFilesAreRefused) {
               Safetensors::load(dir / "a.safetensors").metadata());
   EXPECT_THAT([&] { load_t2i(dir / "b.safetensors", tokenizer()); },
               ::testing::ThrowsMessage<Error>(HasSubstr("unet.conv_in.weight")));
+}
+
+// The UNet, its text conditioning and the preset's loss (v prediction, Min-SNR weights) can
+// memorise one fixed batch: same images, captions, timesteps and noise every step. A broken
+// gradient path (a detached block, a wrong target, a zero-initialised layer that never wakes)
+// shows as a loss that stalls.
+TEST_F(T2iTrain, UNetFitsOneFixedBatch) {
+  torch::set_num_threads(2);
+  auto options = t2i_train_options(smoke({}), tokenizer().vocab_size(), 32);
+  torch::manual_seed(11);
+  T2iModel model(options.model);
+  model->train();
+  const diffusion::NoiseSchedule schedule(diffusion::BetaSchedule::Cosine, 1000);
+  auto gen = at::detail::createCPUGenerator(12);
+  // Four smooth colour fields in [-1, 1] (an 8x8 pattern upsampled), like renders' flat areas.
+  auto x0 = torch::nn::functional::interpolate(
+                torch::rand({4, 3, 8, 8}, gen) * 2 - 1,
+                torch::nn::functional::InterpolateFuncOptions().size(std::vector<int64_t>{32, 32}))
+                .contiguous();
+  auto ids = prompt_ids(tokenizer(), {"two red circles", "a blue star", "three green squares",
+                                      "a yellow heart left of a cross"},
+                        model->options().text.max_length);
+  auto t = torch::tensor({50, 300, 600, 900}, torch::kLong);
+  auto eps = torch::randn({4, 3, 32, 32}, gen);
+  const diffusion::LossOptions loss_options{diffusion::Prediction::V, 5.0};
+  auto x_t = schedule.add_noise(x0, eps, t);
+  torch::optim::AdamW optimizer(model->parameters(), torch::optim::AdamWOptions(3e-3));
+  auto loss_now = [&] {
+    return diffusion::diffusion_loss(schedule, model->forward(x_t, t, ids), x0, eps, t,
+                                     loss_options);
+  };
+  const double first = loss_now().item<double>();
+  double last = first;
+  for (int step = 0; step < 150; ++step) {
+    optimizer.zero_grad();
+    auto loss = loss_now();
+    loss.backward();
+    optimizer.step();
+    last = loss.item<double>();
+  }
+  EXPECT_TRUE(std::isfinite(last));
+  EXPECT_LT(last, first / 10) << "loss " << first << " -> " << last << " in 150 steps";
 }
 
 TEST_F(T2iTrain, OddPromptsAreHandled) {

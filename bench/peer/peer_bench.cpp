@@ -1,9 +1,10 @@
 // recap's half of the PyTorch-peer benchmark (docs/BENCHMARKS.md, bench/reference/peer_bench.py
 // drives it). Three subcommands:
-//   export DIR   quick-preset-sized captioner and t2i model with seeded random weights, the
-//                benchmark inputs, and reference outputs for the equivalence check:
-//                DIR/models.json, captioner.safetensors, t2i.safetensors, inputs.safetensors,
-//                outputs.safetensors
+//   export DIR [--small]   quick-preset-sized captioner and t2i model with seeded random
+//                weights, the benchmark inputs, and reference outputs for the equivalence
+//                check: DIR/models.json, captioner.safetensors, t2i.safetensors,
+//                inputs.safetensors, outputs.safetensors. --small: the same models with the
+//                check's small batches only (ctest PeerParity, `peer_bench.py parity`)
 //   time DIR WORKLOAD THREADS REPEATS   one warm-up then REPEATS timed runs of a workload
 //                (caption, train, sample) on the exported weights; prints one JSON line
 //   peak THREADS  matmul GFLOP/s at 512 (detect_blas) and 2048
@@ -48,13 +49,17 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-// The benchmark's fixed shapes: issue #4 asks for batch 64 greedy relabeling, #5 for batch 32
+// The benchmark's shapes: issue #4 asks for batch 64 greedy relabeling, #5 for batch 32
 // training steps and N = 20 DDIM steps with guidance; 4 prompts per sampling call keep one
-// call to a few seconds on 2 cores.
-constexpr int64_t kCaptionBatch = 64;
-constexpr int64_t kTrainBatch = 32;
-constexpr int64_t kSampleBatch = 4;
-constexpr int kSampleSteps = 20;
+// call to a few seconds on 2 cores. The small export (the parity test) keeps the models and
+// cuts the batches and steps to what the check reads: 4 images of each, 2 sampled prompts.
+struct Shapes {
+  int64_t caption_batch = 64;
+  int64_t train_batch = 32;
+  int64_t sample_batch = 4;
+  int sample_steps = 20;
+};
+constexpr Shapes kSmall{8, 4, 4, 4};
 constexpr double kGuidance = 3.0;
 constexpr int64_t kPromptTokens = 24;  // prompt ids incl. BOS/EOS before padding
 constexpr uint64_t kSeed = 20240607;
@@ -66,13 +71,14 @@ struct Setup {
   double lr = 0, grad_clip = 0, min_snr_gamma = 0;
   train::TrainerOptions trainer;  // AdamW's betas and weight decay: the trainer's defaults
   int64_t timesteps = 1000;
+  diffusion::Prediction prediction = diffusion::Prediction::V;
+  std::string prediction_name;
 };
 
-// Quick-preset sizes, as `recap captioner train` / `recap t2i train` would build them. The
-// python peer implements eps prediction only; quick predicts v, which changes the loss target
-// and the sampler's conversions but not the cost of a model call, so the benchmark uses eps.
+// Quick-preset sizes and settings, as `recap captioner train` / `recap t2i train` would build
+// them (v prediction, the presets' choice).
 Setup quick_setup() {
-  const Config c = Config::load("quick", {"t2i.prediction=eps"});
+  const Config c = Config::load("quick");
   const int64_t vocab = c.get_int("tokenizer.vocab_size");
   Setup s;
   s.image_size = c.get_int("world.canvas");
@@ -83,11 +89,11 @@ Setup quick_setup() {
   s.grad_clip = c.get_float("t2i.grad_clip");
   s.min_snr_gamma = c.get_float("t2i.min_snr_gamma");
   s.timesteps = c.get_int("t2i.timesteps");
-  if (c.get_string("t2i.schedule") != "cosine" || c.get_string("t2i.prediction") != "eps" ||
-      s.t2i.unet.dropout != 0 || s.captioner.dropout != 0)
-    throw Error(
-        "peer bench: the python peer mirrors the cosine schedule, eps prediction and no "
-        "dropout only");
+  s.prediction_name = c.get_string("t2i.prediction");
+  s.prediction = diffusion::parse_prediction(s.prediction_name);
+  if (c.get_string("t2i.schedule") != "cosine" || s.t2i.unet.dropout != 0 ||
+      s.captioner.dropout != 0)
+    throw Error("peer bench: the python peer mirrors the cosine schedule and no dropout only");
   return s;
 }
 
@@ -119,11 +125,12 @@ torch::Tensor tokens_tensor(const std::vector<std::vector<int>>& tokens, int64_t
   return out;
 }
 
-// DDIM with guidance; `steps`, when given, records every step's input x_t and guided eps
-// (the equivalence check compares step by step: the first step from t = T - 1 multiplies eps
-// rounding by sqrt(abar_946 / abar_999) ~ 1700, so end-to-end samples of two correct
-// implementations drift apart).
-torch::Tensor sample(stages::T2iModel& model, const torch::Tensor& x_T, const torch::Tensor& ids,
+// DDIM with guidance; `steps`, when given, records every step's input x_t and guided model
+// output (the equivalence check compares step by step: the first step from t = T - 1
+// multiplies eps rounding by sqrt(abar_946 / abar_999) ~ 1700, so end-to-end samples of two
+// correct implementations drift apart).
+torch::Tensor sample(stages::T2iModel& model, const Setup& s, int sample_steps,
+                     const torch::Tensor& x_T, const torch::Tensor& ids,
                      const diffusion::NoiseSchedule& schedule,
                      std::vector<std::pair<torch::Tensor, torch::Tensor>>* steps = nullptr) {
   auto guided = diffusion::classifier_free_guidance(
@@ -138,8 +145,8 @@ torch::Tensor sample(stages::T2iModel& model, const torch::Tensor& x_T, const to
       steps->emplace_back(x, eps);
       return eps;
     };
-  return diffusion::sample(diffusion::Sampler::DDIM, predictor, diffusion::Prediction::Eps,
-                           schedule, x_T, kSampleSteps);
+  return diffusion::sample(diffusion::Sampler::DDIM, predictor, s.prediction, schedule, x_T,
+                           sample_steps);
 }
 
 // The training step the benchmark times: returns the loss and the global gradient norm.
@@ -150,7 +157,7 @@ std::pair<double, double> train_step(stages::T2iModel& model, torch::optim::Adam
   optimizer.zero_grad();
   auto out = model->forward(schedule.add_noise(x0, eps, t), t, ids);
   auto loss = diffusion::diffusion_loss(schedule, out, x0, eps, t,
-                                        {diffusion::Prediction::Eps, s.min_snr_gamma});
+                                        {s.prediction, s.min_snr_gamma});
   const double value = loss.item<double>();
   loss.backward();
   const double norm = torch::nn::utils::clip_grad_norm_(model->parameters(), s.grad_clip);
@@ -164,7 +171,7 @@ torch::optim::AdamW make_optimizer(stages::T2iModel& model, const Setup& s) {
                                                       .weight_decay(s.trainer.weight_decay));
 }
 
-void export_fixture(const fs::path& dir) {
+void export_fixture(const fs::path& dir, const Shapes& shapes) {
   at::set_num_threads(1);
   const Setup s = quick_setup();
   fs::create_directories(dir);
@@ -184,9 +191,11 @@ void export_fixture(const fs::path& dir) {
         {"grad_clip", s.grad_clip},
         {"min_snr_gamma", s.min_snr_gamma},
         {"timesteps", s.timesteps},
-        {"batch", kTrainBatch}}},
-      {"sample", {{"steps", kSampleSteps}, {"guidance", kGuidance}, {"batch", kSampleBatch}}},
-      {"caption", {{"batch", kCaptionBatch}, {"style", text::Tokenizer::kLong}}}};
+        {"prediction", s.prediction_name},
+        {"batch", shapes.train_batch}}},
+      {"sample",
+       {{"steps", shapes.sample_steps}, {"guidance", kGuidance}, {"batch", shapes.sample_batch}}},
+      {"caption", {{"batch", shapes.caption_batch}, {"style", text::Tokenizer::kLong}}}};
   std::FILE* f = std::fopen((dir / "models.json").c_str(), "w");
   if (!f) throw Error(fmt::format("{}: cannot write", (dir / "models.json").string()));
   std::fputs(models.dump(2).c_str(), f);
@@ -195,11 +204,11 @@ void export_fixture(const fs::path& dir) {
   auto gen = at::detail::createCPUGenerator(kSeed);
   const int64_t size = s.image_size, vocab = s.captioner.vocab_size;
   NamedTensors inputs = {
-      {"caption_images", images_in_range({kCaptionBatch, 3, size, size}, gen)},
-      {"train_x0", images_in_range({kTrainBatch, 3, size, size}, gen)},
-      {"train_ids", prompt_batch(kTrainBatch, s.t2i.text.vocab_size, gen)},
-      {"sample_ids", prompt_batch(kSampleBatch, s.t2i.text.vocab_size, gen)},
-      {"sample_noise", torch::randn({kSampleBatch, 3, size, size}, gen)},
+      {"caption_images", images_in_range({shapes.caption_batch, 3, size, size}, gen)},
+      {"train_x0", images_in_range({shapes.train_batch, 3, size, size}, gen)},
+      {"train_ids", prompt_batch(shapes.train_batch, s.t2i.text.vocab_size, gen)},
+      {"sample_ids", prompt_batch(shapes.sample_batch, s.t2i.text.vocab_size, gen)},
+      {"sample_noise", torch::randn({shapes.sample_batch, 3, size, size}, gen)},
       // The equivalence check's own small inputs.
       {"check_caption_ids",
        torch::randint(text::Tokenizer::kLong + 1, vocab, {4, 20}, gen, torch::kLong)},
@@ -219,18 +228,18 @@ void export_fixture(const fs::path& dir) {
   const diffusion::NoiseSchedule schedule(diffusion::BetaSchedule::Cosine, s.timesteps);
   auto x0 = in["train_x0"].narrow(0, 0, 4), ids = in["train_ids"].narrow(0, 0, 4);
   auto x_t = schedule.add_noise(x0, in["check_eps"], in["check_t"]);
-  auto eps = t2i->forward(x_t, in["check_t"], ids);
+  auto out = t2i->forward(x_t, in["check_t"], ids);
   std::vector<std::pair<torch::Tensor, torch::Tensor>> steps;
-  auto samples = sample(t2i, in["sample_noise"].narrow(0, 0, 2), in["sample_ids"].narrow(0, 0, 2),
-                        schedule, &steps);
+  auto samples = sample(t2i, s, shapes.sample_steps, in["sample_noise"].narrow(0, 0, 2),
+                        in["sample_ids"].narrow(0, 0, 2), schedule, &steps);
   NamedTensors outputs = {
       {"caption_logits", logits},
       {"greedy_tokens", tokens_tensor(tokens, s.captioner.max_length - models::kPromptLength)},
-      {"unet_eps", eps},
+      {"unet_out", out},
       {"ddim_samples", samples}};
   for (size_t i = 0; i < steps.size(); ++i) {
     outputs.emplace_back(fmt::format("ddim_x.{}", i), steps[i].first);
-    outputs.emplace_back(fmt::format("ddim_eps.{}", i), steps[i].second);
+    outputs.emplace_back(fmt::format("ddim_out.{}", i), steps[i].second);
   }
   {
     // One training step from the saved weights: loss and pre-clip gradient norm.
@@ -304,7 +313,7 @@ void time_command(const fs::path& dir, const std::string& workload, int threads,
     } else {
       t2i->eval();
       once = [&] {
-        sample(t2i, in["sample_noise"], in["sample_ids"], schedule);
+        sample(t2i, s, Shapes{}.sample_steps, in["sample_noise"], in["sample_ids"], schedule);
         return json{{"images", in["sample_noise"].size(0)}};
       };
     }
@@ -340,14 +349,14 @@ void peak_command(int threads) {
 
 int run(int argc, char** argv) {
   const std::vector<std::string> args(argv + 1, argv + argc);
-  if (args.size() == 2 && args[0] == "export") {
-    export_fixture(args[1]);
+  if ((args.size() == 2 || (args.size() == 3 && args[2] == "--small")) && args[0] == "export") {
+    export_fixture(args[1], args.size() == 3 ? kSmall : Shapes{});
   } else if (args.size() == 5 && args[0] == "time") {
     time_command(args[1], args[2], std::stoi(args[3]), std::stoi(args[4]));
   } else if (args.size() == 2 && args[0] == "peak") {
     peak_command(std::stoi(args[1]));
   } else {
-    std::cerr << "usage: recap_peer_bench export DIR | time DIR caption|train|sample THREADS "
+    std::cerr << "usage: recap_peer_bench export DIR [--small] | time DIR caption|train|sample THREADS "
                  "REPEATS | peak THREADS\n";
     return 2;
   }

@@ -17,6 +17,8 @@
    machine's matmul peak at the same thread count (measured by recap_peer_bench peak).
 
 `python3 peer_bench.py time DIR WORKLOAD THREADS REPEATS` is the PyTorch timing process.
+`python3 peer_bench.py parity RECAP_PEER_BENCH` is step 2 alone on small batches (a few seconds):
+the ctest PeerParity runs it on every `make test`, as llm.c checks its C against PyTorch.
 """
 import argparse
 import json
@@ -58,29 +60,38 @@ def unconditional(length):
 
 def sample(t2i, schedule, cfg, noise, ids):
     return rm.sample_ddim_cfg(t2i, schedule, noise, ids, unconditional(ids.size(1)),
-                              cfg['sample']['steps'], cfg['sample']['guidance'])
+                              cfg['sample']['steps'], cfg['sample']['guidance'],
+                              cfg['train']['prediction'])
+
+
+def train_step(t2i, optimizer, schedule, cfg, x0, ids, t, eps):
+    train = cfg['train']
+    return rm.train_step(t2i, optimizer, schedule, x0, ids, t, eps, train['min_snr_gamma'],
+                         train['grad_clip'], train['prediction'])
 
 
 def check_sampler(t2i, schedule, cfg, inp, ref, close, report):
-    """DDIM with guidance, step by step from recap's recorded states: the guided eps on recap's
-    x_t, and the update from recap's x_t and eps. End to end the samples drift apart however
+    """DDIM with guidance, step by step from recap's recorded states: the guided model output
+    (eps or v) on recap's x_t, and the update from recap's x_t and that output. End to end the samples drift apart however
     right both are: the first step (t = 999 -> 946) multiplies eps rounding by
     sqrt(abar_946 / abar_999) ~ 1700, and a random UNet amplifies that further."""
     ids = inp['sample_ids'][:2]
     uncond = unconditional(ids.size(1))
     both = torch.cat([uncond.expand_as(ids), ids])
     ts = rm.sampling_timesteps(schedule.size(), cfg['sample']['steps'])
-    eps_diff = step_diff = 0.0
+    prediction = cfg['train']['prediction']
+    out_diff = step_diff = 0.0
     for i, step in enumerate(ts):
-        x, eps = ref[f'ddim_x.{i}'], ref[f'ddim_eps.{i}']
+        x, out = ref[f'ddim_x.{i}'], ref[f'ddim_out.{i}']
         t = torch.full((x.size(0),), step, dtype=torch.long)
-        got = rm.guided_eps(t2i, x, t, both, cfg['sample']['guidance'])
-        eps_diff = max(eps_diff, (got - eps).abs().max().item())
+        got = rm.guided_output(t2i, x, t, both, cfg['sample']['guidance'])
+        out_diff = max(out_diff, (got - out).abs().max().item())
         want = ref[f'ddim_x.{i + 1}'] if i + 1 < len(ts) else ref['ddim_samples']
-        nxt = rm.ddim_step(schedule, x, eps, step, ts[i + 1] if i + 1 < len(ts) else None)
+        nxt = rm.ddim_step(schedule, x, out, step, ts[i + 1] if i + 1 < len(ts) else None,
+                           prediction)
         step_diff = max(step_diff, ((nxt - want).abs().max() / want.abs().max()).item())
-    close(f'DDIM guided eps, each of {len(ts)} steps', torch.tensor(eps_diff), torch.tensor(0.0),
-          1e-4)
+    close(f'DDIM guided {prediction}, each of {len(ts)} steps', torch.tensor(out_diff),
+          torch.tensor(0.0), 1e-4)
     close('DDIM update, each step (relative to max |x|)', torch.tensor(step_diff),
           torch.tensor(0.0), 1e-5)
     end = sample(t2i, schedule, cfg, inp['sample_noise'][:2], ids)
@@ -110,7 +121,8 @@ def check(work):
         close('captioner logits', logits, ref['caption_logits'], 1e-4)
         x0, ids = inp['train_x0'][:4], inp['train_ids'][:4]
         x_t = schedule.add_noise(x0, inp['check_eps'], inp['check_t'])
-        close('UNet eps', t2i(x_t, inp['check_t'], ids), ref['unet_eps'], 1e-4)
+        close(f'UNet {cfg["train"]["prediction"]}', t2i(x_t, inp['check_t'], ids),
+              ref['unet_out'], 1e-4)
         check_sampler(t2i, schedule, cfg, inp, ref, close, report)
     tokens = rm.greedy_decode(captioner, inp['caption_images'], cfg['caption']['style'])
     want = [[t for t in row if t >= 0] for row in ref['greedy_tokens'].tolist()]
@@ -122,9 +134,8 @@ def check(work):
 
     t2i.train()
     optimizer = make_optimizer(t2i, cfg['train'])
-    loss, norm = rm.train_step(t2i, optimizer, schedule, x0, ids, inp['check_t'],
-                               inp['check_eps'], cfg['train']['min_snr_gamma'],
-                               cfg['train']['grad_clip'])
+    loss, norm = train_step(t2i, optimizer, schedule, cfg, x0, ids, inp['check_t'],
+                            inp['check_eps'])
     close('train loss', torch.tensor(loss), ref['train_loss'][0], 1e-5 * abs(loss) + 1e-7)
     close('train grad norm', torch.tensor(norm), ref['train_grad_norm'][0], 1e-4 * norm)
     state = dict(t2i.named_parameters())
@@ -178,8 +189,7 @@ def time_python(work, workload, threads, repeats):
         def once():
             t = torch.randint(schedule.size(), (x0.size(0),), generator=gen)
             eps = torch.randn(x0.shape, generator=gen)
-            rm.train_step(t2i, optimizer, schedule, x0, ids, t, eps,
-                          cfg['train']['min_snr_gamma'], cfg['train']['grad_clip'])
+            train_step(t2i, optimizer, schedule, cfg, x0, ids, t, eps)
             return {'images': x0.size(0)}
     elif workload == 'sample':
         t2i.eval()
@@ -208,10 +218,21 @@ def run_json(cmd, threads):
     return json.loads(out.strip().splitlines()[-1])
 
 
+def parity(exe):
+    """Step 2 alone: export the quick-sized models with small batches and check them."""
+    with tempfile.TemporaryDirectory(prefix='recap-parity-') as work:
+        subprocess.run([exe, 'export', work, '--small'], check=True, capture_output=True)
+        print(f'recap vs PyTorch {torch.__version__}, 1 thread:')
+        check(work)
+    print('parity: every output within its limit')
+
+
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == 'time':
         _, _, work, workload, threads, repeats = sys.argv
         return time_python(work, workload, int(threads), int(repeats))
+    if len(sys.argv) == 3 and sys.argv[1] == 'parity':
+        return parity(sys.argv[2])
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('build', help='the CMake build dir holding bench/recap_peer_bench')
     p.add_argument('--threads', type=int, nargs='+', default=[1, 2])

@@ -411,6 +411,25 @@ class CosineSchedule:
         return ((x_t - self.coefficient(self.sqrt_one_minus_abar, t, x_t) * eps) /
                 self.coefficient(self.sqrt_abar, t, x_t))
 
+    def target(self, prediction, x0, eps, t):
+        """NoiseSchedule::target: eps, or v = sqrt(abar) eps - sqrt(1 - abar) x0."""
+        if prediction == 'eps':
+            return eps
+        return (self.coefficient(self.sqrt_abar, t, x0) * eps -
+                self.coefficient(self.sqrt_one_minus_abar, t, x0) * x0)
+
+    def predicted_x0(self, out, prediction, x_t, t):
+        if prediction == 'eps':
+            return self.x0_from_eps(x_t, out, t)
+        return (self.coefficient(self.sqrt_abar, t, x_t) * x_t -
+                self.coefficient(self.sqrt_one_minus_abar, t, x_t) * out)
+
+    def predicted_eps(self, out, prediction, x_t, t):
+        if prediction == 'eps':
+            return out
+        return (self.coefficient(self.sqrt_one_minus_abar, t, x_t) * x_t +
+                self.coefficient(self.sqrt_abar, t, x_t) * out)
+
 
 def sampling_timesteps(T, n):
     if n == 1:
@@ -418,48 +437,54 @@ def sampling_timesteps(T, n):
     return [(2 * (T - 1) * (n - 1 - i) + (n - 1)) // (2 * (n - 1)) for i in range(n)]
 
 
-def guided_eps(model, x, t, both, scale):
-    """classifier_free_guidance: both = [uncond; cond] ids, one model call on [2B]."""
+def guided_output(model, x, t, both, scale):
+    """classifier_free_guidance on the raw model output (eps or v): both = [uncond; cond] ids,
+    one model call on [2B]."""
     uncond, cond = model(torch.cat([x, x]), torch.cat([t, t]), both).chunk(2)
     return uncond + scale * (cond - uncond)
 
 
-def ddim_step(schedule, x, eps, step, next_step):
-    """One sample_ddim step (eta 0, eps prediction) from timestep `step` to `next_step` (None:
-    clean data)."""
+def ddim_step(schedule, x, out, step, next_step, prediction):
+    """One sample_ddim step (eta 0) from timestep `step` to `next_step` (None: clean data)."""
     abar_next = schedule.alphas_cumprod[next_step].item() if next_step is not None else 1.0
     t = torch.full((x.size(0),), step, dtype=torch.long)
-    x0 = schedule.x0_from_eps(x, eps, t)
+    x0 = schedule.predicted_x0(out, prediction, x, t)
+    eps = schedule.predicted_eps(out, prediction, x, t)
     return math.sqrt(abar_next) * x0 + math.sqrt(max(0.0, 1 - abar_next)) * eps
 
 
 @torch.no_grad()
-def sample_ddim_cfg(model, schedule, x_T, cond_ids, uncond_ids, steps, scale):
-    """diffusion::sample_ddim (eta 0, eps prediction) through classifier_free_guidance."""
+def sample_ddim_cfg(model, schedule, x_T, cond_ids, uncond_ids, steps, scale, prediction):
+    """diffusion::sample_ddim (eta 0) through classifier_free_guidance."""
     both = torch.cat([uncond_ids.expand_as(cond_ids), cond_ids])
     ts = sampling_timesteps(schedule.size(), steps)
     x = x_T
     for i, step in enumerate(ts):
         t = torch.full((x.size(0),), step, dtype=torch.long)
-        x = ddim_step(schedule, x, guided_eps(model, x, t, both, scale), step,
-                      ts[i + 1] if i + 1 < len(ts) else None)
+        x = ddim_step(schedule, x, guided_output(model, x, t, both, scale), step,
+                      ts[i + 1] if i + 1 < len(ts) else None, prediction)
     return x
 
 
-def diffusion_loss(schedule, out, eps, t, min_snr_gamma):
-    """diffusion_loss for eps prediction with Min-SNR-gamma weights."""
-    per_sample = (out - eps).square().flatten(1).mean(1)
+def diffusion_loss(schedule, out, x0, eps, t, min_snr_gamma, prediction):
+    """diffusion_loss with Min-SNR-gamma weights: min(snr, gamma) / snr for eps,
+    min(snr, gamma) / (snr + 1) for v."""
+    target = schedule.target(prediction, x0, eps, t)
+    if min_snr_gamma <= 0:
+        return torch.nn.functional.mse_loss(out, target)
+    per_sample = (out - target).square().flatten(1).mean(1)
     abar = schedule.alphas_cumprod.index_select(0, t)
     snr = abar / (1 - abar)
-    weights = snr.clamp_max(min_snr_gamma) / snr
+    weights = snr.clamp_max(min_snr_gamma) / (snr if prediction == 'eps' else snr + 1)
     return (per_sample * weights.to(per_sample.dtype)).mean()
 
 
-def train_step(model, optimizer, schedule, x0, ids, t, eps, min_snr_gamma, grad_clip):
+def train_step(model, optimizer, schedule, x0, ids, t, eps, min_snr_gamma, grad_clip,
+               prediction):
     """One optimizer step as train::train runs it (without EMA); returns (loss, grad norm)."""
     optimizer.zero_grad()
     out = model(schedule.add_noise(x0, eps, t), t, ids)
-    loss = diffusion_loss(schedule, out, eps, t, min_snr_gamma)
+    loss = diffusion_loss(schedule, out, x0, eps, t, min_snr_gamma, prediction)
     value = loss.item()
     loss.backward()
     norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
