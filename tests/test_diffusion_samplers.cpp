@@ -13,8 +13,6 @@
 namespace recap::diffusion {
 namespace {
 
-at::Generator generator(uint64_t seed) { return at::detail::createCPUGenerator(seed); }
-
 // sqrt(abar_t) and sqrt(1 - abar_t) for t [B], shaped to broadcast against x [B, ...].
 std::pair<torch::Tensor, torch::Tensor> scales(const NoiseSchedule& s, const torch::Tensor& t,
                                                const torch::Tensor& x) {
@@ -54,7 +52,7 @@ Predictor gaussian_oracle(const NoiseSchedule& s, double mu, double sd, Predicti
 torch::Tensor gaussian_x_T(const NoiseSchedule& s, double mu, double sd, int64_t n, uint64_t seed) {
   const double a = s.alpha_bar(s.size() - 1);
   return std::sqrt(a) * mu + std::sqrt(a * sd * sd + 1 - a) *
-                                 torch::randn({n, 1, 2, 2}, generator(seed), torch::kFloat64);
+                                 torch::randn({n, 1, 2, 2}, at::detail::createCPUGenerator(seed), torch::kFloat64);
 }
 
 std::string name(Sampler sampler) {
@@ -96,12 +94,12 @@ TEST(DiffusionSampler, TimestepsSpanTheWholeSchedule) {
 
 TEST(DiffusionSampler, EverySamplerRecoversADiracDataPoint) {
   torch::set_num_threads(1);
-  auto x0 = torch::rand({4, 3, 8, 8}, generator(20)) * 2 - 1;
+  auto x0 = torch::rand({4, 3, 8, 8}, at::detail::createCPUGenerator(20)) * 2 - 1;
   for (auto kind : {BetaSchedule::Linear, BetaSchedule::ScaledLinear, BetaSchedule::Cosine}) {
     NoiseSchedule s(kind);
     for (auto type : {Prediction::Eps, Prediction::V}) {
       for (auto sampler : kAll) {
-        auto x_T = torch::randn({4, 3, 8, 8}, generator(21));
+        auto x_T = torch::randn({4, 3, 8, 8}, at::detail::createCPUGenerator(21));
         auto out = sample(sampler, dirac_oracle(s, x0, type), type, s, x_T, 20, {1.0, 22});
         // Float32 rounding only: every sampler's last step lands on the x0 prediction.
         EXPECT_LT((out - x0).abs().max().item<float>(), 1e-4f)
@@ -121,7 +119,7 @@ TEST(DiffusionSampler, EverySamplerRecoversADiracDataPoint) {
 // unit-variance draw that moves away from x_T's.
 TEST(DiffusionSampler, EveryCallIsOnTheForwardProcessOfADiracDataPoint) {
   torch::set_num_threads(1);
-  auto x0 = torch::rand({4, 3, 8, 8}, generator(23), torch::kFloat64) * 2 - 1;
+  auto x0 = torch::rand({4, 3, 8, 8}, at::detail::createCPUGenerator(23), torch::kFloat64) * 2 - 1;
   NoiseSchedule s(BetaSchedule::Cosine);
   for (auto type : {Prediction::Eps, Prediction::V}) {
     for (auto c : {Case{Sampler::DDPM, 20, 0}, Case{Sampler::DDIM, 20, 0},
@@ -133,7 +131,7 @@ TEST(DiffusionSampler, EveryCallIsOnTheForwardProcessOfADiracDataPoint) {
         calls.emplace_back(x_t.clone(), t[0].item<int64_t>());
         return oracle(x_t, t);
       };
-      auto x_T = torch::randn({4, 3, 8, 8}, generator(24), torch::kFloat64);
+      auto x_T = torch::randn({4, 3, 8, 8}, at::detail::createCPUGenerator(24), torch::kFloat64);
       sample(c.sampler, recorded, type, s, x_T, c.steps, {c.eta, 25});
       const std::string what = name(c.sampler) + " eta " + std::to_string(c.eta);
       ASSERT_EQ(calls.size(), static_cast<size_t>(c.steps)) << what;
@@ -165,11 +163,11 @@ TEST(DiffusionSampler, EveryCallIsOnTheForwardProcessOfADiracDataPoint) {
 // and keeps a badly wrong predictor's samples inside the data range.
 TEST(DiffusionSampler, ClippedX0KeepsOraclesExactAndBoundsErrors) {
   torch::set_num_threads(1);
-  auto x0 = torch::rand({4, 3, 8, 8}, generator(30)) * 2 - 1;
+  auto x0 = torch::rand({4, 3, 8, 8}, at::detail::createCPUGenerator(30)) * 2 - 1;
   NoiseSchedule s(BetaSchedule::Cosine);
   SamplerOptions clip{0, 31, 1.0};
   for (auto sampler : kAll) {
-    auto x_T = torch::randn({4, 3, 8, 8}, generator(32));
+    auto x_T = torch::randn({4, 3, 8, 8}, at::detail::createCPUGenerator(32));
     auto exact = sample(sampler, dirac_oracle(s, x0, Prediction::Eps), Prediction::Eps, s, x_T,
                         20, clip);
     EXPECT_LT((exact - x0).abs().max().item<float>(), 1e-4f) << name(sampler);
@@ -297,7 +295,7 @@ TEST(DiffusionSampler, SameSeedSameSamplesOtherSeedOtherSamples) {
   torch::set_num_threads(1);
   NoiseSchedule s(BetaSchedule::ScaledLinear);
   auto model = gaussian_oracle(s, 0.1, 0.4, Prediction::V);
-  auto x_T = torch::randn({8, 3, 4, 4}, generator(50));
+  auto x_T = torch::randn({8, 3, 4, 4}, at::detail::createCPUGenerator(50));
   for (auto c : {Case{Sampler::DDPM, 25, 0}, Case{Sampler::DDIM, 25, 0.5}}) {
     auto a = sample(c.sampler, model, Prediction::V, s, x_T, c.steps, {c.eta, 51});
     auto b = sample(c.sampler, model, Prediction::V, s, x_T, c.steps, {c.eta, 51});

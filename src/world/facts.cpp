@@ -11,7 +11,7 @@ namespace {
 
 using nlohmann::json;
 
-[[noreturn]] void bad(const std::string& where, const std::string& problem) {
+[[noreturn]] void bad_facts(const std::string& where, const std::string& problem) {
   throw Error("facts json: " + where + " " + problem);
 }
 
@@ -21,14 +21,14 @@ const json* optional_field(const json& obj, const char* key) {
 }
 
 std::string string_at(const json& v, const std::string& where) {
-  if (!v.is_string()) bad(where, "is not a string");
+  if (!v.is_string()) bad_facts(where, "is not a string");
   return v.get<std::string>();
 }
 
 int int_at(const json& v, const std::string& where) {
-  if (!v.is_number_integer()) bad(where, "is not an integer");
+  if (!v.is_number_integer()) bad_facts(where, "is not an integer");
   const auto i = v.get<int64_t>();
-  if (i < 0 || i > 1'000'000) bad(where, "is out of range");
+  if (i < 0 || i > 1'000'000) bad_facts(where, "is out of range");
   return static_cast<int>(i);
 }
 
@@ -69,17 +69,17 @@ json to_json(const Facts& facts) {
 }
 
 Facts facts_from_json(const json& j) {
-  if (!j.is_object()) bad("facts", "is not an object");
+  if (!j.is_object()) bad_facts("facts", "is not an object");
   Facts facts;
   const json* groups = optional_field(j, "groups");
-  if (!groups || !groups->is_array()) bad("facts.groups", "is missing or not an array");
+  if (!groups || !groups->is_array()) bad_facts("facts.groups", "is missing or not an array");
   for (size_t i = 0; i < groups->size(); ++i) {
     const std::string where = "groups[" + std::to_string(i) + "]";
     const json& g = (*groups)[i];
-    if (!g.is_object()) bad(where, "is not an object");
+    if (!g.is_object()) bad_facts(where, "is not an object");
     FactGroup fg;
     const json* shape = optional_field(g, "shape");
-    if (!shape) bad(where, "has no 'shape'");
+    if (!shape) bad_facts(where, "has no 'shape'");
     fg.shape = string_at(*shape, where + ".shape");
     if (const json* c = optional_field(g, "colour")) fg.colour = string_at(*c, where + ".colour");
     if (const json* c = optional_field(g, "count")) fg.count = int_at(*c, where + ".count");
@@ -88,33 +88,33 @@ Facts facts_from_json(const json& j) {
       const std::string name = string_at(*h, where + ".h");
       for (HPos p : {HPos::Left, HPos::Center, HPos::Right})
         if (hpos_name(p) == name) pos.h = p;
-      if (!pos.h) bad(where + ".h", "'" + name + "' is not left/center/right");
+      if (!pos.h) bad_facts(where + ".h", "'" + name + "' is not left/center/right");
     }
     if (const json* v = optional_field(g, "v")) {
       const std::string name = string_at(*v, where + ".v");
       for (VPos p : {VPos::Top, VPos::Middle, VPos::Bottom})
         if (vpos_name(p) == name) pos.v = p;
-      if (!pos.v) bad(where + ".v", "'" + name + "' is not top/middle/bottom");
+      if (!pos.v) bad_facts(where + ".v", "'" + name + "' is not top/middle/bottom");
     }
     if (pos.h || pos.v) fg.position = pos;
     facts.groups.push_back(std::move(fg));
   }
   const json* relations = optional_field(j, "relations");
-  if (relations && !relations->is_array()) bad("facts.relations", "is not an array");
+  if (relations && !relations->is_array()) bad_facts("facts.relations", "is not an array");
   for (size_t i = 0; relations && i < relations->size(); ++i) {
     const std::string where = "relations[" + std::to_string(i) + "]";
     const json& r = (*relations)[i];
-    if (!r.is_object()) bad(where, "is not an object");
+    if (!r.is_object()) bad_facts(where, "is not an object");
     const json* a = optional_field(r, "a");
     const json* b = optional_field(r, "b");
     const json* rel = optional_field(r, "relation");
-    if (!a || !b || !rel) bad(where, "needs 'a', 'b' and 'relation'");
+    if (!a || !b || !rel) bad_facts(where, "needs 'a', 'b' and 'relation'");
     const int ai = int_at(*a, where + ".a"), bi = int_at(*b, where + ".b");
     if (ai >= int(facts.groups.size()) || bi >= int(facts.groups.size()) || ai == bi)
-      bad(where, "refers to groups that do not exist");
+      bad_facts(where, "refers to groups that do not exist");
     const std::string name = string_at(*rel, where + ".relation");
     const auto relation = relation_from_name(name);
-    if (!relation) bad(where + ".relation", "'" + name + "' is not left_of/right_of/above/below");
+    if (!relation) bad_facts(where + ".relation", "'" + name + "' is not left_of/right_of/above/below");
     add_relation(facts, {ai, bi, *relation});
   }
   if (const json* bg = optional_field(j, "background"))

@@ -16,40 +16,40 @@ using nlohmann::json;
 constexpr std::array<Relation, 4> kRelations = {Relation::LeftOf, Relation::RightOf,
                                                 Relation::Above, Relation::Below};
 
-[[noreturn]] void bad(const std::string& where, const std::string& problem) {
+[[noreturn]] void bad_scene(const std::string& where, const std::string& problem) {
   throw Error("scene json: " + where + " " + problem);
 }
 
 const json& field(const json& obj, const char* key, const std::string& where) {
-  if (!obj.is_object()) bad(where, "is not an object");
+  if (!obj.is_object()) bad_scene(where, "is not an object");
   const auto it = obj.find(key);
-  if (it == obj.end()) bad(where, std::string("has no '") + key + "'");
+  if (it == obj.end()) bad_scene(where, std::string("has no '") + key + "'");
   return *it;
 }
 
 double number(const json& obj, const char* key, const std::string& where) {
   const json& v = field(obj, key, where);
-  if (!v.is_number()) bad(where + "." + key, "is not a number");
+  if (!v.is_number()) bad_scene(where + "." + key, "is not a number");
   return v.get<double>();
 }
 
 int integer(const json& obj, const char* key, const std::string& where) {
   const json& v = field(obj, key, where);
-  if (!v.is_number_integer()) bad(where + "." + key, "is not an integer");
+  if (!v.is_number_integer()) bad_scene(where + "." + key, "is not an integer");
   const auto i = v.get<int64_t>();
-  if (i < INT32_MIN || i > INT32_MAX) bad(where + "." + key, "is out of range");
+  if (i < INT32_MIN || i > INT32_MAX) bad_scene(where + "." + key, "is out of range");
   return static_cast<int>(i);
 }
 
 std::string text(const json& obj, const char* key, const std::string& where) {
   const json& v = field(obj, key, where);
-  if (!v.is_string()) bad(where + "." + key, "is not a string");
+  if (!v.is_string()) bad_scene(where + "." + key, "is not a string");
   return v.get<std::string>();
 }
 
 const json& array(const json& obj, const char* key, const std::string& where) {
   const json& v = field(obj, key, where);
-  if (!v.is_array()) bad(where + "." + key, "is not an array");
+  if (!v.is_array()) bad_scene(where + "." + key, "is not an array");
   return v;
 }
 
@@ -163,35 +163,35 @@ Scene scene_from_json(const json& j, const WorldConfig& config) {
   s.width = integer(j, "width", "scene");
   s.height = integer(j, "height", "scene");
   if (s.width < 1 || s.height < 1 || s.width > 8192 || s.height > 8192)
-    bad("scene", "has a canvas size outside 1..8192 px");
+    bad_scene("scene", "has a canvas size outside 1..8192 px");
   s.background = text(j, "background", "scene");
   if (!config.has_background(s.background))
-    bad("scene.background", "'" + s.background + "' is not a configured background");
+    bad_scene("scene.background", "'" + s.background + "' is not a configured background");
   const json& groups = array(j, "groups", "scene");
   for (size_t i = 0; i < groups.size(); ++i) {
     const std::string where = "groups[" + std::to_string(i) + "]";
     Group g;
     g.shape = text(groups[i], "shape", where);
     if (!config.has_shape(g.shape))
-      bad(where + ".shape", "'" + g.shape + "' is not a configured shape");
+      bad_scene(where + ".shape", "'" + g.shape + "' is not a configured shape");
     g.colour = text(groups[i], "colour", where);
     if (!config.has_colour(g.colour))
-      bad(where + ".colour", "'" + g.colour + "' is not a configured colour");
+      bad_scene(where + ".colour", "'" + g.colour + "' is not a configured colour");
     const json& objects = array(groups[i], "objects", where);
-    if (objects.empty()) bad(where + ".objects", "is empty (a group has at least one object)");
+    if (objects.empty()) bad_scene(where + ".objects", "is empty (a group has at least one object)");
     for (size_t k = 0; k < objects.size(); ++k) {
       const std::string at = where + ".objects[" + std::to_string(k) + "]";
       Object o{number(objects[k], "x", at), number(objects[k], "y", at),
                number(objects[k], "size", at), number(objects[k], "rotation", at)};
       const double r = o.size / 2;
-      if (!(o.size > 0)) bad(at + ".size", "is not positive");
+      if (!(o.size > 0)) bad_scene(at + ".size", "is not positive");
       if (!(o.x - r >= 0 && o.y - r >= 0 && o.x + r <= s.width && o.y + r <= s.height))
-        bad(at, "does not lie inside the canvas");
+        bad_scene(at, "does not lie inside the canvas");
       g.objects.push_back(o);
     }
     for (const auto& other : s.groups)
       if (other.shape == g.shape && other.colour == g.colour)
-        bad(where,
+        bad_scene(where,
             "repeats " + g.colour + " " + g.shape + " (groups must differ in shape or colour)");
     s.groups.push_back(std::move(g));
   }
@@ -201,10 +201,10 @@ Scene scene_from_json(const json& j, const WorldConfig& config) {
     GroupRelation r{integer(relations[i], "a", where), integer(relations[i], "b", where)};
     const int n = static_cast<int>(s.groups.size());
     if (r.a < 0 || r.a >= n || r.b < 0 || r.b >= n || r.a == r.b)
-      bad(where, "refers to groups that do not exist");
+      bad_scene(where, "refers to groups that do not exist");
     const std::string name = text(relations[i], "relation", where);
     const auto relation = relation_from_name(name);
-    if (!relation) bad(where + ".relation", "'" + name + "' is not left_of/right_of/above/below");
+    if (!relation) bad_scene(where + ".relation", "'" + name + "' is not left_of/right_of/above/below");
     r.relation = *relation;
     s.relations.push_back(r);
   }
