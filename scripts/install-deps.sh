@@ -9,6 +9,8 @@ PACKAGES=(
   # tensors: libtorch, and a fast BLAS for it (without OpenBLAS Debian's libtorch
   # falls back to reference BLAS, 15-30x slower on matmul)
   libtorch-dev libopenblas0-openmp
+  # the recap binary's allocator (keeps tensor buffers instead of returning them to the kernel)
+  libtcmalloc-minimal4
   # images, rendering, shards, tokenizer
   libopencv-imgcodecs-dev libopencv-imgproc-dev libcairo2-dev libarchive-dev
   libsentencepiece-dev

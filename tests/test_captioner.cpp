@@ -84,6 +84,32 @@ Tokens full_recompute(Captioner& model, const torch::Tensor& images, CaptionStyl
 
 torch::Tensor argmax(const torch::Tensor& logits) { return logits.argmax(-1); }
 
+// Each token greedy decoding chose is an argmax of a full, uncached forward over the prefix it
+// had, up to rounding; a row stops at EOS or at max_length. The cached and the full forward sum
+// in other orders, so on a random model (logits close together) an exact comparison of whole
+// sequences could flip at a near-tie on another CPU; a wrong token is off by far more than tol.
+void expect_greedy_choices(Captioner& model, const torch::Tensor& images, CaptionStyle style,
+                           int64_t max_length, const Tokens& tokens, double tol = 1e-4) {
+  torch::NoGradGuard no_grad;
+  ASSERT_EQ(tokens.size(), static_cast<size_t>(images.size(0)));
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const auto& row = tokens[i];
+    ASSERT_FALSE(row.empty());
+    EXPECT_TRUE(row.back() == Tokenizer::kEos ||
+                static_cast<int64_t>(row.size()) == max_length - kPromptLength)
+        << "row " << i << " stops early";
+    std::vector<int64_t> ids = {Tokenizer::kBos, style_token(style)};
+    ids.insert(ids.end(), row.begin(), row.end());
+    auto logits = model->logits(model->encode_image(images.narrow(0, static_cast<int64_t>(i), 1)),
+                                torch::tensor(ids).unsqueeze(0))[0];  // [L, V]
+    for (size_t j = 0; j < row.size(); ++j) {
+      const auto step = logits[static_cast<int64_t>(kPromptLength + j) - 1];
+      EXPECT_GE(step[row[j]].item<double>(), step.max().item<double>() - tol)
+          << "row " << i << " token " << j;
+    }
+  }
+}
+
 // log p(tokens | image, prompt) under the model, teacher-forced.
 double sequence_log_prob(Captioner& model, const torch::Tensor& image, CaptionStyle style,
                          const std::vector<int>& tokens) {
@@ -291,7 +317,7 @@ TEST(Decoding, CachedDecodingMatchesFullRecomputation) {
     auto model = random_model(seed);
     auto images = random_images(5, seed + 100);
     const auto cached = decode(model, images, CaptionStyle::kLong, {});
-    EXPECT_EQ(cached, full_recompute(model, images, CaptionStyle::kLong, 12, argmax));
+    expect_greedy_choices(model, images, CaptionStyle::kLong, 12, cached);
     DecodeOptions nucleus;
     nucleus.method = DecodeMethod::kNucleus;
     nucleus.top_p = 0.8;

@@ -2,8 +2,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/jsonl.h"
 #include "core/sha256.h"
 #include "data/shard_reader.h"
 #include "stages/corpus.h"
@@ -52,6 +55,27 @@ TEST(CorpusMake, WritesEverySplitWithGroundTruth) {
     }
   }
   EXPECT_EQ(index, 120);
+}
+
+// Dev prompts: as many as test prompts, from the same generator and another seed, none with a
+// test prompt's text or another dev prompt's.
+TEST(CorpusMake, DevPromptsAreDisjointFromTestPrompts) {
+  test::TempDir dir("corpus");
+  make_corpus(tiny({"corpus.prompts_per_suite=30"}), dir.path(), 1);
+  for (const char* suite : {"counting", "position", "colour_binding", "multi_object"}) {
+    const auto test = read_jsonl(prompts_path(dir.path(), suite));
+    const auto dev = read_jsonl(dev_prompts_path(dir.path(), suite));
+    EXPECT_EQ(test.size(), 30u) << suite;
+    EXPECT_EQ(dev.size(), 30u) << suite;
+    std::set<std::string> test_texts, dev_texts;
+    for (const auto& p : test) test_texts.insert(p.at("text").get<std::string>());
+    for (const auto& p : dev) {
+      const std::string text = p.at("text");
+      EXPECT_EQ(p.at("suite"), suite);
+      EXPECT_EQ(test_texts.count(text), 0u) << suite << ": " << text;
+      EXPECT_TRUE(dev_texts.insert(text).second) << suite << ": " << text << " twice";
+    }
+  }
 }
 
 TEST(CorpusMake, SameSeedSameBytesWhateverTheThreadCount) {

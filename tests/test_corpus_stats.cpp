@@ -1,13 +1,16 @@
 // `corpus stats` and `corpus show` on a small real corpus made by make_corpus.
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <map>
+#include <set>
 #include <string>
 #include <variant>
 
 #include "core/atomic_file.h"
 #include "core/config.h"
 #include "core/error.h"
+#include "core/jsonl.h"
 #include "data/image.h"
 #include "data/rejects.h"
 #include "data/shard_reader.h"
@@ -131,6 +134,39 @@ TEST(CorpusStats, JsonlSourceCountsMissingAndUnknownKeys) {
   EXPECT_DOUBLE_EQ(half.count, 1.0);
   EXPECT_DOUBLE_EQ(half.wrong_fact, 0.0);
   EXPECT_NE(format_stats_table(stats).find("half.recap"), std::string::npos);
+}
+
+// A caption equal to a test prompt (case, spacing and a final full stop aside) is counted once
+// per distinct prompt; a caption that only contains a prompt is not; dev prompts are no test
+// prompts. The corpus's own captions describe random scenes, so none of its sources is
+// expected to repeat a whole multi-object prompt by chance.
+TEST(CorpusStats, TestPromptsFoundVerbatimInCaptions) {
+  test::TempDir tmp("stats-verbatim");
+  const auto test_prompts = read_jsonl(prompts_path(corpus_dir(), "multi_object"));
+  const auto dev_prompts = read_jsonl(dev_prompts_path(corpus_dir(), "multi_object"));
+  ASSERT_GE(test_prompts.size(), 2u);
+  ASSERT_FALSE(dev_prompts.empty());
+  std::string first = test_prompts[0].at("text"), second = test_prompts[1].at("text");
+  std::string shouted = first;
+  for (auto& c : shouted) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  const std::vector<std::string> captions = {first, "  " + shouted + ".", second + " and a red star",
+                                             dev_prompts[0].at("text")};
+  std::string lines;
+  int i = 0;
+  for (const auto& [key, caption] : web_human_long()) {
+    if (i == static_cast<int>(captions.size())) break;
+    lines += nlohmann::json{{"key", key}, {"caption", captions[i++]}}.dump() + "\n";
+  }
+  write_file_atomic(tmp / "copies.jsonl", lines);
+  const CorpusStats stats = corpus_stats(corpus_dir(), {tmp / "copies.jsonl"});
+  std::set<std::string> distinct;  // a suite may draw the same text twice
+  for (const char* suite : {"counting", "position", "colour_binding", "multi_object"})
+    for (const auto& prompt : read_jsonl(prompts_path(corpus_dir(), suite)))
+      distinct.insert(prompt.at("text").get<std::string>());
+  EXPECT_EQ(stats.suite_prompts, static_cast<int64_t>(distinct.size()));
+  EXPECT_EQ(source(stats, "copies").prompts_verbatim, 1);
+  EXPECT_NE(format_stats_table(stats).find("test prompts verbatim"), std::string::npos);
+  EXPECT_EQ(to_json(stats)["sources"][3]["test_prompts_verbatim"], 1);
 }
 
 TEST(CorpusStats, BadJsonlLinesNameFileAndLine) {

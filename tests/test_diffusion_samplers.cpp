@@ -149,7 +149,9 @@ TEST(DiffusionSampler, EveryCallIsOnTheForwardProcessOfADiracDataPoint) {
         if (c.sampler == Sampler::DDPM || c.eta > 0) {
           // 768 values: the std of a unit normal sample is within 0.15 of 1 (six sigma).
           EXPECT_NEAR(n.std().item<double>(), 1.0, 0.15) << what << " call " << i;
-          if (i > 2) EXPECT_GT((n - n_T).abs().max().item<double>(), 0.5) << what << " call " << i;
+          if (i > 2) {
+            EXPECT_GT((n - n_T).abs().max().item<double>(), 0.5) << what << " call " << i;
+          }
         } else {
           // Double precision; the noise is read back through 1 / sqrt(1 - abar) <= 1e2.
           EXPECT_LT((n - n_T).abs().max().item<double>(), 1e-9) << what << " call " << i;

@@ -33,7 +33,11 @@ fs::path shard_path(const fs::path& dir, Split split, int64_t shard);
 // The split's shards present on disk, sorted.
 std::vector<fs::path> list_shards(const fs::path& dir, Split split);
 std::string sample_key(Split split, int64_t index);  // "web-000000042"
+// The test prompts of a suite, DIR/prompts/SUITE.jsonl: the final tables only. The dev prompts,
+// DIR/prompts/dev/SUITE.jsonl: same generator, their own seed stream, no text of the test
+// suite among them; for validation grids, competence checks and every tuning decision.
 fs::path prompts_path(const fs::path& dir, std::string_view suite);
+fs::path dev_prompts_path(const fs::path& dir, std::string_view suite);
 
 // Writes the corpus for `config` into `out` with `threads` render threads. Resumable: shards
 // already on disk are kept (each is written atomically); a folder holding a corpus made with

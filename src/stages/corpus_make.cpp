@@ -3,6 +3,7 @@
 #include <exception>
 #include <mutex>
 #include <regex>
+#include <set>
 #include <thread>
 
 #include <fmt/format.h>
@@ -30,6 +31,9 @@ namespace {
 // Independent random streams per split, so web, human and eval scenes never coincide.
 uint64_t split_stream(Split s) { return 0x5A17 + static_cast<uint64_t>(s); }
 constexpr uint64_t kPromptStream = 0x9807;
+constexpr uint64_t kDevPromptStream = 0x9808;
+// Dev candidates drawn per prompt wanted: enough to replace those that repeat a test text.
+constexpr int kDevCandidates = 4;
 constexpr uint64_t kCaptionStream = 1;
 constexpr uint64_t kAltStream = 2;
 
@@ -74,14 +78,34 @@ void write_shard(const ShardTask& task, const fs::path& out, const world::WorldC
   writer.commit();
 }
 
+// Test and dev prompts of every suite. A dev prompt is dropped when its text is a test text or
+// an earlier dev text; a world too small for n such texts gets fewer, with a warning.
 void write_prompts(const fs::path& out, const world::WorldConfig& world, int64_t n,
                    uint64_t seed) {
   for (world::Suite suite : world::all_suites()) {
-    std::string lines;
+    const auto name = world::suite_name(suite);
+    std::string test_lines, dev_lines;
+    std::set<std::string> taken;
     for (const auto& prompt : world::make_suite(suite, world, static_cast<int>(n),
-                                                derive_seed(seed, kPromptStream)))
-      lines += world::to_json(prompt).dump() + "\n";
-    write_file_atomic(prompts_path(out, world::suite_name(suite)), lines);
+                                                derive_seed(seed, kPromptStream))) {
+      test_lines += world::to_json(prompt).dump() + "\n";
+      taken.insert(prompt.text);
+    }
+    int64_t dev = 0;
+    for (const auto& prompt :
+         world::make_suite(suite, world, static_cast<int>(kDevCandidates * n),
+                           derive_seed(seed, kDevPromptStream))) {
+      if (dev == n) break;
+      if (!taken.insert(prompt.text).second) continue;
+      dev_lines += world::to_json(prompt).dump() + "\n";
+      ++dev;
+    }
+    if (dev < n)
+      spdlog::warn("corpus: {} has {} dev prompts, not {}: the world has too few texts of this "
+                   "suite that are not test prompts",
+                   name, dev, n);
+    write_file_atomic(prompts_path(out, name), test_lines);
+    write_file_atomic(dev_prompts_path(out, name), dev_lines);
   }
 }
 
@@ -118,6 +142,10 @@ std::string sample_key(Split split, int64_t index) {
 
 fs::path prompts_path(const fs::path& dir, std::string_view suite) {
   return dir / "prompts" / fmt::format("{}.jsonl", suite);
+}
+
+fs::path dev_prompts_path(const fs::path& dir, std::string_view suite) {
+  return dir / "prompts" / "dev" / fmt::format("{}.jsonl", suite);
 }
 
 Config corpus_config(const fs::path& dir) {

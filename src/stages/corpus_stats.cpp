@@ -65,15 +65,32 @@ void for_each_ngram(const std::vector<std::string>& tokens,
   }
 }
 
+// A text's words, lower-cased and joined by ' ', clause breaks kept: equal for two texts that
+// differ only in case, spacing and punctuation within the breaks.
+std::string normalised(std::string_view text) {
+  std::string out;
+  for (const auto& token : tokenize(text)) {
+    if (!out.empty()) out += ' ';
+    out += token.empty() ? "." : token;
+  }
+  while (out.size() >= 2 && out.ends_with(" .")) out.resize(out.size() - 2);  // a final full stop
+  return out;
+}
+
 // The distinct n-grams of the evaluation prompts, numbered so that each source only needs a
-// bitmap of the ones it covers.
+// bitmap of the ones it covers; and the distinct test-suite prompt texts, numbered the same way.
 struct EvalGrams {
   std::array<std::unordered_map<std::string, size_t>, kMaxN> ids;
+  std::unordered_map<std::string, size_t> prompts;
   void add(std::string_view text) {
     for_each_ngram(tokenize(text), [&](int n, const std::string& gram) {
       auto& map = ids[n - 1];
       map.try_emplace(gram, map.size());
     });
+  }
+  void add_prompt(std::string_view text) {
+    add(text);
+    prompts.try_emplace(normalised(text), prompts.size());
   }
 };
 
@@ -82,6 +99,7 @@ class SourceAccumulator {
   SourceAccumulator(std::string name, const EvalGrams& eval) : eval_(eval) {
     stats_.name = std::move(name);
     for (int n = 0; n < kMaxN; ++n) covered_[n].assign(eval.ids[n].size(), false);
+    verbatim_.assign(eval.prompts.size(), false);
   }
 
   void add(std::string_view caption, const world::Scene& scene,
@@ -100,6 +118,8 @@ class SourceAccumulator {
       auto it = eval_.ids[n - 1].find(gram);
       if (it != eval_.ids[n - 1].end()) covered_[n - 1][it->second] = true;
     });
+    if (auto it = eval_.prompts.find(normalised(caption)); it != eval_.prompts.end())
+      verbatim_[it->second] = true;
 
     const world::CaptionScore s = world::score_caption(parser.parse(caption), scene, margin_px);
     shape_ += s.mentions_correct_shape();
@@ -134,6 +154,7 @@ class SourceAccumulator {
           bits.empty() ? 0.0 : static_cast<double>(std::count(bits.begin(), bits.end(), true)) /
                                    static_cast<double>(bits.size());
     }
+    out.prompts_verbatim = std::count(verbatim_.begin(), verbatim_.end(), true);
     return out;
   }
 
@@ -160,6 +181,7 @@ class SourceAccumulator {
   double precision_sum_ = 0, recall_sum_ = 0;
   std::unordered_set<std::string> vocabulary_;
   std::array<std::vector<bool>, kMaxN> covered_;
+  std::vector<bool> verbatim_;
 };
 
 // Calls fn(record, line) for each non-empty line. read_jsonl would do, but field errors must
@@ -249,9 +271,10 @@ CorpusStats corpus_stats(const fs::path& dir, const std::vector<fs::path>& jsonl
   std::sort(prompt_files.begin(), prompt_files.end());
   for (const auto& path : prompt_files)
     for_each_jsonl_line(path, [&](const nlohmann::json& record, int line) {
-      eval.add(string_field(record, "text", path, line));
+      eval.add_prompt(string_field(record, "text", path, line));
       ++stats.eval_prompts;
     });
+  stats.suite_prompts = static_cast<int64_t>(eval.prompts.size());
   data::RejectLog eval_log;
   for (const auto& shard : list_shards(dir, Split::Eval)) {
     data::ShardReader reader(shard, limits);
@@ -346,6 +369,10 @@ std::string format_stats_table(const CorpusStats& stats) {
       {"eval word coverage", [&](const SourceStats& s) { return percent(s.coverage[0]); }},
       {"eval bigram coverage", [&](const SourceStats& s) { return percent(s.coverage[1]); }},
       {"eval trigram coverage", [&](const SourceStats& s) { return percent(s.coverage[2]); }},
+      {"test prompts verbatim",
+       [&](const SourceStats& s) {
+         return fmt::format("{}/{}", s.prompts_verbatim, stats.suite_prompts);
+       }},
   };
 
   size_t label_width = 0;
@@ -399,11 +426,13 @@ nlohmann::json to_json(const CorpusStats& stats) {
                        {"eval_coverage",
                         {{"words", s.coverage[0]},
                          {"bigrams", s.coverage[1]},
-                         {"trigrams", s.coverage[2]}}}});
+                         {"trigrams", s.coverage[2]}}},
+                       {"test_prompts_verbatim", s.prompts_verbatim}});
   return {{"dir", stats.dir.string()},
           {"web", counts(stats.web)},
           {"eval", counts(stats.eval)},
           {"eval_prompts", stats.eval_prompts},
+          {"suite_prompts", stats.suite_prompts},
           {"eval_ngrams",
            {{"words", stats.eval_ngrams[0]},
             {"bigrams", stats.eval_ngrams[1]},

@@ -32,6 +32,10 @@ struct SourceStats {
   double precision = 0, recall = 0;  // group precision/recall, mean over captions
   // Share of the evaluation prompts' distinct words, bigrams and trigrams the captions contain.
   std::array<double, 3> coverage{};
+  // Distinct test-suite prompt texts (DIR/prompts/*.jsonl) that some caption of this source
+  // equals word for word (case, spacing and punctuation aside): what a model trained on these
+  // captions could have memorised rather than composed.
+  int64_t prompts_verbatim = 0;
 };
 
 // Samples read from one split: used, or rejected with a reason (data::RejectLog's counts).
@@ -45,6 +49,7 @@ struct CorpusStats {
   fs::path dir;
   SplitCounts web, eval;
   int64_t eval_prompts = 0;         // DIR/prompts/*.jsonl texts plus eval human long captions
+  int64_t suite_prompts = 0;        // distinct DIR/prompts/*.jsonl texts (the test suites)
   std::array<int64_t, 3> eval_ngrams{};  // their distinct words, bigrams, trigrams
   std::vector<SourceStats> sources;      // alt, human-long, human-short, then the JSONL files
 };

@@ -47,11 +47,12 @@ uint64_t noise_stream(uint64_t seed) { return derive_seed(seed, 0x7215'0002); }
 uint64_t mix_stream(uint64_t seed) { return derive_seed(seed, 0x7215'0003); }
 uint64_t grid_stream(uint64_t seed) { return derive_seed(seed, 0x7215'0004); }
 
-// The first kGridColumns prompts of each grid suite present in the corpus.
+// The first kGridColumns dev prompts of each grid suite present in the corpus: what a person
+// watching the run judges by eye is part of tuning, so never the test prompts.
 std::vector<std::string> grid_prompts(const fs::path& corpus_dir) {
   std::vector<std::string> prompts;
   for (const char* suite : kGridSuites) {
-    const auto path = corpus::prompts_path(corpus_dir, suite);
+    const auto path = corpus::dev_prompts_path(corpus_dir, suite);
     if (!fs::exists(path)) {
       spdlog::warn("t2i: {} is missing; the validation grid goes without it", path.string());
       continue;

@@ -8,7 +8,10 @@
 #include <unordered_map>
 
 namespace recap::world {
-namespace {
+// The lexicon's types live in a named namespace, not the anonymous one below: ParserLexicon
+// (declared in parser.h) holds a Words, and a class with external linkage must not have a
+// member of an internal-linkage type (-Wsubobject-linkage, which fires in unity builds).
+namespace lexicon {
 
 // Word classes. Conjunctions only end clauses; fillers may sit inside a mention.
 enum class Kind {
@@ -36,6 +39,14 @@ struct Entry {
 };
 
 using Words = std::unordered_map<std::string, Entry>;
+
+}  // namespace lexicon
+
+namespace {
+
+using lexicon::Entry;
+using lexicon::Kind;
+using lexicon::Words;
 
 struct Token {
   std::string word;  // empty for a break
@@ -122,7 +133,7 @@ int merge(Facts& facts, const Mention& m) {
 }  // namespace
 
 struct ParserLexicon {
-  Words words;
+  lexicon::Words words;
 };
 
 CaptionParser::CaptionParser(const WorldConfig& config) {
