@@ -65,8 +65,8 @@ void for_each_ngram(const std::vector<std::string>& tokens,
   }
 }
 
-// A text's words, lower-cased and joined by ' ', clause breaks kept: equal for two texts that
-// differ only in case, spacing and punctuation within the breaks.
+// A text's words, lower-cased and joined by ' ', each clause break as '.': equal for two texts
+// that differ only in case, spacing, which mark breaks a clause, and a final full stop.
 std::string normalised(std::string_view text) {
   std::string out;
   for (const auto& token : tokenize(text)) {
