@@ -42,7 +42,8 @@ void expect_complete_metrics(const nlohmann::json& metrics, const std::string& w
       EXPECT_EQ(std::count(measured.begin(), measured.end(), key), 0) << what << " not measured";
       continue;
     }
-    ASSERT_TRUE(m["value"].is_number() && m["ci"].is_array() && m["ci"].size() == 2) << what << ": " << m;
+    ASSERT_TRUE(m["value"].is_number() && m["ci"].is_array() && m["ci"].size() == 2)
+        << what << ": " << m;
     const double value = m["value"], lo = m["ci"][0], hi = m["ci"][1];
     EXPECT_TRUE(std::isfinite(value) && lo <= value && value <= hi) << what << ": " << m;
   }
