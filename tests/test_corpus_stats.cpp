@@ -160,11 +160,20 @@ TEST(CorpusStats, TestPromptsFoundVerbatimInCaptions) {
   write_file_atomic(tmp / "copies.jsonl", lines);
   const CorpusStats stats = corpus_stats(corpus_dir(), {tmp / "copies.jsonl"});
   std::set<std::string> distinct;  // a suite may draw the same text twice
-  for (const char* suite : {"counting", "position", "colour_binding", "multi_object"})
-    for (const auto& prompt : read_jsonl(prompts_path(corpus_dir(), suite)))
+  for (const char* suite : {"counting", "position", "colour_binding", "multi_object"}) {
+    std::set<std::string> own;
+    for (const auto& prompt : read_jsonl(prompts_path(corpus_dir(), suite))) {
       distinct.insert(prompt.at("text").get<std::string>());
+      own.insert(prompt.at("text").get<std::string>());
+    }
+    EXPECT_EQ(stats.suite_prompts_by_suite.at(suite), static_cast<int64_t>(own.size())) << suite;
+  }
   EXPECT_EQ(stats.suite_prompts, static_cast<int64_t>(distinct.size()));
-  EXPECT_EQ(source(stats, "copies").prompts_verbatim, 1);
+  const SourceStats& copies = source(stats, "copies");
+  EXPECT_EQ(copies.prompts_verbatim, 1);
+  EXPECT_EQ(copies.prompts_verbatim_by_suite.at("multi_object"), 1);
+  EXPECT_EQ(copies.prompts_verbatim_by_suite.at("counting"), 0);
+  EXPECT_NE(format_stats_table(stats).find("  of them multi_object"), std::string::npos);
   EXPECT_NE(format_stats_table(stats).find("test prompts verbatim"), std::string::npos);
   EXPECT_EQ(to_json(stats)["sources"][3]["test_prompts_verbatim"], 1);
 }

@@ -78,19 +78,23 @@ std::string normalised(std::string_view text) {
 }
 
 // The distinct n-grams of the evaluation prompts, numbered so that each source only needs a
-// bitmap of the ones it covers; and the distinct test-suite prompt texts, numbered the same way.
+// bitmap of the ones it covers; and the distinct test-suite prompt texts, numbered the same way,
+// with the suites each text occurs in.
 struct EvalGrams {
   std::array<std::unordered_map<std::string, size_t>, kMaxN> ids;
   std::unordered_map<std::string, size_t> prompts;
+  std::vector<std::set<std::string>> prompt_suites;  // by prompt id
   void add(std::string_view text) {
     for_each_ngram(tokenize(text), [&](int n, const std::string& gram) {
       auto& map = ids[n - 1];
       map.try_emplace(gram, map.size());
     });
   }
-  void add_prompt(std::string_view text) {
+  void add_prompt(std::string_view text, const std::string& suite) {
     add(text);
-    prompts.try_emplace(normalised(text), prompts.size());
+    const auto [it, added] = prompts.try_emplace(normalised(text), prompts.size());
+    if (added) prompt_suites.emplace_back();
+    prompt_suites[it->second].insert(suite);
   }
 };
 
@@ -155,6 +159,9 @@ class SourceAccumulator {
                                    static_cast<double>(bits.size());
     }
     out.prompts_verbatim = std::count(verbatim_.begin(), verbatim_.end(), true);
+    for (size_t id = 0; id < verbatim_.size(); ++id)
+      for (const auto& suite : eval_.prompt_suites[id])
+        out.prompts_verbatim_by_suite[suite] += verbatim_[id] ? 1 : 0;
     return out;
   }
 
@@ -271,10 +278,12 @@ CorpusStats corpus_stats(const fs::path& dir, const std::vector<fs::path>& jsonl
   std::sort(prompt_files.begin(), prompt_files.end());
   for (const auto& path : prompt_files)
     for_each_jsonl_line(path, [&](const nlohmann::json& record, int line) {
-      eval.add_prompt(string_field(record, "text", path, line));
+      eval.add_prompt(string_field(record, "text", path, line), path.stem().string());
       ++stats.eval_prompts;
     });
   stats.suite_prompts = static_cast<int64_t>(eval.prompts.size());
+  for (const auto& suites : eval.prompt_suites)
+    for (const auto& suite : suites) ++stats.suite_prompts_by_suite[suite];
   data::RejectLog eval_log;
   for (const auto& shard : list_shards(dir, Split::Eval)) {
     data::ShardReader reader(shard, limits);
@@ -351,7 +360,7 @@ std::string format_stats_table(const CorpusStats& stats) {
   const auto percent = [](double share) { return fmt::format("{:.1f}%", 100 * share); };
   const auto one_decimal = [](double v) { return fmt::format("{:.1f}", v); };
   using Cell = std::function<std::string(const SourceStats&)>;
-  const std::vector<std::pair<std::string, Cell>> rows = {
+  std::vector<std::pair<std::string, Cell>> rows = {
       {"captions scored", [](const SourceStats& s) { return std::to_string(s.captions); }},
       {"missing (no caption)", [](const SourceStats& s) { return std::to_string(s.missing); }},
       {"unknown keys", [](const SourceStats& s) { return std::to_string(s.unknown_keys); }},
@@ -374,6 +383,12 @@ std::string format_stats_table(const CorpusStats& stats) {
          return fmt::format("{}/{}", s.prompts_verbatim, stats.suite_prompts);
        }},
   };
+  for (const auto& [suite, distinct] : stats.suite_prompts_by_suite)
+    rows.emplace_back("  of them " + suite, [&suite, distinct](const SourceStats& s) {
+      const auto it = s.prompts_verbatim_by_suite.find(suite);
+      return fmt::format("{}/{}", it == s.prompts_verbatim_by_suite.end() ? 0 : it->second,
+                         distinct);
+    });
 
   size_t label_width = 0;
   for (const auto& [label, cell] : rows) label_width = std::max(label_width, label.size());
@@ -427,12 +442,14 @@ nlohmann::json to_json(const CorpusStats& stats) {
                         {{"words", s.coverage[0]},
                          {"bigrams", s.coverage[1]},
                          {"trigrams", s.coverage[2]}}},
-                       {"test_prompts_verbatim", s.prompts_verbatim}});
+                       {"test_prompts_verbatim", s.prompts_verbatim},
+                       {"test_prompts_verbatim_by_suite", s.prompts_verbatim_by_suite}});
   return {{"dir", stats.dir.string()},
           {"web", counts(stats.web)},
           {"eval", counts(stats.eval)},
           {"eval_prompts", stats.eval_prompts},
           {"suite_prompts", stats.suite_prompts},
+          {"suite_prompts_by_suite", stats.suite_prompts_by_suite},
           {"eval_ngrams",
            {{"words", stats.eval_ngrams[0]},
             {"bigrams", stats.eval_ngrams[1]},

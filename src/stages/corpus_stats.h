@@ -36,6 +36,7 @@ struct SourceStats {
   // equals word for word (case, spacing and punctuation aside): what a model trained on these
   // captions could have memorised rather than composed.
   int64_t prompts_verbatim = 0;
+  std::map<std::string, int64_t> prompts_verbatim_by_suite;  // the same, per suite file stem
 };
 
 // Samples read from one split: used, or rejected with a reason (data::RejectLog's counts).
@@ -50,6 +51,7 @@ struct CorpusStats {
   SplitCounts web, eval;
   int64_t eval_prompts = 0;         // DIR/prompts/*.jsonl texts plus eval human long captions
   int64_t suite_prompts = 0;        // distinct DIR/prompts/*.jsonl texts (the test suites)
+  std::map<std::string, int64_t> suite_prompts_by_suite;  // distinct texts per suite file
   std::array<int64_t, 3> eval_ngrams{};  // their distinct words, bigrams, trigrams
   std::vector<SourceStats> sources;      // alt, human-long, human-short, then the JSONL files
 };
