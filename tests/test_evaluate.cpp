@@ -22,6 +22,8 @@
 #include "stages/evaluator_train.h"
 #include "stages/model_settings.h"
 #include "stages/settings.h"
+#include "data/tensor_batch.h"
+#include "world/parser.h"
 #include "test_util.h"
 
 namespace recap::stages {
@@ -162,6 +164,41 @@ TEST_F(Evaluate, SuitePromptsAreScoredPerSuite) {
                                             read_file(corpus::prompts_path(corpus(), "position")));
   o.prompts = dir / "both.jsonl";
   EXPECT_EQ(evaluate_images(dir.path(), evaluator(), corpus(), o).images, 6);
+}
+
+TEST_F(Evaluate, ScorerOnTensorsAgreesWithTheCeilingOnTheSameRenders) {
+  // The reference renders as one tensor, their targets parsed from the human long captions:
+  // the in-memory scorer must judge them exactly as the ceiling row does (8-bit images
+  // survive its quantisation unchanged; same detector, batch and threads).
+  std::vector<data::DecodedSample> renders;
+  std::vector<world::Facts> targets;
+  const world::CaptionParser parser(world_settings(corpus::corpus_config(corpus())));
+  for (const auto& shard : corpus::list_shards(corpus(), corpus::Split::Eval)) {
+    auto source = data::open_source(shard);
+    while (auto item = source->next()) {
+      const auto& s = std::get<data::Sample>(*item);
+      data::DecodedSample d;
+      d.image = *data::decode_image(s.image_bytes).image;
+      renders.push_back(std::move(d));
+      targets.push_back(parser.parse(s.caption));
+    }
+  }
+  auto o = options();
+  o.metrics.bootstrap_samples = 0;
+  const auto ceiling = evaluate_reference(evaluator(), corpus(), o);
+  PromptScorer scorer(evaluator(), corpus());
+  const auto images = data::to_tensor_batch(renders).images;
+  const auto scored = scorer.score(images, targets, o.metrics);
+  EXPECT_EQ(eval::to_json(scored), eval::to_json(ceiling.overall));
+  // Off-grid values round to the nearest 8-bit level first, as a written PNG would.
+  const auto nudged = images + 0.3 / 255;
+  EXPECT_EQ(eval::to_json(scorer.score(nudged, targets, o.metrics)),
+            eval::to_json(ceiling.overall));
+  // Wrong shapes and counts are refused.
+  EXPECT_THAT([&] { scorer.score(images.narrow(0, 0, 3), targets, o.metrics); },
+              ThrowsMessage<Error>(HasSubstr("need [100, 3, 32, 32] images")));
+  EXPECT_THROW(scorer.score(torch::zeros({100, 3, 16, 16}), targets, o.metrics), Error);
+  EXPECT_THROW(PromptScorer(*dir_ / "no-such-evaluator", corpus()), Error);
 }
 
 TEST_F(Evaluate, BadFoldersAreRefusedByName) {

@@ -12,6 +12,9 @@
 namespace recap::models {
 namespace {
 
+using ::testing::HasSubstr;
+using ::testing::ThrowsMessage;
+
 int64_t parameter_count(const torch::nn::Module& m) {
   int64_t n = 0;
   for (const auto& p : m.parameters()) n += p.numel();
@@ -97,6 +100,68 @@ TEST(UNet, ParameterCountIsPinned) {
   bad = small_unet();
   bad.groups = 5;
   EXPECT_THROW(UNet{bad}, Error);
+}
+
+TEST(UNet, PatchedInputRunsAtHalfResolutionAndKeepsTheImageShape) {
+  auto o = small_unet();
+  o.patch = 2;
+  torch::manual_seed(2);
+  UNet unet(o);
+  // 2x2 patches of 3 channels enter as 12; the output unfolds back to 3.
+  EXPECT_EQ(unet->conv_in->weight.size(1), 12);
+  EXPECT_EQ(unet->conv_out->weight.size(0), 12);
+  auto x = torch::randn({2, 3, 16, 16});
+  auto t = torch::tensor({10, 500}, torch::kLong);
+  auto out = unet->forward(x, t, torch::randn({2, 5, 24}));
+  EXPECT_EQ(out.sizes(), x.sizes());
+  // Two levels and 2x2 patches: sides must divide by 4.
+  EXPECT_THAT([&] { unet->forward(torch::randn({1, 3, 18, 18}), t.narrow(0, 0, 1),
+                                  torch::randn({1, 5, 24})); },
+              ThrowsMessage<Error>(HasSubstr("divisible by 4")));
+  o.patch = 0;
+  EXPECT_THROW(UNet{o}, Error);
+}
+
+TEST(UNet, ZeroInitStartsAtZeroOutputAndStillLearnsEverywhere) {
+  auto o = small_unet();
+  o.zero_init = true;
+  torch::manual_seed(3);
+  UNet unet(o);
+  auto x = torch::randn({2, 3, 8, 8});
+  auto t = torch::tensor({3, 700});
+  auto ctx = torch::randn({2, 2, 24});
+  EXPECT_EQ(unet->forward(x, t, ctx).abs().max().item<float>(), 0.0f);
+  // Only the output conv sees a gradient at first, then the zeroed residual layers; from
+  // the third step on, every layer does.
+  torch::optim::SGD sgd(unet->parameters(), 0.1);
+  auto loss = [&] { return (unet->forward(x, t, ctx) - x).pow(2).mean(); };
+  for (int step = 0; step < 2; ++step) {
+    sgd.zero_grad();
+    loss().backward();
+    sgd.step();
+  }
+  sgd.zero_grad();
+  loss().backward();
+  for (const auto& p : unet->named_parameters())
+    EXPECT_GT(p.value().grad().abs().sum().item<float>(), 0) << p.key() << " gets no gradient";
+  // Same seed without zero_init: the same weights outside the zeroed layers.
+  torch::manual_seed(3);
+  UNet zeroed(o);
+  torch::manual_seed(3);
+  UNet plain(small_unet());
+  EXPECT_TRUE(torch::equal(plain->conv_in->weight, zeroed->conv_in->weight));
+  EXPECT_TRUE(torch::equal(plain->mid_res1->conv1->weight, zeroed->mid_res1->conv1->weight));
+  EXPECT_FALSE(torch::equal(plain->conv_out->weight, zeroed->conv_out->weight));
+}
+
+TEST(UNet, OptionsFromOlderFilesReadTheNewFieldsDefaults) {
+  nlohmann::json j = small_unet();
+  j.erase("patch");
+  j.erase("zero_init");
+  const auto o = j.get<UNetOptions>();
+  EXPECT_EQ(o.patch, 1);
+  EXPECT_FALSE(o.zero_init);
+  EXPECT_EQ(o.channels, 16);
 }
 
 TEST(ModelSettings, EveryPresetBuildsWithAPinnedSize) {

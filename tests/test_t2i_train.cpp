@@ -20,6 +20,8 @@
 #include "diffusion/loss.h"
 #include "diffusion/schedule.h"
 #include "stages/corpus.h"
+#include "stages/evaluator_train.h"
+#include "stages/settings.h"
 #include "stages/model_settings.h"
 #include "stages/t2i_model.h"
 #include "stages/t2i_train.h"
@@ -87,6 +89,60 @@ TEST_F(T2iTrain, WritesWeightsGridAndMetrics) {
   auto lines = read_jsonl(out / "train" / "metrics.jsonl");
   ASSERT_FALSE(lines.empty());
   EXPECT_TRUE(lines.front().contains("captions_used"));
+}
+
+TEST_F(T2iTrain, CompetenceProbeScoresDevPromptsAtEveryValidation) {
+  test::TempDir out("t2i-probe");
+  const Config config = smoke({});
+  train_evaluator(world_settings(config), evaluator_settings(config), out / "evaluator");
+  const auto run = out / "run";
+  train_t2i(corpus(), tokenizer_path(), {}, run,
+            smoke({"t2i.captions=human", "t2i.validate_every=3", "t2i.probe_images=12",
+                   "t2i.probe_evaluator=" + (out / "evaluator").string()}),
+            2);
+  // Validations at steps 3 and 6, each with probe fields and the optimizer-only clock.
+  std::vector<nlohmann::json> validations;
+  for (const auto& line : read_jsonl(run / "train" / "metrics.jsonl"))
+    if (line.value("split", "") == "validation") validations.push_back(line);
+  ASSERT_EQ(validations.size(), 2u);
+  for (const auto& v : validations) {
+    for (const char* key : {"probe_soa_c", "probe_colour_binding", "probe_count_exact",
+                            "probe_competent", "probe_seconds", "train_seconds"})
+      EXPECT_TRUE(v.contains(key)) << key;
+    EXPECT_GE(v["probe_soa_c"].get<double>(), 0);
+    EXPECT_LE(v["probe_soa_c"].get<double>(), 1);
+  }
+  EXPECT_GT(validations[1]["train_seconds"].get<double>(),
+            validations[0]["train_seconds"].get<double>());
+  // probe.json holds the last one: 12 images of the dev multi-object prompts.
+  const auto probe = read_probe(run);
+  EXPECT_EQ(probe["step"], 6);
+  EXPECT_EQ(probe["images"], 12);
+  EXPECT_EQ(probe["metrics"]["images"], 12);
+  EXPECT_EQ(probe["metrics"]["soa_c"]["value"].get<double>(),
+            validations[1]["probe_soa_c"].get<double>());
+  EXPECT_EQ(probe["competent"].get<bool>(), validations[1]["probe_competent"].get<double>() == 1);
+  EXPECT_TRUE(read_probe(out / "evaluator").is_null());  // no probe.json: null
+
+  // A probe needs a real evaluator folder.
+  EXPECT_THROW(train_t2i(corpus(), tokenizer_path(), {}, out / "bad",
+                         smoke({"t2i.captions=human", "t2i.probe_evaluator=" +
+                                                          (out / "nothing").string()}),
+                         2),
+               Error);
+}
+
+TEST(Competence, NeedsBothThresholds) {
+  eval::PromptMetrics m;
+  EXPECT_FALSE(competent(m));  // nothing measured
+  m.soa_c.value = kCompetentSoaC;
+  m.colour_binding.value = kCompetentColourBinding;
+  EXPECT_TRUE(competent(m));
+  m.colour_binding.value = kCompetentColourBinding - 0.01;
+  EXPECT_FALSE(competent(m));
+  m.colour_binding.value = 1;
+  m.soa_c.value = kCompetentSoaC - 0.01;
+  EXPECT_FALSE(competent(m));
 }
 
 TEST_F(T2iTrain, ResumeIsBitIdentical) {

@@ -103,6 +103,10 @@ std::vector<ConfigKey> build_schema() {
       integer("unet.heads", 4, 1, 128, "attention heads; divides every level's width"),
       integer("unet.groups", 8, 1, 256, "GroupNorm groups; divides every level's width"),
       number("unet.dropout", 0.0, 0, 0.9, "dropout inside ResBlocks"),
+      integer("unet.patch", 1, 1, 16,
+              "pixels folded into channels by the first layer (2: half resolution inside)"),
+      flag("unet.zero_init", false,
+           "zero the output conv and every residual branch's last layer at initialisation"),
 
       // [evaluator]: the detector that judges generated images (docs/RESULTS.md).
       integer("evaluator.steps", 800, 1, 1e9, "training steps on freshly rendered scenes"),
@@ -194,6 +198,11 @@ std::vector<ConfigKey> build_schema() {
       choice("t2i.text_encoder", "", {},
              "safetensors to start the text encoder from (a bare encoder or a whole t2i "
              "model); empty: train it from scratch"),
+      choice("t2i.probe_evaluator", "", {},
+             "evaluator folder for the competence probe at every validation (SOA-C, colour "
+             "binding on dev multi-object prompts); empty: no probe (`recap run` sets it)"),
+      integer("t2i.probe_images", 100, 1, 100000,
+              "competence probe images (the dev multi-object prompts, cycled with new seeds)"),
       flag("t2i.freeze_text", false, "keep the text encoder's weights fixed (train the UNet only)"),
       flag("t2i.allow_partial", false,
            "t2i.text_encoder may lack tensors; those keep their initialisation"),

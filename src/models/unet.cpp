@@ -75,11 +75,12 @@ UNetImpl::UNetImpl(UNetOptions o) : options_(o) {
            o.attention_levels.end();
   };
 
+  if (o.patch < 1) throw Error(fmt::format("unet: patch must be >= 1, got {}", o.patch));
   const int64_t time_dim = 4 * o.channels;
   time_mlp = register_module(
       "time_mlp", torch::nn::Sequential(torch::nn::Linear(o.channels, time_dim), torch::nn::SiLU(),
                                         torch::nn::Linear(time_dim, time_dim)));
-  conv_in = register_module("conv_in", conv(o.in_channels, o.channels, 3));
+  conv_in = register_module("conv_in", conv(o.in_channels * o.patch * o.patch, o.channels, 3));
 
   // Down path; `skips` records the width of every activation the up path will concatenate.
   down = register_module("down", torch::nn::ModuleList());
@@ -130,13 +131,31 @@ UNetImpl::UNetImpl(UNetOptions o) : options_(o) {
   }
 
   norm_out = register_module("norm_out", group_norm(o.groups, width));
-  conv_out = register_module("conv_out", conv(width, o.out_channels, 3));
+  conv_out = register_module("conv_out", conv(width, o.out_channels * o.patch * o.patch, 3));
+
+  if (o.zero_init) {
+    torch::NoGradGuard no_grad;
+    auto zero = [](torch::nn::Conv2d& c) {
+      c->weight.zero_();
+      c->bias.zero_();
+    };
+    zero(conv_out);
+    zero(mid_res1->conv2);
+    zero(mid_res2->conv2);
+    zero(mid_attn->proj_out);
+    for (auto* path : {&down, &up})
+      for (const auto& m : **path) {
+        auto& level = *m->as<UNetLevel>();
+        for (const auto& r : *level.res) zero(r->as<ResBlock>()->conv2);
+        for (const auto& a : *level.attn) zero(a->as<SpatialTransformer>()->proj_out);
+      }
+  }
 }
 
 torch::Tensor UNetImpl::forward(const torch::Tensor& x, const torch::Tensor& t,
                                 const torch::Tensor& context,
                                 const torch::Tensor& context_padding) {
-  const int64_t factor = int64_t{1} << (options_.channel_mult.size() - 1);
+  const int64_t factor = options_.patch << (options_.channel_mult.size() - 1);
   if (x.dim() != 4 || x.size(2) % factor != 0 || x.size(3) % factor != 0)
     throw Error(fmt::format("unet: input must be [B, C, H, W] with H and W divisible by {}",
                             factor));
@@ -148,7 +167,7 @@ torch::Tensor UNetImpl::forward(const torch::Tensor& x, const torch::Tensor& t,
     return h;
   };
 
-  auto h = conv_in(x);
+  auto h = conv_in(options_.patch > 1 ? torch::pixel_unshuffle(x, options_.patch) : x);
   std::vector<torch::Tensor> skips = {h};
   for (const auto& m : *down) {
     auto& level = *m->as<UNetLevel>();
@@ -175,7 +194,8 @@ torch::Tensor UNetImpl::forward(const torch::Tensor& x, const torch::Tensor& t,
                  .scale_factor(std::vector<double>{2, 2})
                  .mode(torch::kNearest)));
   }
-  return conv_out(torch::silu(norm_out(h)));
+  auto out = conv_out(torch::silu(norm_out(h)));
+  return options_.patch > 1 ? torch::pixel_shuffle(out, options_.patch) : out;
 }
 
 }  // namespace recap::models

@@ -260,6 +260,41 @@ EvalReport evaluate_reference(const fs::path& evaluator_dir, const fs::path& cor
   return report;
 }
 
+struct PromptScorer::State {
+  Judge judge;
+};
+
+PromptScorer::PromptScorer(const fs::path& evaluator_dir, const fs::path& corpus_dir) {
+  EvaluateOptions options;
+  options.fid = false;
+  state_ = std::make_unique<State>(State{load_judge(evaluator_dir, corpus_dir, options)});
+}
+PromptScorer::~PromptScorer() = default;
+PromptScorer::PromptScorer(PromptScorer&&) noexcept = default;
+
+eval::PromptMetrics PromptScorer::score(const torch::Tensor& images,
+                                        const std::vector<world::Facts>& targets,
+                                        const eval::MetricOptions& options) {
+  auto& judge = state_->judge;
+  if (images.dim() != 4 || images.size(0) != static_cast<int64_t>(targets.size()) ||
+      images.size(1) != 3 || images.size(2) != judge.world.canvas ||
+      images.size(3) != judge.world.canvas)
+    throw Error(fmt::format("scorer: need [{}, 3, {}, {}] images, got {}", targets.size(),
+                            judge.world.canvas, judge.world.canvas, images.sizes()));
+  torch::NoGradGuard no_grad;
+  const auto device = judge.detector->parameters().front().device();
+  // The same 8-bit rounding as data::to_images, so a probe sees what `recap eval` would.
+  const auto quantised =
+      images.clamp(-1, 1).add(1).mul(127.5).round().div(127.5).sub(1).to(device);
+  auto found = models::detect(judge.detector, quantised, judge.world, judge.decode);
+  std::vector<eval::ImageDetections> scored(targets.size());
+  for (size_t i = 0; i < targets.size(); ++i) {
+    scored[i].target = targets[i];
+    scored[i].detections = std::move(found[i]);
+  }
+  return eval::score_prompts(scored, options);
+}
+
 nlohmann::json to_json(const EvalReport& report) {
   nlohmann::json suites = nlohmann::json::object();
   for (const auto& [suite, metrics] : report.suites)

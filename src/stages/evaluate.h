@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -78,6 +79,24 @@ nlohmann::json to_json(const EvalReport& report);
 // Rows of reports in one table: metrics with intervals (eval::format_table; one row per report
 // and one per report and suite), then FID/KID and the floor per report.
 std::string format_eval_table(const std::vector<EvalReport>& reports);
+
+// The evaluator's judgement of images still in memory, for probes during training (the
+// competence probe of stages/t2i_train.h): no files, no FID. Loads the detector once.
+class PromptScorer {
+ public:
+  // Throws what evaluate_images throws for a bad evaluator or corpus folder.
+  PromptScorer(const fs::path& evaluator_dir, const fs::path& corpus_dir);
+  ~PromptScorer();
+  PromptScorer(PromptScorer&&) noexcept;
+  // images [N, 3, S, S] in [-1, 1], S the world's canvas, quantised to 8 bits first as a PNG
+  // written by `recap sample` would be; one target per image.
+  eval::PromptMetrics score(const torch::Tensor& images, const std::vector<world::Facts>& targets,
+                            const eval::MetricOptions& options);
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
 
 // [eval] keys, run.seed and the corpus world's relation margin.
 EvaluateOptions evaluate_settings(const Config& config);

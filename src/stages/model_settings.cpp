@@ -22,6 +22,8 @@ models::UNetOptions unet_settings(const Config& c) {
   o.heads = c.get_int("unet.heads");
   o.groups = c.get_int("unet.groups");
   o.dropout = c.get_float("unet.dropout");
+  o.patch = c.get_int("unet.patch");
+  o.zero_init = c.get_bool("unet.zero_init");
   o.context_dim = c.get_int("text_encoder.dim");
   return o;
 }

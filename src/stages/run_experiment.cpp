@@ -194,7 +194,8 @@ std::vector<PlannedStage> plan(const Config& config, const RunLayout& layout,
                     }});
 
   for (const auto& arm : arms) {
-    std::vector<std::string> depends = {"corpus", "tokenizer"};
+    // The evaluator judges the competence probe during training (stages/t2i_train.h).
+    std::vector<std::string> depends = {"corpus", "tokenizer", "evaluator"};
     if (arm == "recap" || arm == "recap-mix") depends.push_back("recaption-long");
     if (arm == "recap-mix") depends.push_back("recaption-short");
     auto t2i_params = sections(config, {"t2i", "text_encoder", "unet"});
@@ -204,6 +205,8 @@ std::vector<PlannedStage> plan(const Config& config, const RunLayout& layout,
          [&config, layout, corpus, tokenizer, arm, threads](StageContext& ctx) {
            Config arm_config = config;
            arm_config.set("t2i.captions", arm, "run.arms");
+           if (config.get_string("t2i.probe_evaluator").empty())
+             arm_config.set("t2i.probe_evaluator", layout.evaluator().string(), "the run");
            std::vector<fs::path> recaps;
            if (arm == "recap" || arm == "recap-mix") recaps = sidecars(layout.recaption("long"));
            if (arm == "recap-mix") {

@@ -26,6 +26,7 @@
 #include "diffusion/guidance.h"
 #include "diffusion/loss.h"
 #include "stages/corpus.h"
+#include "stages/evaluate.h"
 #include "stages/model_settings.h"
 #include "stages/sample.h"
 #include "stages/settings.h"
@@ -46,6 +47,34 @@ uint64_t loader_seed(uint64_t seed) { return derive_seed(seed, 0x7215'0001); }
 uint64_t noise_stream(uint64_t seed) { return derive_seed(seed, 0x7215'0002); }
 uint64_t mix_stream(uint64_t seed) { return derive_seed(seed, 0x7215'0003); }
 uint64_t grid_stream(uint64_t seed) { return derive_seed(seed, 0x7215'0004); }
+uint64_t probe_stream(uint64_t seed) { return derive_seed(seed, 0x7215'0005); }
+
+// What the competence probe samples and how it judges.
+struct Probe {
+  PromptScorer scorer;
+  std::vector<std::string> prompts;  // probe_images of them: the dev prompts, cycled
+  std::vector<world::Facts> targets;
+  eval::MetricOptions metrics;
+  fs::path out_dir;
+};
+
+std::optional<Probe> make_probe(const fs::path& corpus_dir, const fs::path& out_dir,
+                                const T2iTrainOptions& options, const Config& config) {
+  if (options.probe_evaluator.empty()) return std::nullopt;
+  const auto file = corpus::dev_prompts_path(corpus_dir, "multi_object");
+  const auto dev = read_prompts(file);
+  if (dev.empty()) throw Error(fmt::format("{}: no prompts for the competence probe", file.string()));
+  Probe probe{PromptScorer(options.probe_evaluator, corpus_dir), {}, {}, {}, out_dir};
+  for (int64_t i = 0; i < options.probe_images; ++i) {
+    const auto& request = dev[static_cast<size_t>(i) % dev.size()];
+    if (!request.target) throw Error(fmt::format("{}: a prompt without a target", file.string()));
+    probe.prompts.push_back(request.text);
+    probe.targets.push_back(*request.target);
+  }
+  probe.metrics = evaluate_settings(config).metrics;
+  probe.metrics.bootstrap_samples = 0;  // a progress signal; the final tables carry intervals
+  return probe;
+}
 
 // The first kGridColumns dev prompts of each grid suite present in the corpus: what a person
 // watching the run judges by eye is part of tuning, so never the test prompts.
@@ -68,10 +97,10 @@ class T2iTask : public train::Task {
  public:
   T2iTask(T2iModel model, const text::Tokenizer& tokenizer, const T2iTrainOptions& options,
           data::LoaderOptions loader, Recaptions recaptions, std::vector<std::string> prompts,
-          fs::path grid_dir)
+          fs::path grid_dir, std::optional<Probe> probe)
       : model_(std::move(model)), tokenizer_(tokenizer), options_(options),
         loader_options_(std::move(loader)), recaptions_(std::move(recaptions)),
-        prompts_(std::move(prompts)), grid_dir_(std::move(grid_dir)),
+        prompts_(std::move(prompts)), grid_dir_(std::move(grid_dir)), probe_(std::move(probe)),
         schedule_(options.sample.schedule, options.sample.timesteps) {
     loader_ = std::make_unique<data::Loader>(loader_options_);
   }
@@ -116,19 +145,50 @@ class T2iTask : public train::Task {
   }
 
   void validate(int64_t step, train::Metrics& metrics) override {
-    if (prompts_.empty()) return;
-    const auto t0 = std::chrono::steady_clock::now();
-    std::vector<uint64_t> seeds;
-    for (size_t i = 0; i < prompts_.size(); ++i)
-      seeds.push_back(derive_seed(grid_stream(options_.seed), i));
-    auto images = sample_images(model_, tokenizer_, prompts_, seeds, options_.sample);
-    write_file_atomic(grid_dir_ / fmt::format("step-{:06d}.png", step),
-                      data::encode_png(grid_image(images, kGridColumns, kGridUpscale)));
-    metrics["grid_seconds"] =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (!prompts_.empty()) {
+      const auto t0 = std::chrono::steady_clock::now();
+      std::vector<uint64_t> seeds;
+      for (size_t i = 0; i < prompts_.size(); ++i)
+        seeds.push_back(derive_seed(grid_stream(options_.seed), i));
+      auto images = sample_images(model_, tokenizer_, prompts_, seeds, options_.sample);
+      write_file_atomic(grid_dir_ / fmt::format("step-{:06d}.png", step),
+                        data::encode_png(grid_image(images, kGridColumns, kGridUpscale)));
+      metrics["grid_seconds"] = seconds_since(t0);
+    }
+    if (probe_) run_probe(step, metrics);
   }
 
  private:
+  // Samples the probe's prompts (fixed seeds), scores them and records the result in
+  // `metrics` (probe_*) and probe.json.
+  void run_probe(int64_t step, train::Metrics& metrics) {
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<uint64_t> seeds;
+    for (size_t i = 0; i < probe_->prompts.size(); ++i)
+      seeds.push_back(derive_seed(probe_stream(options_.seed), i));
+    const auto images = sample_images(model_, tokenizer_, probe_->prompts, seeds, options_.sample);
+    const auto scored = probe_->scorer.score(images, probe_->targets, probe_->metrics);
+    auto value = [](const eval::Stat& stat) { return stat.value.value_or(0.0); };
+    metrics["probe_soa_c"] = value(scored.soa_c);
+    metrics["probe_colour_binding"] = value(scored.colour_binding);
+    metrics["probe_count_exact"] = value(scored.count_exact);
+    metrics["probe_competent"] = competent(scored) ? 1 : 0;
+    metrics["probe_seconds"] = seconds_since(t0);
+    const nlohmann::json record = {{"step", step},
+                                   {"train_seconds", metrics.at("train_seconds")},
+                                   {"images", probe_->prompts.size()},
+                                   {"competent", competent(scored)},
+                                   {"metrics", eval::to_json(scored)}};
+    write_file_atomic(probe_path(probe_->out_dir), record.dump(2) + "\n");
+    spdlog::info("t2i probe at step {}: SOA-C {:.1f}%, colour binding {:.1f}%{}", step,
+                 100 * value(scored.soa_c), 100 * value(scored.colour_binding),
+                 competent(scored) ? " (competent)" : "");
+  }
+
+  static double seconds_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+
   // The next loader batch with this arm's captions: images [B, 3, S, S] and B captions.
   // Skipped samples leave the batch; a batch skipped whole is replaced by the next one.
   std::pair<torch::Tensor, std::vector<std::string>> next_batch() {
@@ -199,6 +259,7 @@ class T2iTask : public train::Task {
   Recaptions recaptions_;
   std::vector<std::string> prompts_;
   fs::path grid_dir_;
+  std::optional<Probe> probe_;
   diffusion::NoiseSchedule schedule_;
   std::unique_ptr<data::Loader> loader_;
   uint64_t batches_ = 0;  // loss() calls so far: seeds this batch's noise and mix draws
@@ -249,7 +310,26 @@ T2iTrainOptions t2i_train_options(const Config& c, int64_t vocab_size, int64_t c
   o.text_encoder = c.get_string("t2i.text_encoder");
   o.freeze_text = c.get_bool("t2i.freeze_text");
   o.allow_partial = c.get_bool("t2i.allow_partial");
+  o.probe_evaluator = c.get_string("t2i.probe_evaluator");
+  o.probe_images = c.get_int("t2i.probe_images");
   return o;
+}
+
+bool competent(const eval::PromptMetrics& probe) {
+  return probe.soa_c.value.value_or(0) >= kCompetentSoaC &&
+         probe.colour_binding.value.value_or(0) >= kCompetentColourBinding;
+}
+
+fs::path probe_path(const fs::path& out_dir) { return out_dir / "probe.json"; }
+
+nlohmann::json read_probe(const fs::path& out_dir) {
+  const auto path = probe_path(out_dir);
+  if (!fs::exists(path)) return nullptr;
+  try {
+    return nlohmann::json::parse(read_file(path));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("{}: bad JSON: {}", path.string(), e.what()));
+  }
 }
 
 LoadReport load_text_encoder(const fs::path& path, models::TextEncoder& encoder,
@@ -381,7 +461,7 @@ T2iTrainResult train_t2i(const fs::path& corpus_dir, const fs::path& tokenizer_m
   fs::create_directories(out_dir);
   T2iTask task(model, tokenizer, options, lo,
                recap_arm ? load_recaptions(recap_files) : Recaptions{}, grid_prompts(corpus_dir),
-               out_dir / "grids");
+               out_dir / "grids", make_probe(corpus_dir, out_dir, options, config));
 
   t.steps = options.steps;
   t.lr = options.lr;

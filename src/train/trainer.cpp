@@ -79,7 +79,9 @@ TrainResult train(Task& task, const TrainerOptions& o) {
   int64_t step = result.start_step;
   Progress progress("train", o.steps - step, "step");
   auto t0 = std::chrono::steady_clock::now();
+  double train_seconds = 0;  // optimizer steps only: no validation, no checkpoints
   while (step < o.steps) {
+    const auto step_start = std::chrono::steady_clock::now();
     const double lr = lr_at(o, step);
     set_lr(optimizer, lr);
     optimizer.zero_grad();
@@ -104,6 +106,8 @@ TrainResult train(Task& task, const TrainerOptions& o) {
     if (ema) ema->update(model, step);
     ++step;
     result.last_loss = loss_sum / o.grad_accum;
+    train_seconds +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
 
     const bool last = step == o.steps;
     if (step % o.log_every == 0 || last) {
@@ -112,14 +116,15 @@ TrainResult train(Task& task, const TrainerOptions& o) {
                                {"loss", result.last_loss},
                                {"lr", lr},
                                {"grad_norm", grad_norm},
-                               {"seconds", seconds}};
+                               {"seconds", seconds},
+                               {"train_seconds", train_seconds}};
       for (const auto& [k, v] : metrics) record[k] = v;
       log.write(record);
     }
     if ((o.validate_every > 0 && step % o.validate_every == 0) || last) {
-      Metrics val;
+      Metrics val = {{"train_seconds", train_seconds}};
       validate_with_ema(task, ema.get(), step, val);
-      if (!val.empty()) {
+      if (val.size() > 1) {
         nlohmann::json record = {{"step", step}, {"split", "validation"}};
         for (const auto& [k, v] : val) record[k] = v;
         log.write(record);

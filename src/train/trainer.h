@@ -50,6 +50,7 @@ class Task {
   virtual void restore(const nlohmann::json& cursor) = 0;
   // Held-out evaluation (validation loss, sample captions, image grids), called every
   // validate_every steps and at the end, with the EMA weights loaded when there is an EMA.
+  // `metrics` arrives holding "train_seconds": this process's time in optimizer steps so far.
   virtual void validate(int64_t /*step*/, Metrics& /*metrics*/) {}
 };
 
