@@ -120,6 +120,12 @@ TEST(DiffusionSchedule, NamesParseAndBadInputIsRejected) {
   EXPECT_THROW(parse_beta_schedule("quadratic"), Error);
   EXPECT_THROW(parse_prediction("x0"), Error);
   EXPECT_THROW(parse_sampler("heun"), Error);
+  // Every name function is parse's inverse.
+  for (auto b : {BetaSchedule::Linear, BetaSchedule::ScaledLinear, BetaSchedule::Cosine})
+    EXPECT_EQ(parse_beta_schedule(beta_schedule_name(b)), b);
+  for (auto p : {Prediction::Eps, Prediction::V}) EXPECT_EQ(parse_prediction(prediction_name(p)), p);
+  for (auto m : {Sampler::DDPM, Sampler::DDIM, Sampler::Euler, Sampler::DPMpp2M})
+    EXPECT_EQ(parse_sampler(sampler_name(m)), m);
   EXPECT_THROW(NoiseSchedule(BetaSchedule::Linear, 0), Error);
   NoiseSchedule s;
   auto x = torch::zeros({2, 3});

@@ -1,4 +1,5 @@
 // The experiment report (stages/report.h) on a hand-made run folder with known numbers.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <regex>
@@ -12,6 +13,7 @@
 #include "core/safetensors.h"
 #include "data/image.h"
 #include "stages/corpus.h"
+#include "stages/competence.h"
 #include "stages/report.h"
 #include "test_util.h"
 
@@ -333,6 +335,43 @@ TEST(Report, EmptyRunIsAllNotRun) {
   EXPECT_NE(md.find("Caption quality: not run."), std::string::npos);
   EXPECT_NE(md.find("manifest.json: not run."), std::string::npos);
   EXPECT_NE(result.main_table.find("not run"), std::string::npos);
+}
+
+TEST(Report, CompetenceTableShowsEveryProbedArm) {
+  test::TempDir tmp("report");
+  RunLayout layout{tmp / "run"};
+  make_run(layout);
+  auto probe = [&](const std::string& arm, double soa_c, double colour) {
+    eval::PromptMetrics m;
+    m.images = 100;
+    m.soa_c = {soa_c, std::nullopt, 7};
+    m.colour_binding = {colour, std::nullopt, 230};
+    write_json(stages::probe_path(layout.t2i(arm)),
+               {{"step", 900}, {"train_seconds", 612.5}, {"images", 100},
+                {"competent", stages::competent(m)}, {"metrics", eval::to_json(m)}});
+  };
+  probe("alt", 0.853, 0.612);
+  probe("recap", 0.71, 0.65);
+  const auto result = stages::write_report(layout, options());
+  const std::string md = read_file(result.report_md);
+  EXPECT_NE(md.find("Competence"), std::string::npos);
+  for (const std::string* text : {&md, &result.competence_table}) {
+    EXPECT_NE(text->find("85.3"), std::string::npos);
+    EXPECT_NE(text->find("61.2"), std::string::npos);
+    EXPECT_NE(text->find("71.0"), std::string::npos);
+    EXPECT_NE(text->find("yes"), std::string::npos);  // alt
+    EXPECT_NE(text->find("no"), std::string::npos);   // recap
+  }
+  // A run trained without probes has no competence table.
+  test::TempDir plain("report");
+  RunLayout other{plain / "run"};
+  make_run(other);
+  EXPECT_TRUE(stages::write_report(other, options()).competence_table.empty());
+  // A probe record without its metrics is refused by name.
+  write_json(stages::probe_path(layout.t2i("recap")),
+             {{"step", 900}, {"competent", false}, {"metrics", json::object()}});
+  EXPECT_THAT([&] { stages::write_report(layout, options()); },
+              ::testing::ThrowsMessage<Error>(::testing::HasSubstr("probe.json")));
 }
 
 TEST(Report, MalformedEvalReportNamesTheFile) {

@@ -59,7 +59,11 @@ void add_run_commands(Cli& cli) {
     stages::RunOptions options;
     options.threads = rt.threads;
     auto result = stages::run_experiment(config, dir, options);
-    fmt::print("\n{}\nreport: {}\n        {}\n", result.main_table, result.report_index.string(),
+    fmt::print("\n{}\n", result.main_table);
+    if (!result.competence_table.empty())
+      fmt::print("dev competence (SOA-C >= 80%, colour binding >= 60%):\n{}\n",
+                 result.competence_table);
+    fmt::print("report: {}\n        {}\n", result.report_index.string(),
                result.report_md.string());
   });
 

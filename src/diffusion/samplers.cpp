@@ -56,6 +56,16 @@ Sampler parse_sampler(std::string_view name) {
   throw Error(fmt::format("unknown sampler '{}' (ddpm, ddim, euler, dpm++2m)", name));
 }
 
+std::string_view sampler_name(Sampler sampler) {
+  switch (sampler) {
+    case Sampler::DDPM: return "ddpm";
+    case Sampler::DDIM: return "ddim";
+    case Sampler::Euler: return "euler";
+    case Sampler::DPMpp2M: return "dpm++2m";
+  }
+  throw std::logic_error("sampler_name: unknown sampler");
+}
+
 std::vector<int64_t> sampling_timesteps(int64_t num_train_timesteps, int steps) {
   const int64_t T = num_train_timesteps, n = steps;
   if (n < 1 || n > T)

@@ -32,8 +32,10 @@ enum class Sampler {
   DPMpp2M,  // DPM-Solver++(2M), Lu et al. 2022: multistep, second order, data prediction
 };
 
-// "ddpm", "ddim", "euler", "dpm++2m"; unknown names throw recap::Error.
+// "ddpm", "ddim", "euler", "dpm++2m"; unknown names throw recap::Error. sampler_name is the
+// inverse.
 Sampler parse_sampler(std::string_view name);
+std::string_view sampler_name(Sampler sampler);
 
 struct SamplerOptions {
   double eta = 0;     // DDIM only: 0 deterministic, 1 ancestral like DDPM

@@ -55,6 +55,19 @@ Prediction parse_prediction(std::string_view name) {
   throw Error(fmt::format("unknown prediction type '{}' (eps, v)", name));
 }
 
+std::string_view beta_schedule_name(BetaSchedule schedule) {
+  switch (schedule) {
+    case BetaSchedule::Linear: return "linear";
+    case BetaSchedule::ScaledLinear: return "scaled-linear";
+    case BetaSchedule::Cosine: return "cosine";
+  }
+  throw std::logic_error("beta_schedule_name: unknown schedule");
+}
+
+std::string_view prediction_name(Prediction prediction) {
+  return prediction == Prediction::V ? "v" : "eps";
+}
+
 NoiseSchedule::NoiseSchedule(BetaSchedule kind, int64_t steps) {
   if (steps < 1) throw Error(fmt::format("noise schedule: {} timesteps, need at least 1", steps));
   betas_ = make_betas(kind, steps);

@@ -22,9 +22,12 @@ enum class BetaSchedule {
 // (Salimans & Ho 2022).
 enum class Prediction { Eps, V };
 
-// "linear", "scaled-linear", "cosine"; "eps", "v". Unknown names throw recap::Error.
+// "linear", "scaled-linear", "cosine"; "eps", "v". Unknown names throw recap::Error. The
+// *_name functions are the inverses.
 BetaSchedule parse_beta_schedule(std::string_view name);
 Prediction parse_prediction(std::string_view name);
+std::string_view beta_schedule_name(BetaSchedule schedule);
+std::string_view prediction_name(Prediction prediction);
 
 // A denoising model as the samplers see it: x_t [B, ...] and timesteps t [B] (long, indices
 // into the schedule) -> model output [B, ...] in the chosen Prediction.

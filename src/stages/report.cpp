@@ -21,6 +21,7 @@
 #include "core/run_dir.h"
 #include "core/safetensors.h"
 #include "eval/metrics.h"
+#include "stages/competence.h"
 #include "stages/report_parts.h"
 #include "world/prompts.h"
 
@@ -274,6 +275,27 @@ std::vector<std::string> suites_of(const std::vector<Column>& columns) {
     if (found.erase(std::string(world::suite_name(s)))) out.emplace_back(world::suite_name(s));
   out.insert(out.end(), found.begin(), found.end());
   return out;
+}
+
+// Each arm's last competence probe (stages/competence.h): whether its model draws at all.
+// Empty rows when no arm was trained with a probe.
+Table competence_table(const RunLayout& layout, const ReportOptions& options) {
+  Table t{{"arm", "step", "images", "dev SOA-C %", "dev colour binding %", "competent"}, {}};
+  for (const auto& arm : options.arms) {
+    const json probe = read_probe(layout.t2i(arm));
+    if (probe.is_null()) continue;
+    parse_fields(probe_path(layout.t2i(arm)), "competence probe", [&] {
+      const auto cell = [&](const char* key) {
+        const eval::Stat s = parse_stat(probe["metrics"].at(key));
+        return s.value ? percent(*s.value) : std::string("-");
+      };
+      t.rows.push_back({arm, std::to_string(probe["step"].get<int64_t>()),
+                        std::to_string(probe["metrics"].at("images").get<int64_t>()),
+                        cell("soa_c"), cell("colour_binding"),
+                        probe["competent"].get<bool>() ? "yes" : "no"});
+    });
+  }
+  return t;
 }
 
 void evaluator_section(Doc& doc, const RunLayout& layout, const EvalFile* ceiling) {
@@ -659,6 +681,17 @@ ReportResult write_report(const RunLayout& layout, const ReportOptions& options)
       "LAION, evaluated on MS-COCO): different data and scale, shown for the direction and size "
       "of the effect, not as values to match. Its \"semantic object accuracy\" sits beside "
       "SOA-I.");
+  const Table competence = competence_table(layout, options);
+  if (!competence.rows.empty()) {
+    doc.heading(3, "Competence");
+    doc.table(competence);
+    doc.para(fmt::format(
+        "Whether each arm's model draws at all, before its prompt following can say anything "
+        "about its captions: the competence probe at its last validation, samples of the dev "
+        "multi-object prompts (never the test suites) judged by the evaluator. Competent means "
+        "SOA-C >= {:.0f}% and colour binding >= {:.0f}%.",
+        100 * kCompetentSoaC, 100 * kCompetentColourBinding));
+  }
   for (const auto& suite : suites_of(with_ceiling)) {
     doc.heading(3, "Suite: " + suite);
     doc.table(metric_table(with_ceiling, suite, options, false));
@@ -684,6 +717,7 @@ ReportResult write_report(const RunLayout& layout, const ReportOptions& options)
   write_file_atomic(result.index_html, doc.html("RECAP experiment: " + name));
   write_file_atomic(result.report_md, doc.markdown());
   result.main_table = report::plain_table(main);
+  if (!competence.rows.empty()) result.competence_table = report::plain_table(competence);
   return result;
 }
 

@@ -29,6 +29,7 @@ struct ReportOptions {
 struct ReportResult {
   fs::path index_html, report_md;
   std::string main_table;  // plain-text table 1, for the terminal
+  std::string competence_table;  // the arms' competence probes, plain text; empty without any
   int plots_skipped = 0;   // training-curve plots left out (no gnuplot, or it failed)
 };
 

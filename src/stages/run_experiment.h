@@ -27,7 +27,8 @@ struct RunOptions {
 
 struct RunResult {
   fs::path report_index, report_md;
-  std::string main_table;  // the report's main table, for the terminal
+  std::string main_table;        // the report's main table, for the terminal
+  std::string competence_table;  // and its competence table
 };
 
 // Runs (or resumes) the experiment described by `config` in `run_dir`. A run folder that

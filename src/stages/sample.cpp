@@ -25,14 +25,6 @@ namespace {
 
 constexpr const char* kIndex = "images.jsonl";
 constexpr const char* kGrid = "grid.png";
-constexpr int64_t kGridUpscale = 4;  // 32 px samples are too small to judge by eye
-
-// The name parse_sampler reads back as `sampler`.
-std::string sampler_name(diffusion::Sampler sampler) {
-  for (const char* name : {"ddpm", "ddim", "euler", "dpm++2m"})
-    if (diffusion::parse_sampler(name) == sampler) return name;
-  throw std::logic_error("sampler_name: unknown sampler");
-}
 
 std::string_view trim(std::string_view s) {
   const auto begin = s.find_first_not_of(" \t\r\n");
@@ -130,7 +122,7 @@ SampleRunResult sample_to_folder(const fs::path& model_path, const fs::path& tok
          {"suite", p.suite ? nlohmann::json(world::suite_name(*p.suite)) : nlohmann::json()},
          {"target", p.target ? world::to_json(*p.target) : nlohmann::json()},
          {"seed", seeds.back()},
-         {"sampler", sampler_name(settings.sampler)},
+         {"sampler", diffusion::sampler_name(settings.sampler)},
          {"steps", settings.steps},
          {"guidance", settings.guidance_scale},
          {"model", model_sha}});

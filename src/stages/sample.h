@@ -71,7 +71,9 @@ struct SampledImage {
 std::vector<SampledImage> read_sample_folder(const fs::path& dir);
 
 // images [N, 3, S, S] in [-1, 1] -> one image of rows of `columns` cells, each upscaled
-// (nearest) by `upscale`; cells past N are black.
+// (nearest) by `upscale`; cells past N are black. Grids of 32 px samples use kGridUpscale:
+// smaller cells are too small to judge by eye.
+inline constexpr int64_t kGridUpscale = 4;
 data::Image grid_image(const torch::Tensor& images, int64_t columns, int64_t upscale);
 
 }  // namespace recap::stages

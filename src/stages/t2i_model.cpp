@@ -19,35 +19,12 @@ namespace {
 
 using text::Tokenizer;
 
-std::string prediction_name(diffusion::Prediction p) {
-  return p == diffusion::Prediction::V ? "v" : "eps";
-}
-
-std::string schedule_name(diffusion::BetaSchedule s) {
-  switch (s) {
-    case diffusion::BetaSchedule::Linear: return "linear";
-    case diffusion::BetaSchedule::ScaledLinear: return "scaled-linear";
-    case diffusion::BetaSchedule::Cosine: return "cosine";
-  }
-  throw std::logic_error("schedule_name: unknown schedule");
-}
-
-std::string sampler_name(diffusion::Sampler s) {
-  switch (s) {
-    case diffusion::Sampler::DDPM: return "ddpm";
-    case diffusion::Sampler::DDIM: return "ddim";
-    case diffusion::Sampler::Euler: return "euler";
-    case diffusion::Sampler::DPMpp2M: return "dpm++2m";
-  }
-  throw std::logic_error("sampler_name: unknown sampler");
-}
-
 nlohmann::json options_json(const T2iModelOptions& o, const SampleOptions& s) {
   return {{"text_encoder", o.text},
           {"unet", o.unet},
-          {"sample", {{"prediction", prediction_name(s.prediction)},
-                      {"schedule", schedule_name(s.schedule)}, {"timesteps", s.timesteps},
-                      {"image_size", s.image_size}, {"sampler", sampler_name(s.sampler)},
+          {"sample", {{"prediction", diffusion::prediction_name(s.prediction)},
+                      {"schedule", diffusion::beta_schedule_name(s.schedule)}, {"timesteps", s.timesteps},
+                      {"image_size", s.image_size}, {"sampler", diffusion::sampler_name(s.sampler)},
                       {"steps", s.steps}, {"guidance_scale", s.guidance_scale}}}};
 }
 

@@ -38,7 +38,6 @@ namespace {
 
 constexpr const char* kSourceNames[] = {"alt", "human", "human-short", "recap", "recap-mix"};
 constexpr int64_t kGridColumns = 8;   // prompts per suite in the validation grid
-constexpr int64_t kGridUpscale = 4;   // 32 px renders are too small to judge by eye
 constexpr const char* kGridSuites[] = {"counting", "position"};
 
 // Independent streams derived from the run seed.
@@ -313,23 +312,6 @@ T2iTrainOptions t2i_train_options(const Config& c, int64_t vocab_size, int64_t c
   o.probe_evaluator = c.get_string("t2i.probe_evaluator");
   o.probe_images = c.get_int("t2i.probe_images");
   return o;
-}
-
-bool competent(const eval::PromptMetrics& probe) {
-  return probe.soa_c.value.value_or(0) >= kCompetentSoaC &&
-         probe.colour_binding.value.value_or(0) >= kCompetentColourBinding;
-}
-
-fs::path probe_path(const fs::path& out_dir) { return out_dir / "probe.json"; }
-
-nlohmann::json read_probe(const fs::path& out_dir) {
-  const auto path = probe_path(out_dir);
-  if (!fs::exists(path)) return nullptr;
-  try {
-    return nlohmann::json::parse(read_file(path));
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(fmt::format("{}: bad JSON: {}", path.string(), e.what()));
-  }
 }
 
 LoadReport load_text_encoder(const fs::path& path, models::TextEncoder& encoder,

@@ -12,7 +12,7 @@
 
 #include "core/config.h"
 #include "core/weights.h"
-#include "eval/metrics.h"
+#include "stages/competence.h"
 #include "stages/t2i_model.h"
 #include "text/tokenizer.h"
 
@@ -50,12 +50,6 @@ struct T2iTrainOptions {
   fs::path probe_evaluator;    // competence probe at every validation; empty: none
   int64_t probe_images = 100;
 };
-
-// Competence (docs/RESULTS.md): what a model must reach on the dev multi-object prompts
-// before its prompt following says anything about its captions.
-constexpr double kCompetentSoaC = 0.80;
-constexpr double kCompetentColourBinding = 0.60;
-bool competent(const eval::PromptMetrics& probe);
 
 // [t2i], [text_encoder], [unet], [checkpoint] and run.seed from `config`; the model's
 // vocabulary from `vocab_size`, the image size from `canvas`.
@@ -103,19 +97,14 @@ struct T2iTrainResult {
   fs::path weights;             // out_dir/t2i.safetensors
 };
 
-// The competence probe's file (OUT/probe.json), rewritten at every validation: {"step",
-// "train_seconds" (optimizer steps only, this process), "images", "competent", "metrics":
-// eval::to_json(PromptMetrics)}. Null when absent (trained without a probe).
-fs::path probe_path(const fs::path& out_dir);
-nlohmann::json read_probe(const fs::path& out_dir);
-
 // Trains on corpus_dir's web split (a finished `recap corpus make` folder) with checkpoints,
 // metrics.jsonl and validation grids (out_dir/grids/step-NNNNNN.png: the first prompts of the
-// counting and position dev suites, fixed seeds) under out_dir, the competence probe when
-// t2i.probe_evaluator is set (probe_* fields in metrics.jsonl and probe.json, scored with
-// PromptScorer on t2i.probe_images samples of the dev multi-object prompts), resuming from out_dir/train when
-// a checkpoint is there, then writes out_dir/t2i.safetensors (EMA weights when
-// t2i.ema_decay > 0). A fresh run starts its text encoder from t2i.text_encoder when set (a
+// counting and position dev suites, fixed seeds) under out_dir, resuming from out_dir/train
+// when a checkpoint is there, then writes out_dir/t2i.safetensors (EMA weights when
+// t2i.ema_decay > 0). With t2i.probe_evaluator set, every validation also runs the competence
+// probe: t2i.probe_images samples of the dev multi-object prompts judged by PromptScorer,
+// recorded as probe_* fields in metrics.jsonl and in probe.json (stages/competence.h).
+// A fresh run starts its text encoder from t2i.text_encoder when set (a
 // resumed one takes everything from its checkpoint and only hashes the file, for the weights'
 // metadata); t2i.freeze_text leaves the encoder out of training, bit-identical in the output.
 // `recap_files` are needed for captions = recap / recap-mix only. `threads` is the loader's
