@@ -17,7 +17,10 @@
 #include "core/sha256.h"
 #include "core/weights.h"
 #include "data/image.h"
+#include "core/rng.h"
+#include "diffusion/guidance.h"
 #include "diffusion/loss.h"
+#include "diffusion/samplers.h"
 #include "diffusion/schedule.h"
 #include "stages/corpus.h"
 #include "stages/evaluator_train.h"
@@ -332,6 +335,33 @@ TEST_F(T2iTrain, SamplingIsSeededAndGuidanceZeroIsUnconditional) {
   EXPECT_EQ(a.sizes(), (std::vector<int64_t>{2, 3, 32, 32}));
   EXPECT_TRUE(torch::equal(a, sample_images(model, tokenizer(), prompts, {1, 2}, options)));
   EXPECT_FALSE(torch::equal(a, sample_images(model, tokenizer(), prompts, {1, 3}, options)));
+  // sample_images encodes the prompts once per call; the same sampler calling the whole model
+  // at every step gives the same images (the same operations on the same inputs).
+  {
+    auto cond = prompt_ids(tokenizer(), prompts, model->options().text.max_length);
+    auto predictor = diffusion::classifier_free_guidance(
+        [&](const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& ids) {
+          return model->forward(x, t, ids);
+        },
+        cond, unconditional_ids(cond.size(1)), options.guidance_scale);
+    std::vector<torch::Tensor> noise;
+    uint64_t sampler_seed = 0x5A3B'0000;
+    for (uint64_t seed : {1, 2}) {
+      noise.push_back(diffusion::gaussian_noise(torch::empty({1, 3, 32, 32}),
+                                                at::detail::createCPUGenerator(seed)));
+      sampler_seed = derive_seed(sampler_seed, seed);
+    }
+    diffusion::SamplerOptions sampler;
+    sampler.seed = sampler_seed;
+    sampler.clip_x0 = 1;
+    torch::NoGradGuard no_grad;
+    const auto stepwise =
+        diffusion::sample(options.sampler, predictor, options.prediction,
+                          diffusion::NoiseSchedule(options.schedule, options.timesteps),
+                          torch::cat(noise), options.steps, sampler)
+            .clamp(-1, 1);
+    EXPECT_TRUE(torch::equal(a, stepwise));
+  }
   auto uncond = options;
   uncond.guidance_scale = 0;
   auto plain = options;

@@ -95,9 +95,17 @@ torch::Tensor sample_images(T2iModel& model, const Tokenizer& tokenizer,
     sampler_seed = derive_seed(sampler_seed, seed);
   }
   auto x_T = torch::cat(noise).to(device);
+  // The guidance passes the same ids tensor at every step: the text encoder runs once per
+  // call, not once per sampler step.
+  torch::Tensor encoded_ids, context, padding;
   auto predictor = diffusion::classifier_free_guidance(
-      [&model](const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& ids) {
-        return model->forward(x, t, ids);
+      [&](const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& ids) {
+        if (!encoded_ids.defined() || !encoded_ids.is_same(ids)) {
+          encoded_ids = ids;
+          context = model->text_encoder(ids);
+          padding = ids == Tokenizer::kPad;
+        }
+        return model->unet(x, t, context, padding);
       },
       cond, uncond, options.guidance_scale);
   const diffusion::NoiseSchedule schedule(options.schedule, options.timesteps);
