@@ -85,6 +85,9 @@ Setup quick_setup() {
   s.captioner = captioner_settings(c, vocab, static_cast<int>(s.image_size));
   s.t2i.text = text_encoder_settings(c, vocab);
   s.t2i.unet = unet_settings(c);
+  // Zeroed residual branches would make most of the UNet invisible in its output: the parity
+  // check compares every layer on random weights.
+  s.t2i.unet.zero_init = false;
   s.lr = c.get_float("t2i.lr");
   s.grad_clip = c.get_float("t2i.grad_clip");
   s.min_snr_gamma = c.get_float("t2i.min_snr_gamma");
