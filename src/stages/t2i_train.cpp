@@ -48,6 +48,13 @@ uint64_t mix_stream(uint64_t seed) { return derive_seed(seed, 0x7215'0003); }
 uint64_t grid_stream(uint64_t seed) { return derive_seed(seed, 0x7215'0004); }
 uint64_t probe_stream(uint64_t seed) { return derive_seed(seed, 0x7215'0005); }
 
+// One seed per image, image i drawing derive_seed(stream, i): fixed across validations.
+std::vector<uint64_t> image_seeds(uint64_t stream, size_t n) {
+  std::vector<uint64_t> seeds;
+  for (size_t i = 0; i < n; ++i) seeds.push_back(derive_seed(stream, i));
+  return seeds;
+}
+
 // What the competence probe samples and how it judges.
 struct Probe {
   PromptScorer scorer;
@@ -146,10 +153,9 @@ class T2iTask : public train::Task {
   void validate(int64_t step, train::Metrics& metrics) override {
     if (!prompts_.empty()) {
       const auto t0 = std::chrono::steady_clock::now();
-      std::vector<uint64_t> seeds;
-      for (size_t i = 0; i < prompts_.size(); ++i)
-        seeds.push_back(derive_seed(grid_stream(options_.seed), i));
-      auto images = sample_images(model_, tokenizer_, prompts_, seeds, options_.sample);
+      auto images = sample_images(model_, tokenizer_, prompts_,
+                                  image_seeds(grid_stream(options_.seed), prompts_.size()),
+                                  options_.sample);
       write_file_atomic(grid_dir_ / fmt::format("step-{:06d}.png", step),
                         data::encode_png(grid_image(images, kGridColumns, kGridUpscale)));
       metrics["grid_seconds"] = seconds_since(t0);
@@ -162,26 +168,26 @@ class T2iTask : public train::Task {
   // `metrics` (probe_*) and probe.json.
   void run_probe(int64_t step, train::Metrics& metrics) {
     const auto t0 = std::chrono::steady_clock::now();
-    std::vector<uint64_t> seeds;
-    for (size_t i = 0; i < probe_->prompts.size(); ++i)
-      seeds.push_back(derive_seed(probe_stream(options_.seed), i));
-    const auto images = sample_images(model_, tokenizer_, probe_->prompts, seeds, options_.sample);
+    const auto images = sample_images(
+        model_, tokenizer_, probe_->prompts,
+        image_seeds(probe_stream(options_.seed), probe_->prompts.size()), options_.sample);
     const auto scored = probe_->scorer.score(images, probe_->targets, probe_->metrics);
+    const bool is_competent = competent(scored);
     auto value = [](const eval::Stat& stat) { return stat.value.value_or(0.0); };
     metrics["probe_soa_c"] = value(scored.soa_c);
     metrics["probe_colour_binding"] = value(scored.colour_binding);
     metrics["probe_count_exact"] = value(scored.count_exact);
-    metrics["probe_competent"] = competent(scored) ? 1 : 0;
+    metrics["probe_competent"] = is_competent ? 1 : 0;
     metrics["probe_seconds"] = seconds_since(t0);
     const nlohmann::json record = {{"step", step},
                                    {"train_seconds", metrics.at("train_seconds")},
                                    {"images", probe_->prompts.size()},
-                                   {"competent", competent(scored)},
+                                   {"competent", is_competent},
                                    {"metrics", eval::to_json(scored)}};
     write_file_atomic(probe_path(probe_->out_dir), record.dump(2) + "\n");
     spdlog::info("t2i probe at step {}: SOA-C {:.1f}%, colour binding {:.1f}%{}", step,
                  100 * value(scored.soa_c), 100 * value(scored.colour_binding),
-                 competent(scored) ? " (competent)" : "");
+                 is_competent ? " (competent)" : "");
   }
 
   static double seconds_since(std::chrono::steady_clock::time_point t0) {
