@@ -1,8 +1,9 @@
-// evaluator train, captioner train, t2i train: the three models of the experiment.
+// evaluator train, captioner train, autoencoder train, t2i train: the models of the experiment.
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "cli/cli.h"
+#include "stages/autoencoder_train.h"
 #include "stages/captioner_train.h"
 #include "stages/model_settings.h"
 #include "stages/settings.h"
@@ -79,6 +80,43 @@ void add_training_commands(Cli& cli) {
                "{:.4f}); written to {}\n",
                r.pretrain.steps, r.pretrain.last_loss, r.finetune.steps, r.finetune.last_loss,
                cap_args->out);
+  });
+
+  auto* autoencoder = cli.group("autoencoder", "The latent space of step 3 (t2i.space = latent)");
+  struct AutoencoderArgs {
+    std::string corpus, out, evaluator;
+  };
+  auto ae_args = std::make_shared<AutoencoderArgs>();
+  auto* autoencoder_train = autoencoder->add_subcommand(
+      "train", "Train on the corpus's web images, standardise the latents, and with "
+               "--evaluator check that the evaluator still reads reconstructions of held-out "
+               "renders (>= 98% count, shape, colour; FID floor) ([autoencoder] keys)");
+  autoencoder_train->add_option("--corpus", ae_args->corpus, "corpus folder (from corpus make)")
+      ->required();
+  autoencoder_train->add_option("--out", ae_args->out, "output folder (resumes from it)")
+      ->required();
+  autoencoder_train
+      ->add_option("--evaluator", ae_args->evaluator,
+                   "evaluator folder for the reconstruction check; sets autoencoder.evaluator")
+      ->capture_default_str();
+  cli.add_set_option(autoencoder_train);
+  cli.on_run(autoencoder_train, [&cli, ae_args] {
+    auto rt = init_runtime(cli.runtime, true);
+    auto config = cli.load_corpus_config(ae_args->corpus);
+    if (!ae_args->evaluator.empty())
+      config.set("autoencoder.evaluator", nlohmann::json(ae_args->evaluator).dump(),
+                 "--evaluator");
+    const auto r = stages::train_autoencoder(ae_args->corpus, ae_args->out, config, rt.threads);
+    fmt::print("autoencoder: {} steps (L1 {:.4f}); {}; weights {}\n", r.steps, r.last_loss,
+               r.check ? fmt::format("reconstructions: count exact {:.2f}%, shape {:.2f}%, "
+                                     "colour {:.2f}%, FID {:.3f} (floor {:.3f}){}",
+                                     100 * r.check->reconstructions.count_exact,
+                                     100 * r.check->reconstructions.shape,
+                                     100 * r.check->reconstructions.colour, r.check->fid,
+                                     r.check->fid_floor,
+                                     r.check->passes() ? "" : ", BELOW the 98% gate")
+                       : std::string("no reconstruction check (no --evaluator)"),
+               r.weights.string());
   });
 
   auto* t2i = cli.group("t2i", "RECAP step 3: the text-to-image diffusion model");

@@ -108,6 +108,25 @@ std::vector<ConfigKey> build_schema() {
       flag("unet.zero_init", false,
            "zero the output conv and every residual branch's last layer at initialisation"),
 
+      // [autoencoder]: the latent space of t2i.space = latent (models/autoencoder.h).
+      integer("autoencoder.channels", 32, 4, 4096, "width of the full-resolution level"),
+      integers("autoencoder.channel_mult", {1, 2, 2}, 1, 64,
+               "width multiplier of each level; 2x downsampling between levels"),
+      integer("autoencoder.res_blocks", 1, 1, 16, "ResBlocks per level, each way"),
+      integer("autoencoder.latent_channels", 4, 1, 256, "channels of the latent"),
+      integer("autoencoder.groups", 8, 1, 256, "GroupNorm groups; divides every level's width"),
+      integer("autoencoder.steps", 1500, 1, 1e9, "training steps on the corpus's web images"),
+      integer("autoencoder.batch_size", 32, 1, 65536, "images per step"),
+      number("autoencoder.lr", 1e-3, 1e-8, 1, "peak learning rate"),
+      integer("autoencoder.warmup_steps", 50, 0, 1e9, "linear warmup steps"),
+      integer("autoencoder.stats_images", 2000, 1, 1e9,
+              "web images the per-channel latent standardisation is measured on"),
+      integer("autoencoder.heldout_scenes", 500, 1, 1e6,
+              "held-out renders of the reconstruction check"),
+      choice("autoencoder.evaluator", "", {},
+             "evaluator folder for the reconstruction check (>= 98% count/shape/colour on "
+             "reconstructions); empty: no check (`recap run` sets it)"),
+
       // [evaluator]: the detector that judges generated images (docs/RESULTS.md).
       integer("evaluator.steps", 800, 1, 1e9, "training steps on freshly rendered scenes"),
       integer("evaluator.batch_size", 32, 1, 65536, "scenes per step"),
@@ -201,6 +220,11 @@ std::vector<ConfigKey> build_schema() {
       choice("t2i.probe_evaluator", "", {},
              "evaluator folder for the competence probe at every validation (SOA-C, colour "
              "binding on dev multi-object prompts); empty: no probe (`recap run` sets it)"),
+      choice("t2i.space", "pixel", {"pixel", "latent"},
+             "where the UNet diffuses: pixels, or the latent of t2i.autoencoder"),
+      choice("t2i.autoencoder", "", {},
+             "autoencoder (folder or .safetensors) of t2i.space = latent (`recap run` trains "
+             "and sets it)"),
       integer("t2i.probe_images", 100, 1, 100000,
               "competence probe images (the dev multi-object prompts, cycled with new seeds)"),
       flag("t2i.freeze_text", false, "keep the text encoder's weights fixed (train the UNet only)"),

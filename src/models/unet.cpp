@@ -27,7 +27,7 @@ ResBlockImpl::ResBlockImpl(int64_t in, int64_t out, int64_t time_dim, int64_t gr
                            double p) {
   norm1 = register_module("norm1", group_norm(groups, in));
   conv1 = register_module("conv1", conv(in, out, 3));
-  time_proj = register_module("time_proj", torch::nn::Linear(time_dim, out));
+  if (time_dim > 0) time_proj = register_module("time_proj", torch::nn::Linear(time_dim, out));
   norm2 = register_module("norm2", group_norm(groups, out));
   dropout = register_module("dropout", torch::nn::Dropout(p));
   conv2 = register_module("conv2", conv(out, out, 3));
@@ -36,7 +36,7 @@ ResBlockImpl::ResBlockImpl(int64_t in, int64_t out, int64_t time_dim, int64_t gr
 
 torch::Tensor ResBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& time) {
   auto h = conv1(torch::silu(norm1(x)));
-  h = h + time_proj(torch::silu(time)).unsqueeze(-1).unsqueeze(-1);  // [B, out, 1, 1]
+  if (time_proj) h = h + time_proj(torch::silu(time)).unsqueeze(-1).unsqueeze(-1);  // [B,out,1,1]
   h = conv2(dropout(torch::silu(norm2(h))));
   return (skip ? skip(x) : x) + h;
 }

@@ -41,10 +41,13 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(UNetOptions, in_channels, out_ch
                                                 channel_mult, res_blocks, attention_levels, heads,
                                                 context_dim, groups, dropout, patch, zero_init)
 
+// GroupNorm, SiLU, conv, (+ timestep embedding), GroupNorm, SiLU, conv, plus the input (1x1
+// conv when the width changes). time_dim 0: no timestep input (the autoencoder's blocks).
 class ResBlockImpl : public torch::nn::Module {
  public:
   ResBlockImpl(int64_t in, int64_t out, int64_t time_dim, int64_t groups, double dropout);
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& time);  // x [B,in,H,W]
+  // x [B, in, H, W], time [B, time_dim] (undefined when time_dim is 0) -> [B, out, H, W]
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& time = {});
   torch::nn::GroupNorm norm1{nullptr}, norm2{nullptr};
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, skip{nullptr};
   torch::nn::Linear time_proj{nullptr};

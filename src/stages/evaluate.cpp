@@ -280,7 +280,7 @@ eval::PromptMetrics PromptScorer::score(const torch::Tensor& images,
       images.size(1) != 3 || images.size(2) != judge.world.canvas ||
       images.size(3) != judge.world.canvas)
     throw Error(fmt::format("scorer: need [{}, 3, {}, {}] images, got {}", targets.size(),
-                            judge.world.canvas, judge.world.canvas, images.sizes()));
+                            judge.world.canvas, judge.world.canvas, c10::str(images.sizes())));
   torch::NoGradGuard no_grad;
   const auto device = judge.detector->parameters().front().device();
   // The same 8-bit rounding as data::to_images, so a probe sees what `recap eval` would.

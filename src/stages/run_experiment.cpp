@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "core/rng.h"
 #include "core/run_dir.h"
+#include "stages/autoencoder_train.h"
 #include "stages/caption_eval.h"
 #include "stages/captioner_train.h"
 #include "stages/corpus.h"
@@ -193,20 +194,43 @@ std::vector<PlannedStage> plan(const Config& config, const RunLayout& layout,
                       ctx.output(layout.eval_json("ceiling"));
                     }});
 
+  // Latent space: one autoencoder for every arm, trained on the web images (never their
+  // captions), checked by the evaluator on held-out renders.
+  const bool latent = config.get_string("t2i.space") == "latent";
+  const bool own_autoencoder = latent && config.get_string("t2i.autoencoder").empty();
+  if (own_autoencoder)
+    stages.push_back({{"autoencoder", sections(config, {"autoencoder"}), {"corpus", "evaluator"},
+                       {}},
+                      [&config, layout, corpus, threads](StageContext& ctx) {
+                        Config with_judge = config;
+                        if (config.get_string("autoencoder.evaluator").empty())
+                          with_judge.set("autoencoder.evaluator",
+                                         nlohmann::json(layout.evaluator().string()).dump(),
+                                         "the run");
+                        train_autoencoder(corpus, layout.autoencoder(), with_judge, threads);
+                        ctx.output(autoencoder_weights_path(layout.autoencoder()));
+                        ctx.output(layout.autoencoder_json());
+                      }});
+
   for (const auto& arm : arms) {
     // The evaluator judges the competence probe during training (stages/t2i_train.h).
     std::vector<std::string> depends = {"corpus", "tokenizer", "evaluator"};
+    if (own_autoencoder) depends.push_back("autoencoder");
     if (arm == "recap" || arm == "recap-mix") depends.push_back("recaption-long");
     if (arm == "recap-mix") depends.push_back("recaption-short");
     auto t2i_params = sections(config, {"t2i", "text_encoder", "unet"});
     t2i_params["arm"] = arm;
     stages.push_back(
         {{"t2i-" + arm, t2i_params, depends, {}},
-         [&config, layout, corpus, tokenizer, arm, threads](StageContext& ctx) {
+         [&config, layout, corpus, tokenizer, arm, threads, own_autoencoder](StageContext& ctx) {
            Config arm_config = config;
            arm_config.set("t2i.captions", arm, "run.arms");
            if (config.get_string("t2i.probe_evaluator").empty())
-             arm_config.set("t2i.probe_evaluator", layout.evaluator().string(), "the run");
+             arm_config.set("t2i.probe_evaluator",
+                            nlohmann::json(layout.evaluator().string()).dump(), "the run");
+           if (own_autoencoder)
+             arm_config.set("t2i.autoencoder",
+                            nlohmann::json(layout.autoencoder().string()).dump(), "the run");
            std::vector<fs::path> recaps;
            if (arm == "recap" || arm == "recap-mix") recaps = sidecars(layout.recaption("long"));
            if (arm == "recap-mix") {

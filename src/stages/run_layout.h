@@ -33,6 +33,10 @@ struct RunLayout {
   // caption_quality.json (corpus::to_json), caption_quality.txt, one JSONL per captioner.
   fs::path caption_quality() const { return root / "caption_quality"; }
   fs::path caption_quality_json() const { return caption_quality() / "caption_quality.json"; }
+  // The latent space (t2i.space = latent): train/, autoencoder.safetensors, autoencoder.json
+  // (options, loss, the reconstruction check).
+  fs::path autoencoder() const { return root / "autoencoder"; }
+  fs::path autoencoder_json() const { return autoencoder() / "autoencoder.json"; }
   // train/ (checkpoints, metrics.jsonl), grids/step-NNNNNN.png, t2i.safetensors
   fs::path t2i(std::string_view arm) const { return root / ("t2i-" + std::string(arm)); }
   fs::path t2i_weights(std::string_view arm) const { return t2i(arm) / "t2i.safetensors"; }

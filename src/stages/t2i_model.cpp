@@ -22,6 +22,7 @@ using text::Tokenizer;
 nlohmann::json options_json(const T2iModelOptions& o, const SampleOptions& s) {
   return {{"text_encoder", o.text},
           {"unet", o.unet},
+          {"autoencoder", o.autoencoder ? nlohmann::json(*o.autoencoder) : nlohmann::json()},
           {"sample", {{"prediction", diffusion::prediction_name(s.prediction)},
                       {"schedule", diffusion::beta_schedule_name(s.schedule)}, {"timesteps", s.timesteps},
                       {"image_size", s.image_size}, {"sampler", diffusion::sampler_name(s.sampler)},
@@ -32,6 +33,9 @@ std::pair<T2iModelOptions, SampleOptions> options_from_json(const nlohmann::json
   T2iModelOptions o;
   j.at("text_encoder").get_to(o.text);
   j.at("unet").get_to(o.unet);
+  // Files from before latent space have no "autoencoder": pixel space.
+  if (j.contains("autoencoder") && !j.at("autoencoder").is_null())
+    o.autoencoder = j.at("autoencoder").get<models::AutoencoderOptions>();
   const auto& s = j.at("sample");
   SampleOptions sample;
   sample.prediction = diffusion::parse_prediction(s.at("prediction").get<std::string>());
@@ -50,8 +54,28 @@ T2iModelImpl::T2iModelImpl(T2iModelOptions options) : options_(std::move(options
   if (options_.unet.context_dim != options_.text.dim)
     throw Error(fmt::format("t2i model: the UNet's context width ({}) must equal the text "
                             "encoder's width ({})", options_.unet.context_dim, options_.text.dim));
+  const int64_t channels = options_.autoencoder ? options_.autoencoder->latent_channels : 3;
+  if (options_.unet.in_channels != channels || options_.unet.out_channels != channels)
+    throw Error(fmt::format("t2i model: the UNet takes {} and gives {} channels; {} needs {}",
+                            options_.unet.in_channels, options_.unet.out_channels,
+                            options_.autoencoder ? "the autoencoder's latent" : "an RGB image",
+                            channels));
   text_encoder = register_module("text_encoder", models::TextEncoder(options_.text));
   unet = register_module("unet", models::UNet(options_.unet));
+  if (options_.autoencoder) {
+    autoencoder = register_module("autoencoder", models::Autoencoder(*options_.autoencoder));
+    // Trained before, kept as it is: no gradient, so AdamW and the EMA leave it exactly.
+    for (auto& p : autoencoder->parameters()) p.set_requires_grad(false);
+  }
+}
+
+std::array<int64_t, 3> T2iModelImpl::diffused_shape(int64_t image_size) const {
+  if (!options_.autoencoder) return {3, image_size, image_size};
+  const int64_t f = options_.autoencoder->downsample();
+  if (image_size % f != 0)
+    throw Error(fmt::format("t2i model: {} px images do not divide into the autoencoder's "
+                            "{}x{} latent cells", image_size, f, f));
+  return {options_.autoencoder->latent_channels, image_size / f, image_size / f};
 }
 
 torch::Tensor T2iModelImpl::forward(const torch::Tensor& x_t, const torch::Tensor& t,
@@ -86,11 +110,11 @@ torch::Tensor sample_images(T2iModel& model, const Tokenizer& tokenizer,
   // The empty prompt is [BOS, EOS], so every batch is at least 2 ids wide.
   auto cond = prompt_ids(tokenizer, prompts, model->options().text.max_length).to(device);
   auto uncond = unconditional_ids(cond.size(1)).to(device);
-  const int64_t s = options.image_size;
+  const auto [c, h, w] = model->diffused_shape(options.image_size);
   std::vector<torch::Tensor> noise;
   uint64_t sampler_seed = 0x5A3B'0000;
   for (uint64_t seed : seeds) {
-    noise.push_back(diffusion::gaussian_noise(torch::empty({1, 3, s, s}),
+    noise.push_back(diffusion::gaussian_noise(torch::empty({1, c, h, w}),
                                               at::detail::createCPUGenerator(seed)));
     sampler_seed = derive_seed(sampler_seed, seed);
   }
@@ -111,10 +135,14 @@ torch::Tensor sample_images(T2iModel& model, const Tokenizer& tokenizer,
   const diffusion::NoiseSchedule schedule(options.schedule, options.timesteps);
   diffusion::SamplerOptions sampler;
   sampler.seed = sampler_seed;
-  sampler.clip_x0 = 1;  // images live in [-1, 1]; see SamplerOptions::clip_x0
-  return diffusion::sample(options.sampler, predictor, options.prediction, schedule, x_T,
-                           options.steps, sampler)
-      .clamp(-1, 1);
+  // Images live in [-1, 1], standardised latents within the bound measured on the training
+  // images; see SamplerOptions::clip_x0.
+  const auto& ae = model->options().autoencoder;
+  sampler.clip_x0 = ae ? ae->latent_bound : 1;
+  auto x0 = diffusion::sample(options.sampler, predictor, options.prediction, schedule, x_T,
+                              options.steps, sampler);
+  if (ae) x0 = model->autoencoder->decode(x0);
+  return x0.clamp(-1, 1);
 }
 
 void save_t2i(const fs::path& path, const T2iModel& model, const SampleOptions& sample,

@@ -1,16 +1,20 @@
 // The text-to-image pipeline RECAP's step 3 trains and `recap sample` runs: a text encoder and
-// a UNet in one module (weights "text_encoder.*", "unet.*"), prompt encoding, sampling with
+// a UNet in one module (weights "text_encoder.*", "unet.*"), in latent space also the frozen
+// autoencoder that turns latents into images ("autoencoder.*"), prompt encoding, sampling with
 // classifier-free guidance, and the weight file with the settings needed to sample from it.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "core/torch_pch.h"
 #include "diffusion/samplers.h"
 #include "diffusion/schedule.h"
+#include "models/autoencoder.h"
 #include "models/text_encoder.h"
 #include "models/unet.h"
 #include "text/tokenizer.h"
@@ -22,20 +26,28 @@ namespace fs = std::filesystem;
 struct T2iModelOptions {
   models::TextEncoderOptions text;
   models::UNetOptions unet;  // unet.context_dim must equal text.dim
+  // Latent diffusion (t2i.space = latent): the UNet's input and output are this
+  // autoencoder's latents (unet in/out channels = its latent_channels), which sample_images
+  // decodes. Unset: the UNet works on pixels.
+  std::optional<models::AutoencoderOptions> autoencoder;
 };
 
 class T2iModelImpl : public torch::nn::Module {
  public:
   explicit T2iModelImpl(T2iModelOptions options);  // recap::Error on inconsistent options
 
-  // x_t [B, 3, H, W], t [B] long, ids [B, L] prompt ids (PAD-padded) -> [B, 3, H, W] in the
-  // trained parameterisation (eps or v).
+  // x_t [B, C, h, w] (pixels, or latents in latent space), t [B] long, ids [B, L] prompt ids
+  // (PAD-padded) -> [B, C, h, w] in the trained parameterisation (eps or v).
   torch::Tensor forward(const torch::Tensor& x_t, const torch::Tensor& t,
                         const torch::Tensor& ids);
   const T2iModelOptions& options() const { return options_; }
 
+  // What the UNet diffuses for images of side `image_size`: [C, side, side].
+  std::array<int64_t, 3> diffused_shape(int64_t image_size) const;
+
   models::TextEncoder text_encoder{nullptr};
   models::UNet unet{nullptr};
+  models::Autoencoder autoencoder{nullptr};  // latent space only; its parameters are frozen
 
  private:
   T2iModelOptions options_;
@@ -55,7 +67,7 @@ struct SampleOptions {
   diffusion::Prediction prediction = diffusion::Prediction::Eps;
   diffusion::BetaSchedule schedule = diffusion::BetaSchedule::Cosine;
   int64_t timesteps = 1000;
-  int64_t image_size = 32;
+  int64_t image_size = 32;  // pixels per side of the images (latent space: before encoding)
   // How to sample.
   diffusion::Sampler sampler = diffusion::Sampler::DDIM;
   int steps = 50;

@@ -25,6 +25,7 @@
 #include "data/tensor_batch.h"
 #include "diffusion/guidance.h"
 #include "diffusion/loss.h"
+#include "stages/autoencoder_train.h"
 #include "stages/corpus.h"
 #include "stages/evaluate.h"
 #include "stages/model_settings.h"
@@ -101,12 +102,15 @@ std::vector<std::string> grid_prompts(const fs::path& corpus_dir) {
 
 class T2iTask : public train::Task {
  public:
+  // `latents`: latent space, every web image's latent by key; empty: pixel space.
   T2iTask(T2iModel model, const text::Tokenizer& tokenizer, const T2iTrainOptions& options,
           data::LoaderOptions loader, Recaptions recaptions, std::vector<std::string> prompts,
-          fs::path grid_dir, std::optional<Probe> probe)
+          fs::path grid_dir, std::optional<Probe> probe,
+          std::map<std::string, torch::Tensor> latents)
       : model_(std::move(model)), tokenizer_(tokenizer), options_(options),
         loader_options_(std::move(loader)), recaptions_(std::move(recaptions)),
         prompts_(std::move(prompts)), grid_dir_(std::move(grid_dir)), probe_(std::move(probe)),
+        latents_(std::move(latents)),
         schedule_(options.sample.schedule, options.sample.timesteps) {
     loader_ = std::make_unique<data::Loader>(loader_options_);
   }
@@ -115,7 +119,7 @@ class T2iTask : public train::Task {
   const CaptionCounts& counts() const { return counts_; }
 
   torch::Tensor loss(train::Metrics& metrics) override {
-    auto [images, captions] = next_batch();
+    auto [images, captions] = next_batch();  // latents in latent space
     const int64_t b = images.size(0);
     auto gen = at::detail::createCPUGenerator(derive_seed(noise_stream(options_.seed), batches_));
     ++batches_;
@@ -194,8 +198,9 @@ class T2iTask : public train::Task {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
 
-  // The next loader batch with this arm's captions: images [B, 3, S, S] and B captions.
-  // Skipped samples leave the batch; a batch skipped whole is replaced by the next one.
+  // The next loader batch with this arm's captions: images [B, 3, S, S] (latent space: their
+  // latents [B, C, S / f, S / f]) and B captions. Skipped samples leave the batch; a batch
+  // skipped whole is replaced by the next one.
   std::pair<torch::Tensor, std::vector<std::string>> next_batch() {
     std::vector<data::DecodedSample> batch;
     while (true) {
@@ -210,7 +215,17 @@ class T2iTask : public train::Task {
         captions.push_back(std::move(*caption));
         kept.push_back(std::move(sample));
       }
-      if (!kept.empty()) return {data::to_tensor_batch(kept).images, std::move(captions)};
+      if (kept.empty()) continue;
+      if (latents_.empty()) return {data::to_tensor_batch(kept).images, std::move(captions)};
+      std::vector<torch::Tensor> z;
+      for (const auto& sample : kept) {
+        auto it = latents_.find(sample.key);
+        if (it == latents_.end())
+          throw Error(fmt::format("t2i: {} in {} was not encoded before training", sample.key,
+                                  sample.shard));
+        z.push_back(it->second);
+      }
+      return {torch::stack(z), std::move(captions)};
     }
   }
 
@@ -265,6 +280,7 @@ class T2iTask : public train::Task {
   std::vector<std::string> prompts_;
   fs::path grid_dir_;
   std::optional<Probe> probe_;
+  std::map<std::string, torch::Tensor> latents_;
   diffusion::NoiseSchedule schedule_;
   std::unique_ptr<data::Loader> loader_;
   uint64_t batches_ = 0;  // loss() calls so far: seeds this batch's noise and mix draws
@@ -286,7 +302,7 @@ std::string_view caption_source_name(CaptionSource source) {
 
 T2iTrainOptions t2i_train_options(const Config& c, int64_t vocab_size, int64_t canvas) {
   T2iTrainOptions o;
-  o.model = {text_encoder_settings(c, vocab_size), unet_settings(c)};
+  o.model = {text_encoder_settings(c, vocab_size), unet_settings(c), std::nullopt};
   o.sample.prediction = diffusion::parse_prediction(c.get_string("t2i.prediction"));
   o.sample.schedule = diffusion::parse_beta_schedule(c.get_string("t2i.schedule"));
   o.sample.timesteps = c.get_int("t2i.timesteps");
@@ -315,6 +331,12 @@ T2iTrainOptions t2i_train_options(const Config& c, int64_t vocab_size, int64_t c
   o.text_encoder = c.get_string("t2i.text_encoder");
   o.freeze_text = c.get_bool("t2i.freeze_text");
   o.allow_partial = c.get_bool("t2i.allow_partial");
+  if (c.get_string("t2i.space") == "latent") {
+    o.autoencoder = c.get_string("t2i.autoencoder");
+    if (o.autoencoder.empty())
+      throw Error("t2i: t2i.space = latent needs t2i.autoencoder (a trained autoencoder: "
+                  "`recap autoencoder train`)");
+  }
   o.probe_evaluator = c.get_string("t2i.probe_evaluator");
   o.probe_images = c.get_int("t2i.probe_images");
   return o;
@@ -401,7 +423,14 @@ T2iTrainResult train_t2i(const fs::path& corpus_dir, const fs::path& tokenizer_m
                          const Config& config, int threads) {
   const int64_t canvas = corpus::corpus_config(corpus_dir).get_int("world.canvas");
   const auto tokenizer = text::Tokenizer::load(tokenizer_model);
-  const auto options = t2i_train_options(config, tokenizer.vocab_size(), canvas);
+  auto options = t2i_train_options(config, tokenizer.vocab_size(), canvas);
+  models::Autoencoder autoencoder{nullptr};
+  if (!options.autoencoder.empty()) {
+    autoencoder = load_autoencoder(options.autoencoder);
+    options.model.autoencoder = autoencoder->options();
+    options.model.unet.in_channels = options.model.unet.out_channels =
+        autoencoder->options().latent_channels;
+  }
   const bool recap_arm = options.captions == CaptionSource::Recap ||
                          options.captions == CaptionSource::RecapMix;
   if (recap_arm && recap_files.empty())
@@ -424,6 +453,18 @@ T2iTrainResult train_t2i(const fs::path& corpus_dir, const fs::path& tokenizer_m
   // of the run seed.
   torch::manual_seed(init_seed(options.seed));
   T2iModel model(options.model);
+  std::map<std::string, torch::Tensor> latents;
+  if (autoencoder) {
+    model->diffused_shape(canvas);  // throws for a canvas the autoencoder cannot divide
+    load_module(autoencoder_weights_path(options.autoencoder), *model->autoencoder);
+    const auto t0 = std::chrono::steady_clock::now();
+    latents = encode_corpus(model->autoencoder, corpus_dir, config, lo.workers);
+    spdlog::info("t2i: latent space: {} web images encoded to {} x {}x{} in {:.1f} s",
+                 latents.size(), autoencoder->options().latent_channels,
+                 canvas / autoencoder->options().downsample(),
+                 canvas / autoencoder->options().downsample(),
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
   train::TrainerOptions t;
   t.dir = out_dir / "train";
   const bool resuming = Checkpointer(t.dir / "checkpoints", options.keep_last).latest().has_value();
@@ -449,7 +490,8 @@ T2iTrainResult train_t2i(const fs::path& corpus_dir, const fs::path& tokenizer_m
   fs::create_directories(out_dir);
   T2iTask task(model, tokenizer, options, lo,
                recap_arm ? load_recaptions(recap_files) : Recaptions{}, grid_prompts(corpus_dir),
-               out_dir / "grids", make_probe(corpus_dir, out_dir, options, config));
+               out_dir / "grids", make_probe(corpus_dir, out_dir, options, config),
+               std::move(latents));
 
   t.steps = options.steps;
   t.lr = options.lr;
@@ -492,7 +534,8 @@ T2iTrainResult train_t2i(const fs::path& corpus_dir, const fs::path& tokenizer_m
             {"ema", options.ema_decay > 0 ? "true" : "false"},
             {"text_encoder_from", options.text_encoder.string()},
             {"text_encoder_sha256", text_encoder_sha256},
-            {"text_encoder_frozen", options.freeze_text ? "true" : "false"}});
+            {"text_encoder_frozen", options.freeze_text ? "true" : "false"},
+            {"autoencoder_from", options.autoencoder.string()}});
   spdlog::info("t2i: {} steps, last loss {:.4f}, captions used {} / fell back {} / skipped {}",
                result.steps, result.last_loss, n.used, n.fell_back, n.skipped);
   return result;

@@ -47,6 +47,7 @@ struct T2iTrainOptions {
   fs::path text_encoder;       // weights to start the text encoder from; empty: from scratch
   bool freeze_text = false;    // the text encoder keeps its weights; only the UNet trains
   bool allow_partial = false;  // text_encoder may lack tensors (they keep their init)
+  fs::path autoencoder;        // latent space: the trained autoencoder; empty: pixel space
   fs::path probe_evaluator;    // competence probe at every validation; empty: none
   int64_t probe_images = 100;
 };
@@ -104,6 +105,9 @@ struct T2iTrainResult {
 // t2i.ema_decay > 0). With t2i.probe_evaluator set, every validation also runs the competence
 // probe: t2i.probe_images samples of the dev multi-object prompts judged by PromptScorer,
 // recorded as probe_* fields in metrics.jsonl and in probe.json (stages/competence.h).
+// With t2i.space = latent the UNet diffuses t2i.autoencoder's latents: every web image is
+// encoded once before training (stages/autoencoder_train.h: encode_corpus) and the
+// autoencoder is saved, frozen, inside the model, so sampling needs nothing else.
 // A fresh run starts its text encoder from t2i.text_encoder when set (a
 // resumed one takes everything from its checkpoint and only hashes the file, for the weights'
 // metadata); t2i.freeze_text leaves the encoder out of training, bit-identical in the output.
