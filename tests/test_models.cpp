@@ -72,6 +72,27 @@ TEST(UNet, ShapesAndConditioningReachTheOutput) {
       unet->forward(torch::randn({1, 3, 15, 16}), t.narrow(0, 0, 1), ctx.narrow(0, 0, 1)), Error);
 }
 
+TEST(UNet, FeatureTapReturnsTheLevelsActivationWithoutChangingTheOutput) {
+  torch::set_num_threads(1);
+  torch::manual_seed(1);
+  UNet unet(small_unet());
+  auto x = torch::randn({2, 3, 16, 16});
+  auto t = torch::tensor({10, 500}, torch::kLong);
+  auto ctx = torch::randn({2, 5, 24});
+  const auto plain = unet->forward(x, t, ctx);
+  const auto& o = unet->options();
+  for (int64_t level = 0; level < static_cast<int64_t>(o.channel_mult.size()); ++level) {
+    FeatureTap tap{level, {}};
+    EXPECT_TRUE(torch::equal(unet->forward(x, t, ctx, {}, &tap), plain));
+    const int64_t side = 16 >> level;
+    EXPECT_EQ(tap.features.sizes(),
+              (std::vector<int64_t>{2, o.channels * o.channel_mult[level], side, side}));
+  }
+  FeatureTap outside{static_cast<int64_t>(o.channel_mult.size()), {}};
+  EXPECT_THAT([&] { unet->forward(x, t, ctx, {}, &outside); },
+              ThrowsMessage<Error>(HasSubstr("feature tap at level")));
+}
+
 TEST(UNet, NamesFollowTheModulePathAndGradientsFlowEverywhere) {
   UNet unet(small_unet());
   std::set<std::string> names;

@@ -435,6 +435,63 @@ TEST_F(T2iTrain, UNetFitsOneFixedBatch) {
   EXPECT_LT(last, first / 5) << "loss " << first << " -> " << last << " in 60 steps";
 }
 
+// REPA: a run with an encoder logs the alignment, saves the projector (sampling ignores it)
+// and without an encoder refuses to start; the projector and the UNet below the tap can raise
+// the alignment with a fixed target.
+TEST_F(T2iTrain, RepaTrainsTheProjectorTowardsTheEncoder) {
+  test::TempDir out("t2i-repa");
+  const Config config = smoke({});
+  train_evaluator(world_settings(config), evaluator_settings(config), out / "encoder");
+  train_t2i(corpus(), tokenizer_path(), {}, out / "run",
+            smoke({"t2i.captions=human", "t2i.repa_weight=0.5",
+                   "t2i.repa_encoder=" + (out / "encoder").string()}),
+            2);
+  int logged = 0;
+  for (const auto& line : read_jsonl(out / "run" / "train" / "metrics.jsonl")) {
+    if (!line.contains("repa_alignment")) continue;
+    ++logged;
+    EXPECT_GE(line["repa_alignment"].get<double>(), -1);
+    EXPECT_LE(line["repa_alignment"].get<double>(), 1);
+    EXPECT_TRUE(line.contains("diffusion_loss"));
+  }
+  EXPECT_GT(logged, 0);
+  auto loaded = load_t2i(out / "run" / "t2i.safetensors", tokenizer());
+  ASSERT_TRUE(loaded.model->options().repa);
+  EXPECT_EQ(loaded.model->options().repa->features,
+            load_detector(out / "encoder")->backbone->options().width);
+  EXPECT_EQ(sample_images(loaded.model, tokenizer(), {"a star"}, {3}, loaded.sample).size(0), 1);
+  EXPECT_THAT([&] {
+    train_t2i(corpus(), tokenizer_path(), {}, out / "none",
+              smoke({"t2i.captions=human", "t2i.repa_weight=0.5"}), 1);
+  }, ::testing::ThrowsMessage<Error>(HasSubstr("t2i.repa_encoder")));
+
+  // The gradient path: projector and UNet learn to agree with a fixed random target.
+  torch::set_num_threads(2);
+  auto options = t2i_train_options(smoke({}), tokenizer().vocab_size(), 32);
+  options.model.repa = RepaOptions{1, 8, 32};
+  torch::manual_seed(4);
+  T2iModel model(options.model);
+  const auto x = torch::randn({4, 3, 32, 32});
+  const auto t = torch::tensor({10, 200, 500, 900}, torch::kLong);
+  const auto ids = prompt_ids(tokenizer(), {"a", "b", "c", "d"}, 16);
+  const auto target = torch::randn({4, 8, 16, 16});
+  torch::optim::Adam optimizer(model->parameters(), torch::optim::AdamOptions(3e-3));
+  auto alignment = [&] {
+    models::FeatureTap tap{1, {}};
+    model->forward(x, t, ids, &tap);
+    return torch::cosine_similarity(model->repa->forward(tap.features), target, 1).mean();
+  };
+  const double first = alignment().item<double>();
+  for (int step = 0; step < 40; ++step) {
+    optimizer.zero_grad();
+    auto loss = -alignment();
+    loss.backward();
+    optimizer.step();
+  }
+  const double last = alignment().item<double>();
+  EXPECT_GT(last, first + 0.3) << first << " -> " << last;
+}
+
 TEST_F(T2iTrain, OddPromptsAreHandled) {
   auto [model, options] = smoke_model();
   const int64_t max_length = model->options().text.max_length;

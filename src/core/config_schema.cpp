@@ -225,6 +225,13 @@ std::vector<ConfigKey> build_schema() {
       choice("t2i.autoencoder", "", {},
              "autoencoder (folder or .safetensors) of t2i.space = latent (`recap run` trains "
              "and sets it)"),
+      number("t2i.repa_weight", 0.0, 0, 100,
+             "representation alignment (REPA) loss weight: UNet features towards a frozen "
+             "encoder's; 0 off"),
+      choice("t2i.repa_encoder", "", {},
+             "REPA's frozen encoder: a detector folder or .safetensors (`recap run` sets its "
+             "vision encoder)"),
+      integer("t2i.repa_level", 1, 0, 16, "the UNet down-path level REPA aligns"),
       integer("t2i.probe_images", 100, 1, 100000,
               "competence probe images (the dev multi-object prompts, cycled with new seeds)"),
       flag("t2i.freeze_text", false, "keep the text encoder's weights fixed (train the UNet only)"),

@@ -154,7 +154,10 @@ UNetImpl::UNetImpl(UNetOptions o) : options_(o) {
 
 torch::Tensor UNetImpl::forward(const torch::Tensor& x, const torch::Tensor& t,
                                 const torch::Tensor& context,
-                                const torch::Tensor& context_padding) {
+                                const torch::Tensor& context_padding, FeatureTap* tap) {
+  if (tap && (tap->level < 0 || tap->level >= static_cast<int64_t>(down->size())))
+    throw Error(fmt::format("unet: feature tap at level {} outside 0..{}", tap->level,
+                            down->size() - 1));
   const int64_t factor = options_.patch << (options_.channel_mult.size() - 1);
   if (x.dim() != 4 || x.size(2) % factor != 0 || x.size(3) % factor != 0)
     throw Error(fmt::format("unet: input must be [B, C, H, W] with H and W divisible by {}",
@@ -169,12 +172,13 @@ torch::Tensor UNetImpl::forward(const torch::Tensor& x, const torch::Tensor& t,
 
   auto h = conv_in(options_.patch > 1 ? torch::pixel_unshuffle(x, options_.patch) : x);
   std::vector<torch::Tensor> skips = {h};
-  for (const auto& m : *down) {
-    auto& level = *m->as<UNetLevel>();
+  for (size_t i = 0; i < down->size(); ++i) {
+    auto& level = *down[i]->as<UNetLevel>();
     for (size_t j = 0; j < level.res->size(); ++j) {
       h = run_level(level, h, static_cast<int64_t>(j));
       skips.push_back(h);
     }
+    if (tap && tap->level == static_cast<int64_t>(i)) tap->features = h;
     if (level.resample) {
       h = level.resample(h);
       skips.push_back(h);

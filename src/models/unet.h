@@ -76,15 +76,24 @@ class UNetLevelImpl : public torch::nn::Module {
 };
 TORCH_MODULE(UNetLevel);
 
+// Asks UNet::forward for the activation at the end of one level of the down path (after its
+// last ResBlock / transformer, before downsampling): [B, channels * mult[level], H', W'].
+// Representation alignment (REPA) trains it towards a frozen encoder's features.
+struct FeatureTap {
+  int64_t level = 1;
+  torch::Tensor features;  // set by forward
+};
+
 class UNetImpl : public torch::nn::Module {
  public:
   explicit UNetImpl(UNetOptions options);
 
   // x [B, in, H, W] (H and W divisible by 2^(levels-1)), t [B] timesteps, context [B, S, D]
   // text states, context_padding [B, S] true on padding (may be undefined)
-  // -> [B, out, H, W].
+  // -> [B, out, H, W]. With `tap`, also fills tap->features.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t,
-                        const torch::Tensor& context, const torch::Tensor& context_padding = {});
+                        const torch::Tensor& context, const torch::Tensor& context_padding = {},
+                        FeatureTap* tap = nullptr);
   const UNetOptions& options() const { return options_; }
 
   torch::nn::Conv2d conv_in{nullptr}, conv_out{nullptr};

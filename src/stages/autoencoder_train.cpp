@@ -211,8 +211,7 @@ AutoencoderTrainResult train_autoencoder(const fs::path& corpus_dir, const fs::p
     throw Error(fmt::format("autoencoder: batch_size ({}), stats_images ({}) and "
                             "heldout_scenes ({}) must be positive", options.batch_size,
                             options.stats_images, options.heldout_scenes));
-  const int workers = options.workers > 0 ? options.workers : threads;
-  auto lo = web_loader(corpus_dir, config, workers, options.batch_size);
+  auto lo = web_loader(corpus_dir, config, threads, options.batch_size);
   lo.seed = ae_loader_seed(options.seed);
   lo.epochs = 0;
   const int64_t canvas = lo.image_size;
@@ -243,7 +242,7 @@ AutoencoderTrainResult train_autoencoder(const fs::path& corpus_dir, const fs::p
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   model->eval();
 
-  standardise_latents(model, corpus_dir, config, workers, options.stats_images);
+  standardise_latents(model, corpus_dir, config, threads, options.stats_images);
   AutoencoderTrainResult result;
   result.start_step = trained.start_step;
   result.steps = trained.steps;

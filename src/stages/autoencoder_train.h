@@ -33,7 +33,6 @@ struct AutoencoderTrainOptions {
   int heldout_scenes = 500;     // renders of the reconstruction check
   int64_t checkpoint_every = 500;
   int keep_last = 3;
-  int workers = 0;  // loader decode threads; 0: the `threads` given
   uint64_t seed = 0;
   fs::path evaluator;  // the reconstruction check's judge; empty: no check
 };

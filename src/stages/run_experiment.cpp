@@ -216,13 +216,18 @@ std::vector<PlannedStage> plan(const Config& config, const RunLayout& layout,
     // The evaluator judges the competence probe during training (stages/t2i_train.h).
     std::vector<std::string> depends = {"corpus", "tokenizer", "evaluator"};
     if (own_autoencoder) depends.push_back("autoencoder");
+    // REPA aligns the UNet with the captioner's pre-trained vision encoder (not the judge).
+    const bool repa_vision = config.get_float("t2i.repa_weight") > 0 &&
+                             config.get_string("t2i.repa_encoder").empty();
+    if (repa_vision && own_vision) depends.push_back("vision");
     if (arm == "recap" || arm == "recap-mix") depends.push_back("recaption-long");
     if (arm == "recap-mix") depends.push_back("recaption-short");
     auto t2i_params = sections(config, {"t2i", "text_encoder", "unet"});
     t2i_params["arm"] = arm;
     stages.push_back(
         {{"t2i-" + arm, t2i_params, depends, {}},
-         [&config, layout, corpus, tokenizer, arm, threads, own_autoencoder](StageContext& ctx) {
+         [&config, layout, corpus, tokenizer, arm, threads, own_autoencoder, repa_vision,
+          own_vision](StageContext& ctx) {
            Config arm_config = config;
            arm_config.set("t2i.captions", arm, "run.arms");
            if (config.get_string("t2i.probe_evaluator").empty())
@@ -231,6 +236,12 @@ std::vector<PlannedStage> plan(const Config& config, const RunLayout& layout,
            if (own_autoencoder)
              arm_config.set("t2i.autoencoder",
                             nlohmann::json(layout.autoencoder().string()).dump(), "the run");
+           if (repa_vision)
+             arm_config.set("t2i.repa_encoder",
+                            own_vision ? nlohmann::json(layout.vision().string()).dump()
+                                       : nlohmann::json(config.get_string("captioner.vision"))
+                                             .dump(),
+                            "the run");
            std::vector<fs::path> recaps;
            if (arm == "recap" || arm == "recap-mix") recaps = sidecars(layout.recaption("long"));
            if (arm == "recap-mix") {

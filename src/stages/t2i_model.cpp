@@ -23,6 +23,7 @@ nlohmann::json options_json(const T2iModelOptions& o, const SampleOptions& s) {
   return {{"text_encoder", o.text},
           {"unet", o.unet},
           {"autoencoder", o.autoencoder ? nlohmann::json(*o.autoencoder) : nlohmann::json()},
+          {"repa", o.repa ? nlohmann::json(*o.repa) : nlohmann::json()},
           {"sample", {{"prediction", diffusion::prediction_name(s.prediction)},
                       {"schedule", diffusion::beta_schedule_name(s.schedule)}, {"timesteps", s.timesteps},
                       {"image_size", s.image_size}, {"sampler", diffusion::sampler_name(s.sampler)},
@@ -36,6 +37,7 @@ std::pair<T2iModelOptions, SampleOptions> options_from_json(const nlohmann::json
   // Files from before latent space have no "autoencoder": pixel space.
   if (j.contains("autoencoder") && !j.at("autoencoder").is_null())
     o.autoencoder = j.at("autoencoder").get<models::AutoencoderOptions>();
+  if (j.contains("repa") && !j.at("repa").is_null()) o.repa = j.at("repa").get<RepaOptions>();
   const auto& s = j.at("sample");
   SampleOptions sample;
   sample.prediction = diffusion::parse_prediction(s.at("prediction").get<std::string>());
@@ -67,6 +69,20 @@ T2iModelImpl::T2iModelImpl(T2iModelOptions options) : options_(std::move(options
     // Trained before, kept as it is: no gradient, so AdamW and the EMA leave it exactly.
     for (auto& p : autoencoder->parameters()) p.set_requires_grad(false);
   }
+  if (options_.repa) {
+    const auto& r = *options_.repa;
+    const auto& u = options_.unet;
+    if (r.level < 0 || r.level >= static_cast<int64_t>(u.channel_mult.size()) ||
+        r.features < 1 || r.hidden < 1)
+      throw Error(fmt::format("t2i model: REPA needs a UNet level in 0..{} and positive widths "
+                              "(level {}, features {}, hidden {})",
+                              u.channel_mult.size() - 1, r.level, r.features, r.hidden));
+    const int64_t width = u.channels * u.channel_mult[static_cast<size_t>(r.level)];
+    repa = register_module(
+        "repa", torch::nn::Sequential(torch::nn::Conv2d(torch::nn::Conv2dOptions(width, r.hidden, 1)),
+                                      torch::nn::SiLU(),
+                                      torch::nn::Conv2d(torch::nn::Conv2dOptions(r.hidden, r.features, 1))));
+  }
 }
 
 std::array<int64_t, 3> T2iModelImpl::diffused_shape(int64_t image_size) const {
@@ -79,8 +95,8 @@ std::array<int64_t, 3> T2iModelImpl::diffused_shape(int64_t image_size) const {
 }
 
 torch::Tensor T2iModelImpl::forward(const torch::Tensor& x_t, const torch::Tensor& t,
-                                    const torch::Tensor& ids) {
-  return unet(x_t, t, text_encoder(ids), ids == Tokenizer::kPad);
+                                    const torch::Tensor& ids, models::FeatureTap* tap) {
+  return unet(x_t, t, text_encoder(ids), ids == Tokenizer::kPad, tap);
 }
 
 torch::Tensor prompt_ids(const Tokenizer& tokenizer, const std::vector<std::string>& prompts,

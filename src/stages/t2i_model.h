@@ -23,6 +23,17 @@ namespace recap::stages {
 
 namespace fs = std::filesystem;
 
+// Representation alignment (REPA, Yu et al. 2024): during training a small projector maps the
+// UNet's activation at the end of down-path level `level` to a frozen image encoder's features
+// of the clean image. It shapes training only; sampling never runs it, but it is saved with
+// the weights so a checkpoint resumes with it.
+struct RepaOptions {
+  int64_t level = 1;       // UNet down-path level tapped (models::FeatureTap)
+  int64_t features = 48;   // the encoder's feature channels
+  int64_t hidden = 128;    // the projector's hidden width
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(RepaOptions, level, features, hidden)
+
 struct T2iModelOptions {
   models::TextEncoderOptions text;
   models::UNetOptions unet;  // unet.context_dim must equal text.dim
@@ -30,6 +41,7 @@ struct T2iModelOptions {
   // autoencoder's latents (unet in/out channels = its latent_channels), which sample_images
   // decodes. Unset: the UNet works on pixels.
   std::optional<models::AutoencoderOptions> autoencoder;
+  std::optional<RepaOptions> repa;  // a projector "repa.*" for training with REPA
 };
 
 class T2iModelImpl : public torch::nn::Module {
@@ -38,8 +50,9 @@ class T2iModelImpl : public torch::nn::Module {
 
   // x_t [B, C, h, w] (pixels, or latents in latent space), t [B] long, ids [B, L] prompt ids
   // (PAD-padded) -> [B, C, h, w] in the trained parameterisation (eps or v).
+  // With `tap`, tap->features is set to the UNet's activation there (models::FeatureTap).
   torch::Tensor forward(const torch::Tensor& x_t, const torch::Tensor& t,
-                        const torch::Tensor& ids);
+                        const torch::Tensor& ids, models::FeatureTap* tap = nullptr);
   const T2iModelOptions& options() const { return options_; }
 
   // What the UNet diffuses for images of side `image_size`: [C, side, side].
@@ -48,6 +61,8 @@ class T2iModelImpl : public torch::nn::Module {
   models::TextEncoder text_encoder{nullptr};
   models::UNet unet{nullptr};
   models::Autoencoder autoencoder{nullptr};  // latent space only; its parameters are frozen
+  // REPA only: 1x1 conv, SiLU, 1x1 conv: [B, level width, h, w] -> [B, repa.features, h, w].
+  torch::nn::Sequential repa{nullptr};
 
  private:
   T2iModelOptions options_;

@@ -28,6 +28,7 @@
 #include "stages/autoencoder_train.h"
 #include "stages/corpus.h"
 #include "stages/evaluate.h"
+#include "stages/evaluator_train.h"
 #include "stages/model_settings.h"
 #include "stages/sample.h"
 #include "stages/settings.h"
@@ -103,14 +104,15 @@ std::vector<std::string> grid_prompts(const fs::path& corpus_dir) {
 class T2iTask : public train::Task {
  public:
   // `latents`: latent space, every web image's latent by key; empty: pixel space.
+  // `repa_encoder`: REPA's frozen target encoder (null: no REPA).
   T2iTask(T2iModel model, const text::Tokenizer& tokenizer, const T2iTrainOptions& options,
           data::LoaderOptions loader, Recaptions recaptions, std::vector<std::string> prompts,
           fs::path grid_dir, std::optional<Probe> probe,
-          std::map<std::string, torch::Tensor> latents)
+          std::map<std::string, torch::Tensor> latents, nn::ConvBackbone repa_encoder)
       : model_(std::move(model)), tokenizer_(tokenizer), options_(options),
         loader_options_(std::move(loader)), recaptions_(std::move(recaptions)),
         prompts_(std::move(prompts)), grid_dir_(std::move(grid_dir)), probe_(std::move(probe)),
-        latents_(std::move(latents)),
+        latents_(std::move(latents)), repa_encoder_(std::move(repa_encoder)),
         schedule_(options.sample.schedule, options.sample.timesteps) {
     loader_ = std::make_unique<data::Loader>(loader_options_);
   }
@@ -119,24 +121,32 @@ class T2iTask : public train::Task {
   const CaptionCounts& counts() const { return counts_; }
 
   torch::Tensor loss(train::Metrics& metrics) override {
-    auto [images, captions] = next_batch();  // latents in latent space
-    const int64_t b = images.size(0);
+    const auto batch = next_batch();
+    const int64_t b = batch.images.size(0);
     auto gen = at::detail::createCPUGenerator(derive_seed(noise_stream(options_.seed), batches_));
     ++batches_;
     const auto device = model_->parameters().front().device();
-    auto ids = prompt_ids(tokenizer_, captions, options_.model.text.max_length);
+    auto ids = prompt_ids(tokenizer_, batch.captions, options_.model.text.max_length);
     auto drop = diffusion::condition_dropout_mask(b, options_.cfg_dropout, gen);
     ids = diffusion::drop_conditions(ids, unconditional_ids(ids.size(1)), drop).to(device);
-    auto x0 = images.to(device);
+    // What is diffused: the images, or in latent space their latents.
+    auto x0 = (batch.latents.defined() ? batch.latents : batch.images).to(device);
     auto t = diffusion::sample_timesteps(b, schedule_, gen, device);
     auto eps = diffusion::training_noise(x0, gen, options_.noise_offset);
-    auto out = model_->forward(schedule_.add_noise(x0, eps, t), t, ids);
+    models::FeatureTap tap{options_.repa_level, {}};
+    auto out = model_->forward(schedule_.add_noise(x0, eps, t), t, ids,
+                               repa_encoder_ ? &tap : nullptr);
     metrics["captions_used"] = static_cast<double>(counts_.used);
     metrics["captions_fell_back"] = static_cast<double>(counts_.fell_back);
     metrics["captions_skipped"] = static_cast<double>(counts_.skipped);
     metrics["batch"] = static_cast<double>(b);
-    return diffusion::diffusion_loss(schedule_, out, x0, eps, t,
-                                     {options_.sample.prediction, options_.min_snr_gamma});
+    auto loss = diffusion::diffusion_loss(schedule_, out, x0, eps, t,
+                                          {options_.sample.prediction, options_.min_snr_gamma});
+    if (!repa_encoder_) return loss;
+    metrics["diffusion_loss"] = loss.item<double>();
+    const auto alignment = repa_alignment(batch.images.to(device), tap.features);
+    metrics["repa_alignment"] = alignment.item<double>();
+    return loss - options_.repa_weight * alignment;
   }
 
   nlohmann::json cursor() const override {
@@ -198,10 +208,30 @@ class T2iTask : public train::Task {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
 
-  // The next loader batch with this arm's captions: images [B, 3, S, S] (latent space: their
-  // latents [B, C, S / f, S / f]) and B captions. Skipped samples leave the batch; a batch
+  // REPA's agreement: the mean cosine similarity, per position, between the projected UNet
+  // features [B, C, h, w] and the frozen encoder's features of the clean images (pooled to
+  // h x w when its grid is finer). Scalar in [-1, 1]; the loss subtracts it.
+  torch::Tensor repa_alignment(const torch::Tensor& images, const torch::Tensor& features) {
+    torch::Tensor target;
+    {
+      torch::NoGradGuard no_grad;
+      target = repa_encoder_->forward(images);  // [B, D, S / stride, S / stride]
+      if (target.size(2) != features.size(2) || target.size(3) != features.size(3))
+        target = torch::adaptive_avg_pool2d(target, {features.size(2), features.size(3)});
+    }
+    const auto projected = model_->repa->forward(features);  // [B, D, h, w]
+    return torch::cosine_similarity(projected, target, 1).mean();
+  }
+
+  struct Batch {
+    torch::Tensor images;   // [B, 3, S, S] in [-1, 1]
+    torch::Tensor latents;  // latent space: [B, C, S / f, S / f]; else undefined
+    std::vector<std::string> captions;
+  };
+
+  // The next loader batch with this arm's captions. Skipped samples leave the batch; a batch
   // skipped whole is replaced by the next one.
-  std::pair<torch::Tensor, std::vector<std::string>> next_batch() {
+  Batch next_batch() {
     std::vector<data::DecodedSample> batch;
     while (true) {
       if (!loader_->next_batch(batch))
@@ -216,7 +246,8 @@ class T2iTask : public train::Task {
         kept.push_back(std::move(sample));
       }
       if (kept.empty()) continue;
-      if (latents_.empty()) return {data::to_tensor_batch(kept).images, std::move(captions)};
+      Batch out{data::to_tensor_batch(kept).images, {}, std::move(captions)};
+      if (latents_.empty()) return out;
       std::vector<torch::Tensor> z;
       for (const auto& sample : kept) {
         auto it = latents_.find(sample.key);
@@ -225,7 +256,8 @@ class T2iTask : public train::Task {
                                   sample.shard));
         z.push_back(it->second);
       }
-      return {torch::stack(z), std::move(captions)};
+      out.latents = torch::stack(z);
+      return out;
     }
   }
 
@@ -281,6 +313,7 @@ class T2iTask : public train::Task {
   fs::path grid_dir_;
   std::optional<Probe> probe_;
   std::map<std::string, torch::Tensor> latents_;
+  nn::ConvBackbone repa_encoder_;
   diffusion::NoiseSchedule schedule_;
   std::unique_ptr<data::Loader> loader_;
   uint64_t batches_ = 0;  // loss() calls so far: seeds this batch's noise and mix draws
@@ -336,6 +369,14 @@ T2iTrainOptions t2i_train_options(const Config& c, int64_t vocab_size, int64_t c
     if (o.autoencoder.empty())
       throw Error("t2i: t2i.space = latent needs t2i.autoencoder (a trained autoencoder: "
                   "`recap autoencoder train`)");
+  }
+  o.repa_weight = c.get_float("t2i.repa_weight");
+  o.repa_level = c.get_int("t2i.repa_level");
+  if (o.repa_weight > 0) {
+    o.repa_encoder = c.get_string("t2i.repa_encoder");
+    if (o.repa_encoder.empty())
+      throw Error("t2i: t2i.repa_weight > 0 needs t2i.repa_encoder (a detector: `recap "
+                  "evaluator train`, or a run's vision/ folder)");
   }
   o.probe_evaluator = c.get_string("t2i.probe_evaluator");
   o.probe_images = c.get_int("t2i.probe_images");
@@ -451,6 +492,14 @@ T2iTrainResult train_t2i(const fs::path& corpus_dir, const fs::path& tokenizer_m
 
   // The initial weights come from torch's global generator; seeding it makes them a function
   // of the run seed.
+  nn::ConvBackbone repa_encoder{nullptr};
+  if (!options.repa_encoder.empty()) {
+    // The backbone only: its features, not its detections, are the target.
+    repa_encoder = load_detector(options.repa_encoder)->backbone;
+    repa_encoder->eval();
+    for (auto& p : repa_encoder->parameters()) p.set_requires_grad(false);
+    options.model.repa = RepaOptions{options.repa_level, repa_encoder->options().width, 128};
+  }
   torch::manual_seed(init_seed(options.seed));
   T2iModel model(options.model);
   std::map<std::string, torch::Tensor> latents;
@@ -491,7 +540,7 @@ T2iTrainResult train_t2i(const fs::path& corpus_dir, const fs::path& tokenizer_m
   T2iTask task(model, tokenizer, options, lo,
                recap_arm ? load_recaptions(recap_files) : Recaptions{}, grid_prompts(corpus_dir),
                out_dir / "grids", make_probe(corpus_dir, out_dir, options, config),
-               std::move(latents));
+               std::move(latents), repa_encoder);
 
   t.steps = options.steps;
   t.lr = options.lr;
@@ -535,7 +584,9 @@ T2iTrainResult train_t2i(const fs::path& corpus_dir, const fs::path& tokenizer_m
             {"text_encoder_from", options.text_encoder.string()},
             {"text_encoder_sha256", text_encoder_sha256},
             {"text_encoder_frozen", options.freeze_text ? "true" : "false"},
-            {"autoencoder_from", options.autoencoder.string()}});
+            {"autoencoder_from", options.autoencoder.string()},
+            {"repa_encoder", options.repa_encoder.string()},
+            {"repa_weight", fmt::format("{}", options.repa_weight)}});
   spdlog::info("t2i: {} steps, last loss {:.4f}, captions used {} / fell back {} / skipped {}",
                result.steps, result.last_loss, n.used, n.fell_back, n.skipped);
   return result;

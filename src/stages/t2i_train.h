@@ -48,6 +48,9 @@ struct T2iTrainOptions {
   bool freeze_text = false;    // the text encoder keeps its weights; only the UNet trains
   bool allow_partial = false;  // text_encoder may lack tensors (they keep their init)
   fs::path autoencoder;        // latent space: the trained autoencoder; empty: pixel space
+  double repa_weight = 0;      // REPA loss weight; 0: off
+  fs::path repa_encoder;       // REPA's frozen encoder: a detector (its backbone's features)
+  int64_t repa_level = 1;      // the UNet down-path level aligned with it
   fs::path probe_evaluator;    // competence probe at every validation; empty: none
   int64_t probe_images = 100;
 };
@@ -108,6 +111,10 @@ struct T2iTrainResult {
 // With t2i.space = latent the UNet diffuses t2i.autoencoder's latents: every web image is
 // encoded once before training (stages/autoencoder_train.h: encode_corpus) and the
 // autoencoder is saved, frozen, inside the model, so sampling needs nothing else.
+// With t2i.repa_weight > 0 the loss adds representation alignment (REPA): the UNet's
+// activation at t2i.repa_level, through the model's projector, is pulled towards the frozen
+// t2i.repa_encoder detector backbone's features of the clean image (negative cosine
+// similarity per position, times the weight).
 // A fresh run starts its text encoder from t2i.text_encoder when set (a
 // resumed one takes everything from its checkpoint and only hashes the file, for the weights'
 // metadata); t2i.freeze_text leaves the encoder out of training, bit-identical in the output.
