@@ -12,12 +12,14 @@
 #include "core/jsonl.h"
 #include "core/safetensors.h"
 #include "core/weights.h"
+#include "data/image.h"
 #include "models/autoencoder.h"
 #include "models/evaluator.h"
 #include "stages/autoencoder_train.h"
 #include "stages/corpus.h"
 #include "stages/evaluator_train.h"
 #include "stages/model_settings.h"
+#include "stages/sample.h"
 #include "stages/settings.h"
 #include "stages/t2i_model.h"
 #include "stages/t2i_train.h"
@@ -163,6 +165,11 @@ TEST_F(LatentSpace, StageWritesStandardisedWeightsAndTheCheck) {
   EXPECT_GE(check.at("fid").get<double>(), 0);
   EXPECT_GE(check.at("fid_floor").get<double>(), 0);
   EXPECT_GT(check.at("l1").get<double>(), 0);
+  // Eight held-out renders over their reconstructions.
+  const auto sheet = data::decode_image(read_file(autoencoder() / "reconstructions.png"));
+  ASSERT_TRUE(sheet.image);
+  EXPECT_EQ(sheet.image->width, 8 * 32 * kGridUpscale);
+  EXPECT_EQ(sheet.image->height, 2 * 32 * kGridUpscale);
 
   auto ae = load_autoencoder(autoencoder());
   const auto& o = ae->options();
@@ -181,6 +188,28 @@ TEST_F(LatentSpace, StageWritesStandardisedWeightsAndTheCheck) {
   EXPECT_TRUE(torch::allclose(z.mean(1), torch::zeros({4}), 0, 1e-3)) << z.mean(1);
   EXPECT_TRUE(torch::allclose(z.std(1), torch::ones({4}), 0, 1e-3)) << z.std(1);
   EXPECT_LE(z.abs().max().item<double>(), o.latent_bound + 1e-4);
+}
+
+TEST_F(LatentSpace, PerceptualTermIsLoggedAndRecorded) {
+  test::TempDir out("ae-perceptual");
+  train_autoencoder(corpus(), out.path(),
+                    Config::load("smoke", {"autoencoder.perceptual_weight=0.5",
+                                           "autoencoder.perceptual_encoder=" +
+                                               evaluator().string()}),
+                    2);
+  int logged = 0;
+  for (const auto& line : read_jsonl(out / "train" / "metrics.jsonl")) {
+    if (!line.contains("perceptual")) continue;
+    ++logged;
+    EXPECT_GT(line["perceptual"].get<double>(), 0);
+    // loss = l1 + 0.5 * perceptual
+    EXPECT_NEAR(line["loss"].get<double>(),
+                line["l1"].get<double>() + 0.5 * line["perceptual"].get<double>(), 1e-4);
+  }
+  EXPECT_GT(logged, 0);
+  const auto report = nlohmann::json::parse(read_file(out / "autoencoder.json"));
+  EXPECT_EQ(report.at("perceptual_weight").get<double>(), 0.5);
+  EXPECT_EQ(report.at("perceptual_encoder").get<std::string>(), evaluator().string());
 }
 
 TEST_F(LatentSpace, MalformedAutoencoderFilesAreRefusedByName) {

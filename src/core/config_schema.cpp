@@ -123,6 +123,12 @@ std::vector<ConfigKey> build_schema() {
               "web images the per-channel latent standardisation is measured on"),
       integer("autoencoder.heldout_scenes", 500, 1, 1e6,
               "held-out renders of the reconstruction check"),
+      number("autoencoder.perceptual_weight", 0.0, 0, 1000,
+             "weight of the perceptual term (a frozen detector backbone's features of "
+             "reconstruction vs image); 0 off"),
+      choice("autoencoder.perceptual_encoder", "", {},
+             "the perceptual term's detector folder, never the judge (`recap run` sets the "
+             "captioner's vision encoder)"),
       choice("autoencoder.evaluator", "", {},
              "evaluator folder for the reconstruction check (>= 98% count/shape/colour on "
              "reconstructions); empty: no check (`recap run` sets it)"),

@@ -13,11 +13,13 @@
 #include "core/rng.h"
 #include "core/safetensors.h"
 #include "core/weights.h"
+#include "data/image.h"
 #include "data/loader.h"
 #include "data/tensor_batch.h"
 #include "eval/fid.h"
 #include "models/evaluator.h"
 #include "stages/corpus.h"
+#include "stages/sample.h"
 #include "stages/settings.h"
 #include "train/trainer.h"
 #include "world/sampler.h"
@@ -28,6 +30,7 @@ namespace {
 
 constexpr const char* kOptionsKey = "autoencoder_options";
 constexpr int64_t kEncodeBatch = 64;
+constexpr int64_t kSheetColumns = 8;
 
 uint64_t ae_init_seed(uint64_t seed) { return derive_seed(seed, 0xAE00'0000); }
 uint64_t ae_loader_seed(uint64_t seed) { return derive_seed(seed, 0xAE00'0001); }
@@ -48,9 +51,12 @@ data::LoaderOptions web_loader(const fs::path& corpus_dir, const Config& config,
 
 class AutoencoderTask : public train::Task {
  public:
-  AutoencoderTask(models::Autoencoder model, data::LoaderOptions loader)
+  // `perceptual`: the frozen feature network of the perceptual term (null: L1 only).
+  AutoencoderTask(models::Autoencoder model, data::LoaderOptions loader,
+                  nn::ConvBackbone perceptual, double perceptual_weight)
       : model_(std::move(model)), loader_options_(std::move(loader)),
-        loader_(std::make_unique<data::Loader>(loader_options_)) {}
+        loader_(std::make_unique<data::Loader>(loader_options_)),
+        perceptual_(std::move(perceptual)), perceptual_weight_(perceptual_weight) {}
 
   torch::nn::Module& module() override { return *model_; }
 
@@ -59,10 +65,21 @@ class AutoencoderTask : public train::Task {
     if (!loader_->next_batch(batch)) throw std::logic_error("autoencoder: the endless loader ended");
     const auto device = model_->parameters().front().device();
     const auto images = data::to_tensor_batch(batch).images.to(device);
+    const auto rebuilt = model_->forward(images);
     // L1 keeps edges sharp where L2 would blur them into the background.
-    auto loss = (model_->forward(images) - images).abs().mean();
+    auto loss = (rebuilt - images).abs().mean();
     metrics["batch"] = static_cast<double>(images.size(0));
-    return loss;
+    if (!perceptual_) return loss;
+    metrics["l1"] = loss.item<double>();
+    torch::Tensor target;
+    {
+      torch::NoGradGuard no_grad;
+      target = perceptual_->forward(images);  // [B, D, S / stride, S / stride]
+    }
+    const auto perceptual =
+        (perceptual_->forward(rebuilt) - target).pow(2).mean() / target.pow(2).mean().clamp_min(1e-8);
+    metrics["perceptual"] = perceptual.item<double>();
+    return loss + perceptual_weight_ * perceptual;
   }
 
   nlohmann::json cursor() const override { return {{"loader", loader_->cursor().to_json()}}; }
@@ -76,6 +93,8 @@ class AutoencoderTask : public train::Task {
   models::Autoencoder model_;
   data::LoaderOptions loader_options_;
   std::unique_ptr<data::Loader> loader_;
+  nn::ConvBackbone perceptual_;
+  double perceptual_weight_;
 };
 
 // Standardises `model`'s latents: per-channel mean and standard deviation of the raw latents
@@ -124,6 +143,8 @@ AutoencoderTrainOptions autoencoder_settings(const Config& c) {
   o.keep_last = static_cast<int>(c.get_int("checkpoint.keep_last"));
   o.seed = static_cast<uint64_t>(c.get_int("run.seed"));
   o.evaluator = c.get_string("autoencoder.evaluator");
+  o.perceptual_weight = c.get_float("autoencoder.perceptual_weight");
+  o.perceptual_encoder = c.get_string("autoencoder.perceptual_encoder");
   return o;
 }
 
@@ -192,6 +213,12 @@ ReconstructionCheck check_reconstructions(models::Autoencoder& autoencoder,
     }
     const auto images = models::render_batch(scenes, world).to(device);
     const auto recon = round_trip(images);
+    if (start == 0) {
+      // Eyes, not only the evaluator: the first kSheetColumns renders over their
+      // reconstructions.
+      const int64_t k = std::min<int64_t>(kSheetColumns, n);
+      check.sheet = torch::cat({images.narrow(0, 0, k), recon.narrow(0, 0, k)}).cpu();
+    }
     l1 += (recon - images).abs().mean().item<double>() * n;
     real.push_back(detector->features(images));
     rebuilt.push_back(detector->features(recon));
@@ -220,10 +247,17 @@ AutoencoderTrainResult train_autoencoder(const fs::path& corpus_dir, const fs::p
                             "downsampling factor {} (autoencoder.channel_mult has {} levels)",
                             canvas, options.model.downsample(), options.model.channel_mult.size()));
 
+  nn::ConvBackbone perceptual{nullptr};
+  if (options.perceptual_weight > 0 && !options.perceptual_encoder.empty()) {
+    perceptual = load_detector(options.perceptual_encoder)->backbone;
+    perceptual->eval();
+    // Frozen, but gradients still flow through it to the reconstruction.
+    for (auto& p : perceptual->parameters()) p.set_requires_grad(false);
+  }
   torch::manual_seed(ae_init_seed(options.seed));
   models::Autoencoder model(options.model);
   fs::create_directories(out_dir);
-  AutoencoderTask task(model, lo);
+  AutoencoderTask task(model, lo, perceptual, options.perceptual_weight);
   train::TrainerOptions t;
   t.dir = out_dir / "train";
   t.steps = options.steps;
@@ -270,9 +304,15 @@ AutoencoderTrainResult train_autoencoder(const fs::path& corpus_dir, const fs::p
       {"options", model->options()}, {"canvas", canvas},
       {"steps", result.steps},       {"batch_size", options.batch_size},
       {"lr", options.lr},            {"train_seconds", train_seconds},
+      {"perceptual_weight", perceptual ? options.perceptual_weight : 0.0},
+      {"perceptual_encoder", perceptual ? options.perceptual_encoder.string() : ""},
       {"last_loss", result.last_loss},
       {"check", result.check ? to_json(*result.check) : nlohmann::json(nullptr)}};
   write_file_atomic(out_dir / "autoencoder.json", report.dump(2) + "\n");
+  if (result.check)
+    write_file_atomic(out_dir / "reconstructions.png",
+                      data::encode_png(grid_image(result.check->sheet,
+                                                  result.check->sheet.size(0) / 2, kGridUpscale)));
   return result;
 }
 

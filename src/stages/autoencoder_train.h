@@ -35,6 +35,12 @@ struct AutoencoderTrainOptions {
   int keep_last = 3;
   uint64_t seed = 0;
   fs::path evaluator;  // the reconstruction check's judge; empty: no check
+  // A perceptual term as SD's autoencoder has (LPIPS on VGG there): the squared distance
+  // between a frozen detector backbone's features of reconstruction and image, relative to the
+  // features' mean square, times the weight. Never the judge: `recap run` gives it the
+  // captioner's vision encoder, another detector from another seed. 0 or no encoder: L1 only.
+  double perceptual_weight = 0;
+  fs::path perceptual_encoder;
 };
 
 // [autoencoder] keys (autoencoder.evaluator included), checkpoint.* and run.seed.
@@ -48,6 +54,7 @@ struct ReconstructionCheck {
   EvaluatorAccuracy renders, reconstructions;
   double fid = 0, fid_floor = 0;
   double l1 = 0;  // mean absolute pixel error in [-1, 1] units
+  torch::Tensor sheet;  // [2k, 3, S, S]: k renders, then their reconstructions
   bool passes() const { return reconstructions.passes_gate(); }
 };
 nlohmann::json to_json(const ReconstructionCheck& check);
@@ -65,12 +72,13 @@ struct AutoencoderTrainResult {
   fs::path weights;                          // out_dir/autoencoder.safetensors
 };
 
-// Trains on corpus_dir's web split with train::train (L1 reconstruction loss; checkpoints and
-// metrics.jsonl under out_dir/train, resumed from there), measures the latent statistics on
-// the first stats_images web images, runs the reconstruction check when an evaluator is given
-// and the corpus has a world, and writes out_dir/autoencoder.safetensors and
-// out_dir/autoencoder.json (options, loss, check). Throws recap::Error for bad options or a
-// corpus without web shards.
+// Trains on corpus_dir's web split with train::train (L1 loss, plus the perceptual term when
+// set; checkpoints and metrics.jsonl under out_dir/train, resumed from there), measures the
+// latent statistics on the first stats_images web images, runs the reconstruction check when
+// an evaluator is given, and writes out_dir/autoencoder.safetensors, out_dir/autoencoder.json
+// (options, loss, check) and, with the check, out_dir/reconstructions.png (held-out renders
+// over their reconstructions). Throws recap::Error for bad options or a corpus without web
+// shards.
 AutoencoderTrainResult train_autoencoder(const fs::path& corpus_dir, const fs::path& out_dir,
                                          const Config& config, int threads);
 

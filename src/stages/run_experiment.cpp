@@ -198,19 +198,32 @@ std::vector<PlannedStage> plan(const Config& config, const RunLayout& layout,
   // captions), checked by the evaluator on held-out renders.
   const bool latent = config.get_string("t2i.space") == "latent";
   const bool own_autoencoder = latent && config.get_string("t2i.autoencoder").empty();
-  if (own_autoencoder)
-    stages.push_back({{"autoencoder", sections(config, {"autoencoder"}), {"corpus", "evaluator"},
-                       {}},
-                      [&config, layout, corpus, threads](StageContext& ctx) {
+  // Its perceptual term looks through the captioner's vision encoder, never the judge.
+  const bool perceptual_vision = config.get_float("autoencoder.perceptual_weight") > 0 &&
+                                 config.get_string("autoencoder.perceptual_encoder").empty();
+  const auto vision_encoder = [&config, layout, own_vision] {
+    return own_vision ? nlohmann::json(layout.vision().string()).dump()
+                      : nlohmann::json(config.get_string("captioner.vision")).dump();
+  };
+  if (own_autoencoder) {
+    std::vector<std::string> inputs = {"corpus", "evaluator"};
+    if (perceptual_vision && own_vision) inputs.push_back("vision");
+    stages.push_back({{"autoencoder", sections(config, {"autoencoder"}), inputs, {}},
+                      [&config, layout, corpus, threads, perceptual_vision,
+                       vision_encoder](StageContext& ctx) {
                         Config with_judge = config;
                         if (config.get_string("autoencoder.evaluator").empty())
                           with_judge.set("autoencoder.evaluator",
                                          nlohmann::json(layout.evaluator().string()).dump(),
                                          "the run");
+                        if (perceptual_vision)
+                          with_judge.set("autoencoder.perceptual_encoder", vision_encoder(),
+                                         "the run");
                         train_autoencoder(corpus, layout.autoencoder(), with_judge, threads);
                         ctx.output(autoencoder_weights_path(layout.autoencoder()));
                         ctx.output(layout.autoencoder_json());
                       }});
+  }
 
   for (const auto& arm : arms) {
     // The evaluator judges the competence probe during training (stages/t2i_train.h).
@@ -227,7 +240,7 @@ std::vector<PlannedStage> plan(const Config& config, const RunLayout& layout,
     stages.push_back(
         {{"t2i-" + arm, t2i_params, depends, {}},
          [&config, layout, corpus, tokenizer, arm, threads, own_autoencoder, repa_vision,
-          own_vision](StageContext& ctx) {
+          vision_encoder](StageContext& ctx) {
            Config arm_config = config;
            arm_config.set("t2i.captions", arm, "run.arms");
            if (config.get_string("t2i.probe_evaluator").empty())
@@ -236,12 +249,7 @@ std::vector<PlannedStage> plan(const Config& config, const RunLayout& layout,
            if (own_autoencoder)
              arm_config.set("t2i.autoencoder",
                             nlohmann::json(layout.autoencoder().string()).dump(), "the run");
-           if (repa_vision)
-             arm_config.set("t2i.repa_encoder",
-                            own_vision ? nlohmann::json(layout.vision().string()).dump()
-                                       : nlohmann::json(config.get_string("captioner.vision"))
-                                             .dump(),
-                            "the run");
+           if (repa_vision) arm_config.set("t2i.repa_encoder", vision_encoder(), "the run");
            std::vector<fs::path> recaps;
            if (arm == "recap" || arm == "recap-mix") recaps = sidecars(layout.recaption("long"));
            if (arm == "recap-mix") {
