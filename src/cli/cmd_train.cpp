@@ -107,7 +107,9 @@ void add_training_commands(Cli& cli) {
       config.set("autoencoder.evaluator", nlohmann::json(ae_args->evaluator).dump(),
                  "--evaluator");
     const auto r = stages::train_autoencoder(ae_args->corpus, ae_args->out, config, rt.threads);
-    fmt::print("autoencoder: {} steps (L1 {:.4f}); {}; weights {}\n", r.steps, r.last_loss,
+    fmt::print("autoencoder: {} steps ({}); {}; weights {}\n", r.steps,
+               r.steps > r.start_step ? fmt::format("last loss {:.4f}", r.last_loss)
+                                      : std::string("already trained"),
                r.check ? fmt::format("reconstructions: count exact {:.2f}%, shape {:.2f}%, "
                                      "colour {:.2f}%, FID {:.3f} (floor {:.3f}){}",
                                      100 * r.check->reconstructions.count_exact,
