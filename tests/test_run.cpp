@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "core/atomic_file.h"
+#include "core/safetensors.h"
 #include "stages/run_layout.h"
 #include "test_util.h"
 
@@ -192,6 +193,25 @@ TEST(RunSmoke, KilledRunResumesToTheSameResults) {
     EXPECT_EQ(read_file(killed.samples(arm) / "images.jsonl"),
               read_file(uninterrupted.samples(arm) / "images.jsonl"));
   }
+}
+
+// t2i.space = latent adds the autoencoder stage: trained with the vision encoder as its
+// perceptual network, checked by the evaluator, and handed to every arm.
+TEST(RunSmoke, LatentSpaceAddsTheAutoencoderStage) {
+  test::TempDir dir("run-latent");
+  auto r = test::run_recap("--threads 2 run --preset smoke --name l --arms alt --runs-dir " +
+                           dir.path().string() +
+                           " --set t2i.space=latent --set autoencoder.perceptual_weight=1");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto run = dir / "l";
+  const auto manifest = nlohmann::json::parse(read_file(run / "manifest.json"));
+  EXPECT_EQ(manifest.at("stages").at("autoencoder").at("status"), "done");
+  const auto ae = nlohmann::json::parse(read_file(run / "autoencoder" / "autoencoder.json"));
+  EXPECT_EQ(ae.at("perceptual_encoder").get<std::string>(), (run / "vision").string());
+  EXPECT_FALSE(ae.at("check").is_null());
+  const auto metadata = Safetensors::load(run / "t2i-alt" / "t2i.safetensors").metadata();
+  EXPECT_EQ(metadata.at("autoencoder_from"), (run / "autoencoder").string());
+  EXPECT_TRUE(std::filesystem::exists(run / "eval" / "alt.json"));
 }
 
 TEST(RunCli, BadArmsAndMissingRunsAreClearErrors) {
