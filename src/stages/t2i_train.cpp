@@ -364,20 +364,20 @@ T2iTrainOptions t2i_train_options(const Config& c, int64_t vocab_size, int64_t c
   o.text_encoder = c.get_string("t2i.text_encoder");
   o.freeze_text = c.get_bool("t2i.freeze_text");
   o.allow_partial = c.get_bool("t2i.allow_partial");
-  if (c.get_string("t2i.space") == "latent") {
-    o.autoencoder = c.get_string("t2i.autoencoder");
-    if (o.autoencoder.empty())
-      throw Error("t2i: t2i.space = latent needs t2i.autoencoder (a trained autoencoder: "
-                  "`recap autoencoder train`)");
-  }
+  // A path key another setting makes necessary.
+  auto required = [&c](const char* key, const char* because, const char* what) {
+    const fs::path path = c.get_string(key);
+    if (path.empty()) throw Error(fmt::format("t2i: {} needs {} ({})", because, key, what));
+    return path;
+  };
+  if (c.get_string("t2i.space") == "latent")
+    o.autoencoder = required("t2i.autoencoder", "t2i.space = latent",
+                             "a trained autoencoder: `recap autoencoder train`");
   o.repa_weight = c.get_float("t2i.repa_weight");
   o.repa_level = c.get_int("t2i.repa_level");
-  if (o.repa_weight > 0) {
-    o.repa_encoder = c.get_string("t2i.repa_encoder");
-    if (o.repa_encoder.empty())
-      throw Error("t2i: t2i.repa_weight > 0 needs t2i.repa_encoder (a detector: `recap "
-                  "evaluator train`, or a run's vision/ folder)");
-  }
+  if (o.repa_weight > 0)
+    o.repa_encoder = required("t2i.repa_encoder", "t2i.repa_weight > 0",
+                              "a detector: `recap evaluator train`, or a run's vision/ folder");
   o.probe_evaluator = c.get_string("t2i.probe_evaluator");
   o.probe_images = c.get_int("t2i.probe_images");
   return o;
