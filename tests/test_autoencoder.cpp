@@ -108,25 +108,6 @@ TEST(Autoencoder, LearnsToReconstructRenders) {
   EXPECT_LT(final_l1, 0.5 * initial) << initial << " -> " << final_l1;
 }
 
-TEST(Autoencoder, TransformReachesTheDetector) {
-  // measure_evaluator_accuracy hands every batch to the transform, once, before detection.
-  const auto world = world_settings(Config::load("smoke"));
-  torch::manual_seed(1);
-  auto detector = models::make_detector(world);
-  models::DetectionDecodeOptions decode;
-  decode.threshold = 2;  // above any sigmoid: nothing is detected, whatever the images
-  const auto none = measure_evaluator_accuracy(detector, world, 10, 7, 5, decode);
-  EXPECT_EQ(none.detections, 0);
-  int calls = 0;
-  const ImageTransform count_calls = [&](const torch::Tensor& images) {
-    ++calls;
-    EXPECT_EQ(images.size(0), 5);
-    return images;
-  };
-  measure_evaluator_accuracy(detector, world, 10, 7, 5, decode, std::nullopt, count_calls);
-  EXPECT_EQ(calls, 2);
-}
-
 // One smoke corpus, tokenizer and evaluator for the stage and the latent t2i path.
 class LatentSpace : public ::testing::Test {
  protected:
@@ -188,6 +169,26 @@ TEST_F(LatentSpace, StageWritesStandardisedWeightsAndTheCheck) {
   EXPECT_TRUE(torch::allclose(z.mean(1), torch::zeros({4}), 0, 1e-3)) << z.mean(1);
   EXPECT_TRUE(torch::allclose(z.std(1), torch::ones({4}), 0, 1e-3)) << z.std(1);
   EXPECT_LE(z.abs().max().item<double>(), o.latent_bound + 1e-4);
+}
+
+// The check's render column is the evaluator's own accuracy on the same scenes, and its
+// reconstruction column is scored on the same ground truth.
+TEST_F(LatentSpace, CheckScoresRendersAsTheEvaluatorDoes) {
+  torch::set_num_threads(1);
+  const auto world = world_settings(Config::load("smoke"));
+  auto ae = load_autoencoder(autoencoder());
+  const auto check = check_reconstructions(ae, evaluator(), world, 20, 99);
+  models::DetectionDecodeOptions decode;
+  auto detector = load_detector(evaluator(), &world, &decode);
+  const auto own = measure_evaluator_accuracy(detector, world, 20, 99, 64, decode);
+  EXPECT_EQ(check.renders.images, 20);
+  EXPECT_EQ(check.renders.objects, own.objects);
+  EXPECT_EQ(check.renders.detections, own.detections);
+  EXPECT_EQ(check.renders.groups_exact, own.groups_exact);
+  EXPECT_EQ(check.reconstructions.objects, own.objects);
+  EXPECT_EQ(check.reconstructions.groups, own.groups);
+  EXPECT_EQ(check.sheet.sizes(), (std::vector<int64_t>{16, 3, 32, 32}));
+  EXPECT_GE(check.fid, 0);
 }
 
 TEST_F(LatentSpace, PerceptualTermIsLoggedAndRecorded) {

@@ -189,18 +189,15 @@ ReconstructionCheck check_reconstructions(models::Autoencoder& autoencoder,
   auto detector = load_detector(evaluator_dir, &world, &decode);
   const auto device = autoencoder->parameters().front().device();
   // What a saved sample goes through: the round trip, then 8-bit rounding.
-  const ImageTransform round_trip = [&](const torch::Tensor& images) {
+  const auto round_trip = [&](const torch::Tensor& images) {
     return autoencoder->forward(images.to(device))
         .clamp(-1, 1).add(1).mul(127.5).round().div(127.5).sub(1);
   };
+  // One pass over the held-out scenes: the detector on the renders and on their
+  // reconstructions, and FID features of both and of fresh renders from another stream.
   ReconstructionCheck check;
-  check.renders = measure_evaluator_accuracy(detector, world, n_scenes, seed, kEncodeBatch,
-                                             decode);
-  check.reconstructions = measure_evaluator_accuracy(detector, world, n_scenes, seed,
-                                                     kEncodeBatch, decode, std::nullopt,
-                                                     round_trip);
-  // Features of the same renders (the same scenes as above), of their reconstructions, and of
-  // fresh renders from another stream.
+  std::vector<world::Scene> all;
+  std::vector<std::vector<eval::Detection>> on_renders, on_rebuilt;
   std::vector<torch::Tensor> real, rebuilt, fresh;
   double l1 = 0;
   const uint64_t floor_seed = derive_seed(seed, 0xF100'0000);
@@ -220,10 +217,15 @@ ReconstructionCheck check_reconstructions(models::Autoencoder& autoencoder,
       check.sheet = torch::cat({images.narrow(0, 0, k), recon.narrow(0, 0, k)}).cpu();
     }
     l1 += (recon - images).abs().mean().item<double>() * n;
+    for (auto& d : models::detect(detector, images, world, decode)) on_renders.push_back(d);
+    for (auto& d : models::detect(detector, recon, world, decode)) on_rebuilt.push_back(d);
+    all.insert(all.end(), scenes.begin(), scenes.end());
     real.push_back(detector->features(images));
     rebuilt.push_back(detector->features(recon));
     fresh.push_back(detector->features(models::render_batch(others, world).to(device)));
   }
+  check.renders = score_detections(all, on_renders, world);
+  check.reconstructions = score_detections(all, on_rebuilt, world);
   const auto reference = torch::cat(real);
   check.fid = eval::fid(torch::cat(rebuilt), reference);
   check.fid_floor = eval::fid(torch::cat(fresh), reference);

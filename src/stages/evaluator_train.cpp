@@ -258,7 +258,7 @@ EvaluatorAccuracy score_detections(const std::vector<world::Scene>& scenes,
 EvaluatorAccuracy measure_evaluator_accuracy(
     models::Detector& model, const world::WorldConfig& config, int n_scenes, uint64_t seed,
     int64_t batch_size, const models::DetectionDecodeOptions& decode,
-    const std::optional<models::AugmentOptions>& augment, const ImageTransform& transform) {
+    const std::optional<models::AugmentOptions>& augment) {
   if (n_scenes < 1 || batch_size < 1)
     throw Error(fmt::format("evaluator accuracy: scenes ({}) and batch size ({}) must be positive",
                             n_scenes, batch_size));
@@ -284,7 +284,6 @@ EvaluatorAccuracy measure_evaluator_accuracy(
             o.size = moved.size;
           }
     }
-    if (transform) images = transform(images);
     auto found = models::detect(model, images.to(device), config, decode);
     scenes.insert(scenes.end(), batch.begin(), batch.end());
     detections.insert(detections.end(), found.begin(), found.end());

@@ -5,7 +5,6 @@
 #pragma once
 #include <cstdint>
 #include <filesystem>
-#include <functional>
 #include <optional>
 #include <vector>
 
@@ -77,15 +76,11 @@ EvaluatorAccuracy score_detections(const std::vector<world::Scene>& scenes,
 
 // Renders scenes seeded derive_seed(seed, 0..n-1), detects and scores them. With `augment`,
 // each batch is distorted first (seed derived from `seed` and the batch) and the ground truth
-// moved with it: the accuracy on images as imperfect as the training ones. With `transform`,
-// each batch [B, 3, S, S] is replaced by transform(batch) before detection, the ground truth
-// unchanged (e.g. an autoencoder's round trip: stages/autoencoder_train.h).
-using ImageTransform = std::function<torch::Tensor(const torch::Tensor&)>;
+// moved with it: the accuracy on images as imperfect as the training ones.
 EvaluatorAccuracy measure_evaluator_accuracy(
     models::Detector& model, const world::WorldConfig& config, int n_scenes, uint64_t seed,
     int64_t batch_size = 100, const models::DetectionDecodeOptions& decode = {},
-    const std::optional<models::AugmentOptions>& augment = std::nullopt,
-    const ImageTransform& transform = {});
+    const std::optional<models::AugmentOptions>& augment = std::nullopt);
 
 // Seeds of the data streams, all derived from the options' seed.
 uint64_t evaluator_train_stream(uint64_t seed);    // training scenes, by batch and index
