@@ -62,7 +62,8 @@ class AutoencoderTask : public train::Task {
 
   torch::Tensor loss(train::Metrics& metrics) override {
     std::vector<data::DecodedSample> batch;
-    if (!loader_->next_batch(batch)) throw std::logic_error("autoencoder: the endless loader ended");
+    if (!loader_->next_batch(batch))
+      throw std::logic_error("autoencoder: the endless loader ended");
     const auto device = model_->parameters().front().device();
     const auto images = data::to_tensor_batch(batch).images.to(device);
     const auto rebuilt = model_->forward(images);
@@ -76,8 +77,8 @@ class AutoencoderTask : public train::Task {
       torch::NoGradGuard no_grad;
       target = perceptual_->forward(images);  // [B, D, S / stride, S / stride]
     }
-    const auto perceptual =
-        (perceptual_->forward(rebuilt) - target).pow(2).mean() / target.pow(2).mean().clamp_min(1e-8);
+    const auto perceptual = (perceptual_->forward(rebuilt) - target).pow(2).mean() /
+                            target.pow(2).mean().clamp_min(1e-8);
     metrics["perceptual"] = perceptual.item<double>();
     return loss + perceptual_weight_ * perceptual;
   }

@@ -78,10 +78,11 @@ T2iModelImpl::T2iModelImpl(T2iModelOptions options) : options_(std::move(options
                               "(level {}, features {}, hidden {})",
                               u.channel_mult.size() - 1, r.level, r.features, r.hidden));
     const int64_t width = u.channels * u.channel_mult[static_cast<size_t>(r.level)];
-    repa = register_module(
-        "repa", torch::nn::Sequential(torch::nn::Conv2d(torch::nn::Conv2dOptions(width, r.hidden, 1)),
-                                      torch::nn::SiLU(),
-                                      torch::nn::Conv2d(torch::nn::Conv2dOptions(r.hidden, r.features, 1))));
+    using torch::nn::Conv2d, torch::nn::Conv2dOptions;
+    repa = register_module("repa",
+                           torch::nn::Sequential(Conv2d(Conv2dOptions(width, r.hidden, 1)),
+                                                 torch::nn::SiLU(),
+                                                 Conv2d(Conv2dOptions(r.hidden, r.features, 1))));
   }
 }
 
