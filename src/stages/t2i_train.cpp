@@ -122,7 +122,7 @@ class T2iTask : public train::Task {
 
   torch::Tensor loss(train::Metrics& metrics) override {
     const auto batch = next_batch();
-    const int64_t b = batch.images.size(0);
+    const auto b = static_cast<int64_t>(batch.captions.size());
     auto gen = at::detail::createCPUGenerator(derive_seed(noise_stream(options_.seed), batches_));
     ++batches_;
     const auto device = model_->parameters().front().device();
@@ -224,7 +224,7 @@ class T2iTask : public train::Task {
   }
 
   struct Batch {
-    torch::Tensor images;   // [B, 3, S, S] in [-1, 1]
+    torch::Tensor images;   // [B, 3, S, S] in [-1, 1]; undefined in latent space without REPA
     torch::Tensor latents;  // latent space: [B, C, S / f, S / f]; else undefined
     std::vector<std::string> captions;
   };
@@ -246,7 +246,9 @@ class T2iTask : public train::Task {
         kept.push_back(std::move(sample));
       }
       if (kept.empty()) continue;
-      Batch out{data::to_tensor_batch(kept).images, {}, std::move(captions)};
+      Batch out{{}, {}, std::move(captions)};
+      // Latent space needs the pixels only as REPA's target.
+      if (latents_.empty() || repa_encoder_) out.images = data::to_tensor_batch(kept).images;
       if (latents_.empty()) return out;
       std::vector<torch::Tensor> z;
       for (const auto& sample : kept) {
