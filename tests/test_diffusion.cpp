@@ -112,6 +112,24 @@ TEST(DiffusionSchedule, SnrIsAlphaBarOverOneMinusAlphaBar) {
   }
 }
 
+// The shifted schedule moves every log SNR by exactly the shift, and its betas, alphas and
+// alphas_cumprod stay one consistent table (what add_noise and the samplers read).
+TEST(DiffusionSchedule, LogSnrShiftMovesEveryLogSnrByTheShift) {
+  const NoiseSchedule plain(BetaSchedule::Cosine, 100), shifted(BetaSchedule::Cosine, 100, 2.0);
+  auto logit = [](const torch::Tensor& a) { return (a / (1 - a)).log(); };
+  const auto moved = logit(shifted.alphas_cumprod()) - logit(plain.alphas_cumprod());
+  EXPECT_TRUE(torch::allclose(moved, torch::full_like(moved, 2.0), 0, 1e-9));
+  EXPECT_TRUE(torch::allclose(torch::cumprod(1 - shifted.betas(), 0), shifted.alphas_cumprod(),
+                              1e-12, 0));
+  EXPECT_TRUE(torch::allclose(shifted.alphas(), 1 - shifted.betas(), 0, 1e-15));
+  // Less noise at every t for a positive shift; none at all is the plain schedule.
+  EXPECT_TRUE((shifted.alphas_cumprod() > plain.alphas_cumprod()).all().item<bool>());
+  EXPECT_TRUE(torch::equal(NoiseSchedule(BetaSchedule::Cosine, 100, 0).alphas_cumprod(),
+                           plain.alphas_cumprod()));
+  EXPECT_THROW(NoiseSchedule(BetaSchedule::Cosine, 100, 21), Error);
+  EXPECT_THROW(NoiseSchedule(BetaSchedule::Cosine, 100, std::nan("")), Error);
+}
+
 TEST(DiffusionSchedule, NamesParseAndBadInputIsRejected) {
   EXPECT_EQ(parse_beta_schedule("scaled-linear"), BetaSchedule::ScaledLinear);
   EXPECT_EQ(parse_beta_schedule("cosine"), BetaSchedule::Cosine);

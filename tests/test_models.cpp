@@ -175,13 +175,44 @@ TEST(UNet, ZeroInitStartsAtZeroOutputAndStillLearnsEverywhere) {
   EXPECT_FALSE(torch::equal(plain->conv_out->weight, zeroed->conv_out->weight));
 }
 
+// The pooled text embedding: the projected mean of the unpadded text states joins the timestep
+// embedding. Without attention anywhere but the middle, it is a second path from the prompt to
+// every ResBlock: the same weights with the projection zeroed give another output, and padded
+// tokens still change nothing.
+TEST(UNet, PooledTextReachesTheOutputAndIgnoresPadding) {
+  torch::manual_seed(2);
+  auto o = small_unet();
+  o.pooled_text = true;
+  UNet unet(o);
+  std::set<std::string> names;
+  for (const auto& [name, t] : module_state(*unet)) names.insert(name);
+  EXPECT_TRUE(names.count("text_pool.weight"));
+  for (const auto& [name, t] : module_state(*UNet(small_unet()))) EXPECT_NE(name, "text_pool.weight");
+  auto x = torch::randn({2, 3, 16, 16});
+  auto t = torch::tensor({10, 500}, torch::kLong);
+  auto ctx = torch::randn({2, 5, 24});
+  auto pad = torch::tensor({{false, false, false, true, true}, {false, true, true, true, true}});
+  auto out = unet->forward(x, t, ctx, pad);
+  auto other = ctx.clone();
+  other.narrow(1, 3, 2).normal_();
+  other.select(0, 1).narrow(0, 1, 4).normal_();
+  EXPECT_TRUE(torch::allclose(out, unet->forward(x, t, other, pad), 1e-5, 1e-5));
+  {
+    torch::NoGradGuard no_grad;
+    unet->text_pool->weight.zero_();
+  }
+  EXPECT_FALSE(torch::allclose(out, unet->forward(x, t, ctx, pad), 1e-4, 1e-4));
+}
+
 TEST(UNet, OptionsFromOlderFilesReadTheNewFieldsDefaults) {
   nlohmann::json j = small_unet();
   j.erase("patch");
   j.erase("zero_init");
+  j.erase("pooled_text");
   const auto o = j.get<UNetOptions>();
   EXPECT_EQ(o.patch, 1);
   EXPECT_FALSE(o.zero_init);
+  EXPECT_FALSE(o.pooled_text);
   EXPECT_EQ(o.channels, 16);
 }
 

@@ -313,6 +313,35 @@ TEST_F(T2iTrain, CountsRecaptionFallbacksAndSkips) {
                Error);
 }
 
+// human-mix draws each image's human caption: long with probability t2i.mix_long, else short.
+// Its draws come from their own stream, so at mix_long 1 and 0 it trains exactly as human and
+// human-short do (same noise, timesteps and weights), and in between like neither.
+TEST_F(T2iTrain, HumanMixDrawsLongOrShortHumanCaptions) {
+  torch::set_num_threads(1);  // weights compared bit for bit
+  test::TempDir out("t2i-human-mix");
+  auto train = [&](const std::string& name, const std::string& source, double mix_long) {
+    auto config = smoke({"t2i.captions=" + source, fmt::format("t2i.mix_long={}", mix_long),
+                         "t2i.steps=2", "t2i.batch_size=16", "t2i.sample_steps=1",
+                         "t2i.validate_every=0", "unet.channels=4"});
+    train_t2i(corpus(), tokenizer_path(), {}, out / name, config, 1);
+    return load_t2i(out / name / "t2i.safetensors", tokenizer()).model;
+  };
+  auto same = [](const T2iModel& a, const T2iModel& b) {
+    const auto pa = module_state(*a), pb = module_state(*b);
+    for (size_t i = 0; i < pa.size(); ++i)
+      if (!torch::equal(pa[i].second, pb[i].second)) return false;
+    return true;
+  };
+  const auto longs = train("long", "human", 0.5), shorts = train("short", "human-short", 0.5);
+  EXPECT_TRUE(same(train("mix1", "human-mix", 1), longs));
+  EXPECT_TRUE(same(train("mix0", "human-mix", 0), shorts));
+  const auto half = train("half", "human-mix", 0.5);
+  EXPECT_FALSE(same(half, longs));
+  EXPECT_FALSE(same(half, shorts));
+  EXPECT_EQ(Safetensors::load(out / "half" / "t2i.safetensors").metadata().at("captions"),
+            "human-mix");
+}
+
 TEST_F(T2iTrain, RecaptionFilesAreValidated) {
   test::TempDir dir("t2i-jsonl");
   write_file_atomic(dir / "bad.jsonl", R"({"key": "web-000000001", "caption": "x"})" "\n");
@@ -357,7 +386,7 @@ TEST_F(T2iTrain, SamplingIsSeededAndGuidanceZeroIsUnconditional) {
     torch::NoGradGuard no_grad;
     const auto stepwise =
         diffusion::sample(options.sampler, predictor, options.prediction,
-                          diffusion::NoiseSchedule(options.schedule, options.timesteps),
+                          noise_schedule(options),
                           torch::cat(noise), options.steps, sampler)
             .clamp(-1, 1);
     EXPECT_TRUE(torch::equal(a, stepwise));
@@ -377,10 +406,12 @@ TEST_F(T2iTrain, WeightsRoundTripAndMisshapedFilesAreRefused) {
   torch::set_num_threads(1);  // original vs reloaded samples: bit-exact at a fixed thread count
   test::TempDir dir("t2i-weights");
   auto [model, options] = smoke_model();
+  options.log_snr_shift = 1.5;
   save_t2i(dir / "a.safetensors", model, options, tokenizer(), {{"captions", "alt"}});
   auto loaded = load_t2i(dir / "a.safetensors", tokenizer());
   EXPECT_EQ(loaded.metadata.at("captions"), "alt");
   EXPECT_EQ(loaded.sample.steps, options.steps);
+  EXPECT_EQ(loaded.sample.log_snr_shift, 1.5);
   EXPECT_TRUE(torch::equal(sample_images(model, tokenizer(), {"a star"}, {5}, options),
                            sample_images(loaded.model, tokenizer(), {"a star"}, {5},
                                          loaded.sample)));

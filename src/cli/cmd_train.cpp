@@ -125,7 +125,7 @@ void add_training_commands(Cli& cli) {
   auto t2i_args = std::make_shared<TrainingArgs>();
   auto* t2i_train = t2i->add_subcommand(
       "train", "Train text encoder + UNet on the web corpus with one caption source "
-               "(t2i.captions: alt, human, human-short, recap, recap-mix) ([t2i] keys)");
+               "(t2i.captions: alt, human, human-short, human-mix, recap, recap-mix) ([t2i] keys)");
   add_training_options(cli, t2i_train, *t2i_args);
   t2i_train->add_option("--recap", t2i_args->recap_files,
                         "recaption JSONL files ({\"key\", \"caption\", \"kind\"} lines) for "

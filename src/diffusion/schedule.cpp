@@ -68,11 +68,20 @@ std::string_view prediction_name(Prediction prediction) {
   return prediction == Prediction::V ? "v" : "eps";
 }
 
-NoiseSchedule::NoiseSchedule(BetaSchedule kind, int64_t steps) {
+NoiseSchedule::NoiseSchedule(BetaSchedule kind, int64_t steps, double log_snr_shift) {
   if (steps < 1) throw Error(fmt::format("noise schedule: {} timesteps, need at least 1", steps));
+  if (!std::isfinite(log_snr_shift) || std::abs(log_snr_shift) > 20)
+    throw Error(fmt::format("noise schedule: log SNR shift {} outside [-20, 20]", log_snr_shift));
   betas_ = make_betas(kind, steps);
   alphas_ = 1 - betas_;
   alphas_cumprod_ = torch::cumprod(alphas_, 0);
+  if (log_snr_shift != 0) {
+    // sigmoid(logit(abar) + shift), then the betas that give it: alpha_t = abar_t / abar_{t-1}.
+    alphas_cumprod_ = torch::sigmoid(torch::logit(alphas_cumprod_) + log_snr_shift);
+    alphas_ = alphas_cumprod_ / torch::cat({torch::ones({1}, alphas_cumprod_.options()),
+                                            alphas_cumprod_.slice(0, 0, steps - 1)});
+    betas_ = 1 - alphas_;
+  }
   sqrt_abar_ = alphas_cumprod_.sqrt();
   sqrt_one_minus_abar_ = (1 - alphas_cumprod_).sqrt();
 }

@@ -80,6 +80,8 @@ UNetImpl::UNetImpl(UNetOptions o) : options_(o) {
   time_mlp = register_module(
       "time_mlp", torch::nn::Sequential(torch::nn::Linear(o.channels, time_dim), torch::nn::SiLU(),
                                         torch::nn::Linear(time_dim, time_dim)));
+  if (o.pooled_text)
+    text_pool = register_module("text_pool", torch::nn::Linear(o.context_dim, time_dim));
   conv_in = register_module("conv_in", conv(o.in_channels * o.patch * o.patch, o.channels, 3));
 
   // Down path; `skips` records the width of every activation the up path will concatenate.
@@ -163,6 +165,13 @@ torch::Tensor UNetImpl::forward(const torch::Tensor& x, const torch::Tensor& t,
     throw Error(fmt::format("unet: input must be [B, C, H, W] with H and W divisible by {}",
                             factor));
   auto time = time_mlp->forward(nn::timestep_embedding(t, options_.channels));  // [B, 4C]
+  if (text_pool) {
+    // Mean over the prompt's tokens [B, S, D] -> [B, D]; padding carries no weight.
+    auto keep = context_padding.defined()
+                    ? context_padding.logical_not().to(context.scalar_type()).unsqueeze(-1)
+                    : torch::ones({context.size(0), context.size(1), 1}, context.options());
+    time = time + text_pool((context * keep).sum(1) / keep.sum(1).clamp_min(1));
+  }
   auto run_level = [&](UNetLevelImpl& level, torch::Tensor h, int64_t j) {
     h = level.res[j]->as<ResBlock>()->forward(h, time);
     if (!level.attn->is_empty())

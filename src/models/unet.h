@@ -33,13 +33,18 @@ struct UNetOptions {
   // transformer's proj_out) and the output conv, as ADM and Stable Diffusion do: every block
   // starts as the identity and the first prediction is 0.
   bool zero_init = false;
+  // Add the text states' mean (padding excluded), projected, to the timestep embedding, as
+  // Imagen and SDXL add a pooled text embedding: what the prompt asks for as a whole reaches
+  // every ResBlock, not only the attention levels.
+  bool pooled_text = false;
 };
 
 // Saved in weight-file metadata so a model can be rebuilt from its file; files written before
 // a field existed read its default.
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(UNetOptions, in_channels, out_channels, channels,
                                                 channel_mult, res_blocks, attention_levels, heads,
-                                                context_dim, groups, dropout, patch, zero_init)
+                                                context_dim, groups, dropout, patch, zero_init,
+                                                pooled_text)
 
 // GroupNorm, SiLU, conv, (+ timestep embedding), GroupNorm, SiLU, conv, plus the input (1x1
 // conv when the width changes). time_dim 0: no timestep input (the autoencoder's blocks).
@@ -98,6 +103,7 @@ class UNetImpl : public torch::nn::Module {
 
   torch::nn::Conv2d conv_in{nullptr}, conv_out{nullptr};
   torch::nn::Sequential time_mlp{nullptr};
+  torch::nn::Linear text_pool{nullptr};  // pooled_text only: [B, context_dim] -> [B, 4C]
   torch::nn::ModuleList down{nullptr}, up{nullptr};
   ResBlock mid_res1{nullptr}, mid_res2{nullptr};
   SpatialTransformer mid_attn{nullptr};

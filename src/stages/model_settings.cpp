@@ -24,6 +24,7 @@ models::UNetOptions unet_settings(const Config& c) {
   o.dropout = c.get_float("unet.dropout");
   o.patch = c.get_int("unet.patch");
   o.zero_init = c.get_bool("unet.zero_init");
+  o.pooled_text = c.get_bool("unet.pooled_text");
   o.context_dim = c.get_int("text_encoder.dim");
   return o;
 }

@@ -339,15 +339,15 @@ std::string format_seconds(double s) {
 }  // namespace
 
 std::vector<std::string> run_arms(const Config& config) {
-  static const std::set<std::string> known = {"alt", "human", "human-short", "recap",
-                                              "recap-mix"};
+  static const std::set<std::string> known = {"alt",   "human",    "human-short", "human-mix",
+                                              "recap", "recap-mix"};
   const auto& arms = config.get_strings("run.arms");
   if (arms.empty()) throw Error("run.arms is empty: name at least one arm (e.g. alt,recap)");
   std::set<std::string> seen;
   for (const auto& arm : arms) {
     if (!known.contains(arm))
       throw Error(fmt::format("run.arms: unknown arm '{}' (alt, recap, recap-mix, human, "
-                              "human-short)", arm));
+                              "human-short, human-mix)", arm));
     if (!seen.insert(arm).second)
       throw Error(fmt::format("run.arms: arm '{}' given twice", arm));
   }

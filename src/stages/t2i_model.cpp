@@ -26,6 +26,7 @@ nlohmann::json options_json(const T2iModelOptions& o, const SampleOptions& s) {
           {"repa", o.repa ? nlohmann::json(*o.repa) : nlohmann::json()},
           {"sample", {{"prediction", diffusion::prediction_name(s.prediction)},
                       {"schedule", diffusion::beta_schedule_name(s.schedule)}, {"timesteps", s.timesteps},
+                      {"log_snr_shift", s.log_snr_shift},
                       {"image_size", s.image_size}, {"sampler", diffusion::sampler_name(s.sampler)},
                       {"steps", s.steps}, {"guidance_scale", s.guidance_scale}}}};
 }
@@ -43,6 +44,7 @@ std::pair<T2iModelOptions, SampleOptions> options_from_json(const nlohmann::json
   sample.prediction = diffusion::parse_prediction(s.at("prediction").get<std::string>());
   sample.schedule = diffusion::parse_beta_schedule(s.at("schedule").get<std::string>());
   s.at("timesteps").get_to(sample.timesteps);
+  sample.log_snr_shift = s.value("log_snr_shift", 0.0);  // absent before the option existed
   s.at("image_size").get_to(sample.image_size);
   sample.sampler = diffusion::parse_sampler(s.at("sampler").get<std::string>());
   s.at("steps").get_to(sample.steps);
@@ -149,7 +151,7 @@ torch::Tensor sample_images(T2iModel& model, const Tokenizer& tokenizer,
         return model->unet(x, t, context, padding);
       },
       cond, uncond, options.guidance_scale);
-  const diffusion::NoiseSchedule schedule(options.schedule, options.timesteps);
+  const auto schedule = noise_schedule(options);
   diffusion::SamplerOptions sampler;
   sampler.seed = sampler_seed;
   // Images live in [-1, 1], standardised latents within the bound measured on the training
@@ -160,6 +162,10 @@ torch::Tensor sample_images(T2iModel& model, const Tokenizer& tokenizer,
                               options.steps, sampler);
   if (ae) x0 = model->autoencoder->decode(x0);
   return x0.clamp(-1, 1);
+}
+
+diffusion::NoiseSchedule noise_schedule(const SampleOptions& options) {
+  return diffusion::NoiseSchedule(options.schedule, options.timesteps, options.log_snr_shift);
 }
 
 void save_t2i(const fs::path& path, const T2iModel& model, const SampleOptions& sample,

@@ -82,12 +82,16 @@ struct SampleOptions {
   diffusion::Prediction prediction = diffusion::Prediction::Eps;
   diffusion::BetaSchedule schedule = diffusion::BetaSchedule::Cosine;
   int64_t timesteps = 1000;
+  double log_snr_shift = 0;  // see diffusion::NoiseSchedule
   int64_t image_size = 32;  // pixels per side of the images (latent space: before encoding)
   // How to sample.
   diffusion::Sampler sampler = diffusion::Sampler::DDIM;
   int steps = 50;
   double guidance_scale = 3.0;  // 0: unconditional, 1: conditional without guidance
 };
+
+// The noise schedule the model was trained on.
+diffusion::NoiseSchedule noise_schedule(const SampleOptions& options);
 
 // One image per prompt: [B, 3, H, W] in [-1, 1] on the model's device. Image i starts from
 // noise seeded by seeds[i] (and stochastic samplers draw from a seed derived from all seeds),

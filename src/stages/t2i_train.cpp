@@ -38,7 +38,8 @@ namespace recap::stages {
 
 namespace {
 
-constexpr const char* kSourceNames[] = {"alt", "human", "human-short", "recap", "recap-mix"};
+constexpr const char* kSourceNames[] = {"alt",   "human",     "human-short", "human-mix",
+                                        "recap", "recap-mix"};
 constexpr int64_t kGridColumns = 8;   // prompts per suite in the validation grid
 constexpr const char* kGridSuites[] = {"counting", "position"};
 
@@ -113,7 +114,7 @@ class T2iTask : public train::Task {
         loader_options_(std::move(loader)), recaptions_(std::move(recaptions)),
         prompts_(std::move(prompts)), grid_dir_(std::move(grid_dir)), probe_(std::move(probe)),
         latents_(std::move(latents)), repa_encoder_(std::move(repa_encoder)),
-        schedule_(options.sample.schedule, options.sample.timesteps) {
+        schedule_(noise_schedule(options.sample)) {
     loader_ = std::make_unique<data::Loader>(loader_options_);
   }
 
@@ -281,6 +282,9 @@ class T2iTask : public train::Task {
       case CaptionSource::Alt: ++counts_.used; return sample.caption;
       case CaptionSource::Human: ++counts_.used; return human("human_long");
       case CaptionSource::HumanShort: ++counts_.used; return human("human_short");
+      case CaptionSource::HumanMix:
+        ++counts_.used;
+        return human(mix.chance(options_.mix_long) ? "human_long" : "human_short");
       case CaptionSource::Recap:
         if (auto it = longs.find(sample.key); it != longs.end()) recap = &it->second;
         break;
@@ -327,8 +331,8 @@ class T2iTask : public train::Task {
 CaptionSource parse_caption_source(std::string_view name) {
   for (size_t i = 0; i < std::size(kSourceNames); ++i)
     if (name == kSourceNames[i]) return static_cast<CaptionSource>(i);
-  throw Error(fmt::format("unknown caption source '{}' (alt, human, human-short, recap, "
-                          "recap-mix)", name));
+  throw Error(fmt::format("unknown caption source '{}' (alt, human, human-short, human-mix, "
+                          "recap, recap-mix)", name));
 }
 
 std::string_view caption_source_name(CaptionSource source) {
@@ -341,6 +345,7 @@ T2iTrainOptions t2i_train_options(const Config& c, int64_t vocab_size, int64_t c
   o.sample.prediction = diffusion::parse_prediction(c.get_string("t2i.prediction"));
   o.sample.schedule = diffusion::parse_beta_schedule(c.get_string("t2i.schedule"));
   o.sample.timesteps = c.get_int("t2i.timesteps");
+  o.sample.log_snr_shift = c.get_float("t2i.log_snr_shift");
   o.sample.image_size = canvas;
   o.sample.sampler = diffusion::parse_sampler(c.get_string("t2i.sample_sampler"));
   o.sample.steps = static_cast<int>(c.get_int("t2i.sample_steps"));

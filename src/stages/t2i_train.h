@@ -18,8 +18,8 @@
 
 namespace recap::stages {
 
-enum class CaptionSource { Alt, Human, HumanShort, Recap, RecapMix };
-// "alt", "human", "human-short", "recap", "recap-mix"; recap::Error otherwise.
+enum class CaptionSource { Alt, Human, HumanShort, HumanMix, Recap, RecapMix };
+// "alt", "human", "human-short", "human-mix", "recap", "recap-mix"; recap::Error otherwise.
 CaptionSource parse_caption_source(std::string_view name);
 std::string_view caption_source_name(CaptionSource source);
 
@@ -37,7 +37,7 @@ struct T2iTrainOptions {
   double noise_offset = 0;
   CaptionSource captions = CaptionSource::Recap;
   bool recap_skip = false;  // a missing recaption: skip the sample (true) or use its alt-text
-  double mix_long = 0.5;    // recap-mix: share of long captions where a key has both kinds
+  double mix_long = 0.5;    // *-mix: share of long captions where a key has both kinds
   int64_t validate_every = 500;
   int64_t checkpoint_every = 500;
   int keep_last = 3;
