@@ -219,7 +219,7 @@ TEST(UNet, OptionsFromOlderFilesReadTheNewFieldsDefaults) {
 TEST(ModelSettings, EveryPresetBuildsWithAPinnedSize) {
   // Parameters of (text encoder at a 1000-piece vocabulary, UNet) per preset.
   const std::map<std::string, std::pair<int64_t, int64_t>> expected = {
-      {"smoke", {46720, 236179}}, {"quick", {532224, 1627939}}, {"full", {730112, 1627939}}};
+      {"smoke", {46720, 236179}}, {"quick", {532224, 3967747}}, {"full", {730112, 3967747}}};
   for (const auto& [preset, sizes] : expected) {
     Config config = Config::load(preset);
     TextEncoder text(text_encoder_settings(config, 1000));

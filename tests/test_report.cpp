@@ -205,6 +205,13 @@ TEST(Report, TablesCarryIntervalsPaperNumbersAndNotRun) {
   EXPECT_NE(result.main_table.find("17.87"), std::string::npos);
 }
 
+TEST(Report, TreatmentIsTheRunsFirstRecapArm) {
+  EXPECT_EQ(stages::treatment_arm({"alt", "recap-mix"}), "recap-mix");
+  EXPECT_EQ(stages::treatment_arm({"alt", "recap", "recap-mix"}), "recap");
+  EXPECT_EQ(stages::treatment_arm({"human-mix", "recap-mix", "recap"}), "recap-mix");
+  EXPECT_EQ(stages::treatment_arm({"alt", "human"}), "recap");
+}
+
 TEST(Report, EveryImageResolvesInsideTheReport) {
   test::TempDir tmp("report");
   RunLayout layout{tmp / "run"};

@@ -642,6 +642,12 @@ void manifest_section(Doc& doc, const RunLayout& layout) {
 
 }  // namespace
 
+std::string treatment_arm(const std::vector<std::string>& arms) {
+  for (const auto& arm : arms)
+    if (arm == "recap" || arm == "recap-mix") return arm;
+  return "recap";
+}
+
 ReportResult write_report(const RunLayout& layout, const ReportOptions& options) {
   const fs::path dir = layout.report();
   fs::create_directories(dir);

@@ -26,6 +26,10 @@ struct ReportOptions {
   int caption_examples = 8;         // web samples shown with every caption source
 };
 
+// The arm a run puts beside the paper's RECAP column: its first recap or recap-mix arm in
+// run.arms order ("recap" when it has neither, which leaves the comparison out).
+std::string treatment_arm(const std::vector<std::string>& arms);
+
 struct ReportResult {
   fs::path index_html, report_md;
   std::string main_table;  // plain-text table 1, for the terminal

@@ -382,6 +382,7 @@ RunResult run_experiment(const Config& config, const fs::path& run_dir,
 
   ReportOptions report_options;
   report_options.arms = arms;
+  report_options.treatment = treatment_arm(arms);
   auto report = write_report(layout, report_options);
   return {report.index_html, report.report_md, report.main_table, report.competence_table};
 }
