@@ -36,9 +36,9 @@ using Predictor = std::function<torch::Tensor(const torch::Tensor& x_t, const to
 class NoiseSchedule {
  public:
   // log_snr_shift adds a constant to every timestep's log SNR, log(abar / (1 - abar)):
-  // positive values keep more of the signal at every t. A latent of a few cells per side is
-  // destroyed much earlier along a schedule made for 32-64 px images; simple diffusion
-  // (Hoogeboom et al. 2023) moves the log SNR by 2 ln(resolution ratio) for the same reason.
+  // positive values keep more of the signal at every t. Simple diffusion (Hoogeboom et al.
+  // 2023) shifts it by 2 ln(resolution ratio) when the resolution changes; on our 8x8 latent,
+  // +2 learned slower than no shift (docs/RESULTS.md, "Session 4 levers"), so presets keep 0.
   explicit NoiseSchedule(BetaSchedule kind = BetaSchedule::Linear, int64_t steps = 1000,
                          double log_snr_shift = 0);
 
