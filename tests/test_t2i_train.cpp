@@ -421,6 +421,13 @@ TEST_F(T2iTrain, WeightsRoundTripAndMisshapedFilesAreRefused) {
               Safetensors::load(dir / "a.safetensors").metadata());
   EXPECT_THAT([&] { load_t2i(dir / "b.safetensors", tokenizer()); },
               ::testing::ThrowsMessage<Error>(HasSubstr("unet.conv_in.weight")));
+  // A sampling setting no schedule has is refused at load, naming the file.
+  auto absurd = options;
+  absurd.log_snr_shift = 50;
+  save_t2i(dir / "c.safetensors", model, absurd, tokenizer(), {});
+  EXPECT_THAT([&] { load_t2i(dir / "c.safetensors", tokenizer()); },
+              ::testing::ThrowsMessage<Error>(
+                  AllOf(HasSubstr("c.safetensors"), HasSubstr("log SNR shift 50"))));
 }
 
 // The UNet, its text conditioning and the preset's loss (v prediction, Min-SNR weights) can

@@ -190,7 +190,10 @@ LoadedT2i load_t2i(const fs::path& path, const Tokenizer& tokenizer) {
   T2iModelOptions options;
   try {
     std::tie(options, loaded.sample) = options_from_json(nlohmann::json::parse(it->second));
+    noise_schedule(loaded.sample);  // refuses a shift or timestep count no schedule has
   } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("{}: bad t2i_options metadata: {}", path.string(), e.what()));
+  } catch (const Error& e) {
     throw Error(fmt::format("{}: bad t2i_options metadata: {}", path.string(), e.what()));
   }
   loaded.model = T2iModel(options);
