@@ -80,6 +80,13 @@ TrainResult train(Task& task, const TrainerOptions& o) {
   Progress progress("train", o.steps - step, "step");
   auto t0 = std::chrono::steady_clock::now();
   double train_seconds = 0;  // optimizer steps only: no validation, no checkpoints
+  // Where the step's time goes, summed since the last log record: forward + loss, backward,
+  // and the update (clipping, AdamW, EMA). Logged as means per step.
+  double forward_sum = 0, backward_sum = 0, update_sum = 0;
+  int64_t timed_steps = 0;
+  auto since = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  };
   while (step < o.steps) {
     const auto step_start = std::chrono::steady_clock::now();
     const double lr = lr_at(o, step);
@@ -88,36 +95,47 @@ TrainResult train(Task& task, const TrainerOptions& o) {
     Metrics metrics;
     double loss_sum = 0;
     for (int micro = 0; micro < o.grad_accum; ++micro) {
+      auto phase = std::chrono::steady_clock::now();
       torch::Tensor loss = task.loss(metrics);
       const double value = loss.item<double>();
+      forward_sum += since(phase);
       if (!std::isfinite(value))
         throw Error(
             fmt::format("trainer: loss is {} at step {} (lr {:.3g}); lower the learning "
                         "rate or check the data",
                         value, step, lr));
+      phase = std::chrono::steady_clock::now();
       (loss / o.grad_accum).backward();
+      backward_sum += since(phase);
       loss_sum += value;
     }
+    const auto update_start = std::chrono::steady_clock::now();
     // The global norm before clipping: the number worth watching for instability.
     const double grad_norm = o.grad_clip > 0
                                  ? torch::nn::utils::clip_grad_norm_(params, o.grad_clip)
                                  : torch::nn::utils::clip_grad_norm_(params, 1e30);
     optimizer.step();
     if (ema) ema->update(model, step);
+    update_sum += since(update_start);
+    ++timed_steps;
     ++step;
     result.last_loss = loss_sum / o.grad_accum;
-    train_seconds +=
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
+    train_seconds += since(step_start);
 
     const bool last = step == o.steps;
     if (step % o.log_every == 0 || last) {
-      double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const auto per_step = [&](double sum) { return sum / static_cast<double>(timed_steps); };
       nlohmann::json record = {{"step", step},
                                {"loss", result.last_loss},
                                {"lr", lr},
                                {"grad_norm", grad_norm},
-                               {"seconds", seconds},
-                               {"train_seconds", train_seconds}};
+                               {"seconds", since(t0)},
+                               {"train_seconds", train_seconds},
+                               {"forward_seconds", per_step(forward_sum)},
+                               {"backward_seconds", per_step(backward_sum)},
+                               {"update_seconds", per_step(update_sum)}};
+      forward_sum = backward_sum = update_sum = 0;
+      timed_steps = 0;
       for (const auto& [k, v] : metrics) record[k] = v;
       log.write(record);
     }
