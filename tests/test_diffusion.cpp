@@ -215,6 +215,36 @@ TEST(DiffusionLoss, TimestepsAreUniformOverTheScheduleAndSeeded) {
   EXPECT_TRUE(torch::equal(t, sample_timesteps(20000, s, generator(7))));
 }
 
+TEST(DiffusionLoss, LogSnrNormalTimestepsFollowTheirDensityAndAreSeeded) {
+  torch::set_num_threads(1);
+  NoiseSchedule s(BetaSchedule::Cosine, 1000);
+  const auto abar = s.alphas_cumprod();
+  const auto lambda = (abar / (1 - abar)).log();
+  auto draws = [&](double mean, double std) {
+    return sample_timesteps(20000, s, generator(7), torch::kCPU, {mean, std});
+  };
+  // SD3's logit-normal t: log SNR ~ N(0, 4), well inside the cosine schedule's range.
+  auto t = draws(0, 2);
+  EXPECT_EQ(t.scalar_type(), torch::kLong);
+  auto l = lambda.index_select(0, t);
+  EXPECT_NEAR(l.mean().item<double>(), 0, 5 * 2 / std::sqrt(20000.0));
+  EXPECT_NEAR(l.std().item<double>(), 2, 0.06);
+  // A shifted centre moves the draws to less noise (smaller indices), same spread.
+  auto shifted = lambda.index_select(0, draws(3, 2));
+  EXPECT_NEAR(shifted.mean().item<double>(), 3, 5 * 2 / std::sqrt(20000.0));
+  EXPECT_LT(draws(3, 2).to(torch::kFloat64).mean().item<double>(),
+            t.to(torch::kFloat64).mean().item<double>());
+  EXPECT_TRUE(torch::equal(t, draws(0, 2)));
+  // Uniform t on the cosine schedule spreads log SNR wider: std ~ pi.
+  auto uniform = lambda.index_select(0, sample_timesteps(20000, s, generator(7)));
+  EXPECT_GT(uniform.std().item<double>(), 2.8);
+  EXPECT_THROW(draws(0, -1), recap::Error);
+  EXPECT_THROW(draws(0, std::nan("")), recap::Error);
+  // Mass beyond the schedule's ends folds into its first and last index.
+  EXPECT_EQ(draws(1e6, 1e-3).max().item<int64_t>(), 0);
+  EXPECT_EQ(draws(-1e6, 1e-3).min().item<int64_t>(), 999);
+}
+
 // A conditional model that records each call's batch size: out = x * (1 + mean(cond)) + t / 100.
 struct CountingModel {
   std::shared_ptr<std::vector<int64_t>> batches = std::make_shared<std::vector<int64_t>>();

@@ -1,8 +1,15 @@
 #include "core/torch_pch.h"
 #include "diffusion/loss.h"
 
+#include <cmath>
+#include <limits>
+#include <numbers>
 #include <stdexcept>
 #include <vector>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
 
 namespace recap::diffusion {
 
@@ -35,9 +42,27 @@ torch::Tensor training_noise(const torch::Tensor& x0, at::Generator gen, double 
 }
 
 torch::Tensor sample_timesteps(int64_t batch, const NoiseSchedule& schedule, at::Generator gen,
-                               torch::Device device) {
-  return torch::randint(schedule.size(), {batch}, gen, torch::TensorOptions().dtype(torch::kLong))
-      .to(device);
+                               torch::Device device, const TimestepDensity& density) {
+  const auto long_options = torch::TensorOptions().dtype(torch::kLong);
+  if (density.log_snr_std < 0 || !std::isfinite(density.log_snr_std) ||
+      !std::isfinite(density.log_snr_mean))
+    throw Error(fmt::format("timestep density: log-SNR mean {} and std {} must be finite, the "
+                            "std >= 0", density.log_snr_mean, density.log_snr_std));
+  if (density.log_snr_std == 0)
+    return torch::randint(schedule.size(), {batch}, gen, long_options).to(device);
+  // Index i covers the log-SNR interval between the midpoints to its neighbours; its mass
+  // under N(mean, std^2) is the difference of the normal CDF at those edges. log SNR falls
+  // with i, so the edges run from high to low.
+  const auto& abar = schedule.alphas_cumprod();  // float64 [T]
+  const auto lambda = (abar / (1 - abar)).log();
+  const auto inner = (lambda.slice(0, 1) + lambda.slice(0, 0, -1)) / 2;  // [T - 1]
+  const double inf = std::numeric_limits<double>::infinity();
+  const auto edges = torch::cat({torch::full({1}, inf, lambda.options()), inner,
+                                 torch::full({1}, -inf, lambda.options())});  // [T + 1]
+  const auto cdf = 0.5 * torch::erfc(-(edges - density.log_snr_mean) /
+                                     (density.log_snr_std * std::numbers::sqrt2));
+  const auto mass = cdf.slice(0, 0, -1) - cdf.slice(0, 1);  // [T], sums to 1
+  return torch::multinomial(mass, batch, /*replacement=*/true, gen).to(device);
 }
 
 }  // namespace recap::diffusion

@@ -30,8 +30,20 @@ torch::Tensor diffusion_loss(const NoiseSchedule& schedule, const torch::Tensor&
 // perturbs at large t.
 torch::Tensor training_noise(const torch::Tensor& x0, at::Generator gen, double offset = 0);
 
-// Uniform timesteps in [0, T), long [batch] on `device`, drawn on the CPU from `gen`.
+// Which noise levels training visits. std = 0: every timestep index equally often (DDPM).
+// std > 0: log SNR ~ N(mean, std^2), each index drawn with the probability mass of its
+// interval of log SNR (the tails beyond the schedule's ends go to its first and last index). Rectified flow's logit-normal t (SD3,
+// Esser et al. 2024) is log SNR = -2 logit(t) ~ N(0, 2^2): mean 0, std 2. Uniform t on the
+// cosine schedule has log-SNR density sech(lambda / 2) / (2 pi), std pi.
+struct TimestepDensity {
+  double log_snr_mean = 0;
+  double log_snr_std = 0;
+};
+
+// Training timesteps in [0, T), long [batch] on `device`, drawn on the CPU from `gen`.
+// Throws recap::Error for a negative or non-finite std or a non-finite mean.
 torch::Tensor sample_timesteps(int64_t batch, const NoiseSchedule& schedule, at::Generator gen,
-                               torch::Device device = torch::kCPU);
+                               torch::Device device = torch::kCPU,
+                               const TimestepDensity& density = {});
 
 }  // namespace recap::diffusion

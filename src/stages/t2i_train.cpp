@@ -132,7 +132,7 @@ class T2iTask : public train::Task {
     ids = diffusion::drop_conditions(ids, unconditional_ids(ids.size(1)), drop).to(device);
     // What is diffused: the images, or in latent space their latents.
     auto x0 = (batch.latents.defined() ? batch.latents : batch.images).to(device);
-    auto t = diffusion::sample_timesteps(b, schedule_, gen, device);
+    auto t = diffusion::sample_timesteps(b, schedule_, gen, device, options_.timestep_density);
     auto eps = diffusion::training_noise(x0, gen, options_.noise_offset);
     models::FeatureTap tap{options_.repa_level, {}};
     auto out = model_->forward(schedule_.add_noise(x0, eps, t), t, ids,
@@ -359,6 +359,8 @@ T2iTrainOptions t2i_train_options(const Config& c, int64_t vocab_size, int64_t c
   o.cfg_dropout = c.get_float("t2i.cfg_dropout");
   o.min_snr_gamma = c.get_float("t2i.min_snr_gamma");
   o.noise_offset = c.get_float("t2i.noise_offset");
+  o.timestep_density = {c.get_float("t2i.timestep_log_snr_mean"),
+                        c.get_float("t2i.timestep_log_snr_std")};
   o.captions = parse_caption_source(c.get_string("t2i.captions"));
   o.recap_skip = c.get_string("t2i.recap_fallback") == "skip";
   o.mix_long = c.get_float("t2i.mix_long");

@@ -12,6 +12,7 @@
 
 #include "core/config.h"
 #include "core/weights.h"
+#include "diffusion/loss.h"
 #include "stages/competence.h"
 #include "stages/t2i_model.h"
 #include "text/tokenizer.h"
@@ -35,6 +36,7 @@ struct T2iTrainOptions {
   double cfg_dropout = 0.1;  // share of captions replaced by the empty one
   double min_snr_gamma = 5;
   double noise_offset = 0;
+  diffusion::TimestepDensity timestep_density;  // which noise levels training visits
   CaptionSource captions = CaptionSource::Recap;
   bool recap_skip = false;  // a missing recaption: skip the sample (true) or use its alt-text
   double mix_long = 0.5;    // *-mix: share of long captions where a key has both kinds
