@@ -1,9 +1,5 @@
 #include "core/run_dir.h"
 
-#include <fcntl.h>
-#include <sys/file.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <ctime>
 
@@ -45,20 +41,7 @@ void StageContext::output(const fs::path& path) {
 }
 
 RunDir::RunDir(fs::path dir, const Config& config) : dir_(std::move(dir)) {
-  fs::create_directories(dir_);
-  fs::path lock = dir_ / ".lock";
-  lock_fd_ = ::open(lock.c_str(), O_RDWR | O_CREAT, 0644);
-  if (lock_fd_ < 0) throw Error(lock.string() + ": cannot open lock file");
-  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
-    char pid[32] = {0};
-    ssize_t n = ::pread(lock_fd_, pid, sizeof pid - 1, 0);
-    ::close(lock_fd_);
-    throw Error(fmt::format("{}: run is in use by another recap process (pid {})", dir_.string(),
-                            n > 0 ? pid : "unknown"));
-  }
-  std::string pid = std::to_string(::getpid());
-  if (::ftruncate(lock_fd_, 0) != 0 || ::pwrite(lock_fd_, pid.data(), pid.size(), 0) < 0)
-    spdlog::debug("{}: could not record pid in lock file", lock.string());
+  lock_ = DirLock::folder(dir_);
 
   fs::path manifest_path = dir_ / "manifest.json";
   if (fs::exists(manifest_path)) {
@@ -72,10 +55,6 @@ RunDir::RunDir(fs::path dir, const Config& config) : dir_(std::move(dir)) {
   manifest_["versions"] = build_info();
   write_file_atomic(dir_ / "config.toml", config.to_toml());
   save();
-}
-
-RunDir::~RunDir() {
-  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
 }
 
 nlohmann::json RunDir::read_manifest(const fs::path& dir) {

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/config.h"
+#include "core/dir_lock.h"
 
 namespace recap {
 
@@ -48,10 +49,9 @@ enum class StageOutcome { Ran, Skipped };
 
 class RunDir {
  public:
-  // Opens or creates `dir`, takes an exclusive lock on it (a second process on the same run
-  // fails with the holder's pid), writes config.toml and records config and versions.
+  // Opens or creates `dir`, takes an exclusive lock on it (a DirLock: a second process on the
+  // same run is refused, naming the holder), writes config.toml and records config and versions.
   RunDir(fs::path dir, const Config& config);
-  ~RunDir();
   RunDir(const RunDir&) = delete;
   RunDir& operator=(const RunDir&) = delete;
 
@@ -70,7 +70,7 @@ class RunDir {
   void save();
 
   fs::path dir_;
-  int lock_fd_ = -1;
+  DirLock lock_;  // held for the RunDir's lifetime
   nlohmann::json manifest_;
 };
 
