@@ -3,6 +3,7 @@
 
 #include "cli/cli.h"
 #include "core/atomic_file.h"
+#include "core/dir_lock.h"
 #include "stages/corpus.h"
 #include "stages/corpus_show.h"
 #include "stages/corpus_stats.h"
@@ -20,6 +21,7 @@ void add_corpus_commands(Cli& cli) {
   cli.add_config_options(make);
   make->add_option("--out", *out, "output folder")->required();
   cli.on_run(make, [&cli, out] {
+    const auto lock = DirLock::folder(*out);
     auto rt = init_runtime(cli.runtime, false);
     corpus::make_corpus(cli.load_config(), *out, rt.threads);
     fmt::print("corpus written to {}\n", *out);
@@ -76,6 +78,7 @@ void add_corpus_commands(Cli& cli) {
   train->add_option("--out", tok_args->out, "model file to write")->required();
   cli.add_set_option(train);
   cli.on_run(train, [&cli, tok_args] {
+    const auto lock = DirLock::file(tok_args->out);
     init_runtime(cli.runtime, false);
     auto config = cli.load_corpus_config(tok_args->corpus);
     auto r = corpus::train_corpus_tokenizer(tok_args->corpus, tok_args->out,

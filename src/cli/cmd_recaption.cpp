@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "cli/cli.h"
+#include "core/dir_lock.h"
 #include "core/error.h"
 #include "stages/caption_eval.h"
 #include "stages/recaption.h"
@@ -119,10 +120,19 @@ void add_recaption_commands(Cli& cli) {
       ->capture_default_str();
   add_decode_options(recaption, args->decode);
   cli.on_run(recaption, [&cli, args] {
+    // Processes with other shard indices share --out, so the unit locked is the sidecar: each
+    // one of this process's share (as recaption_shards picks it), held until the end.
+    const auto shards = expand_inputs(args->inputs);
+    std::vector<DirLock> locks;
+    const auto& share = args->decode.options;
+    if (share.num_shards >= 1 && share.shard_index >= 0 && share.shard_index < share.num_shards)
+      for (size_t s = static_cast<size_t>(share.shard_index); s < shards.size();
+           s += static_cast<size_t>(share.num_shards))
+        locks.push_back(DirLock::file(stages::sidecar_path(args->out, shards[s])));
     auto options = resolve(cli, args->decode);
     options.style = stages::parse_caption_kind(args->kind);
-    const auto r = stages::recaption_shards(args->model, args->tokenizer,
-                                            expand_inputs(args->inputs), args->out, options);
+    const auto r =
+        stages::recaption_shards(args->model, args->tokenizer, shards, args->out, options);
     const double seconds = std::max(r.seconds, 1e-9);
     fmt::print(
         "recaption: {} images, {} tokens in {:.1f}s ({:.1f} images/s, {:.0f} tokens/s); "
@@ -157,6 +167,7 @@ void add_recaption_commands(Cli& cli) {
       ->capture_default_str();
   add_decode_options(eval, eval_args->decode);
   cli.on_run(eval, [&cli, eval_args] {
+    const auto lock = DirLock::folder(eval_args->out);
     const auto options = resolve(cli, eval_args->decode);
     std::vector<stages::CaptionModel> models;
     for (const auto& spec : eval_args->models) models.push_back(parse_model_spec(spec));

@@ -4,6 +4,7 @@
 
 #include "cli/cli.h"
 #include "core/atomic_file.h"
+#include "core/dir_lock.h"
 #include "core/error.h"
 #include "stages/evaluate.h"
 #include "stages/sample.h"
@@ -77,6 +78,7 @@ void add_sample_eval_commands(Cli& cli) {
                    "also write grid.png with this many columns (0: none)")
       ->capture_default_str();
   cli.on_run(sample, [&cli, args] {
+    const auto lock = DirLock::folder(args->out);
     init_runtime(cli.runtime, false);
     if (args->prompts_file.empty() && args->prompts.empty())
       throw Error("sample: give --prompts FILE or at least one --prompt");
@@ -118,6 +120,8 @@ void add_sample_eval_commands(Cli& cli) {
                      "add the ceiling row: the metrics on the reference renders themselves");
   cli.add_set_option(evaluate);
   cli.on_run(evaluate, [&cli, eval] {
+    DirLock lock;  // the report file, when there is one
+    if (!eval->json.empty()) lock = DirLock::file(eval->json);
     init_runtime(cli.runtime, false);
     auto options = stages::evaluate_settings(cli.load_corpus_config(eval->corpus));
     if (eval->no_fid) options.fid = false;

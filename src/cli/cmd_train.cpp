@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/cli.h"
+#include "core/dir_lock.h"
 #include "stages/autoencoder_train.h"
 #include "stages/captioner_train.h"
 #include "stages/model_settings.h"
@@ -46,6 +47,7 @@ void add_training_commands(Cli& cli) {
   evaluator_train->add_option("--out", *evaluator_out, "output folder (resumes from it)")
       ->required();
   cli.on_run(evaluator_train, [&cli, evaluator_out] {
+    const auto lock = DirLock::folder(*evaluator_out);
     init_runtime(cli.runtime, true);
     Config config = cli.load_config();
     auto accuracy = stages::train_evaluator(world_settings(config), evaluator_settings(config),
@@ -70,6 +72,7 @@ void add_training_commands(Cli& cli) {
       ->type_name("FILE")
       ->capture_default_str();
   cli.on_run(captioner_train, [&cli, cap_args, vision] {
+    const auto lock = DirLock::folder(cap_args->out);
     auto rt = init_runtime(cli.runtime, true);
     auto config = cli.load_corpus_config(cap_args->corpus);
     if (!vision->empty())
@@ -101,6 +104,7 @@ void add_training_commands(Cli& cli) {
       ->capture_default_str();
   cli.add_set_option(autoencoder_train);
   cli.on_run(autoencoder_train, [&cli, ae_args] {
+    const auto lock = DirLock::folder(ae_args->out);
     auto rt = init_runtime(cli.runtime, true);
     auto config = cli.load_corpus_config(ae_args->corpus);
     if (!ae_args->evaluator.empty())
@@ -147,6 +151,7 @@ void add_training_commands(Cli& cli) {
                  "t2i.allow_partial")
       ->capture_default_str();
   cli.on_run(t2i_train, [&cli, t2i_args, text] {
+    const auto lock = DirLock::folder(t2i_args->out);
     auto rt = init_runtime(cli.runtime, true);
     auto config = cli.load_corpus_config(t2i_args->corpus);
     if (!text->file.empty())
