@@ -75,9 +75,21 @@ class Child {
     int raw = 0;
     if (::waitpid(pid_, &raw, WNOHANG) == pid_) {
       exited_ = true;
+      status_ = WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);
       return false;
     }
     return true;
+  }
+  pid_t pid() const { return pid_; }
+  // Waits for the child to exit; its exit status as run_recap reports it.
+  int wait() {
+    if (!exited_ && pid_ > 0) {
+      int raw = 0;
+      ::waitpid(pid_, &raw, 0);
+      exited_ = true;
+      status_ = WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);
+    }
+    return status_;
   }
   void kill() {
     ::kill(pid_, SIGKILL);
@@ -99,6 +111,7 @@ class Child {
  private:
   pid_t pid_ = -1;
   bool exited_ = false;
+  int status_ = -1;
 };
 
 }  // namespace recap::test
