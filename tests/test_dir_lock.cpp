@@ -19,16 +19,12 @@
 #include "stages/recaption.h"
 #include "test_util.h"
 
-extern char** environ;
-
 namespace recap {
 namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-constexpr const char* kHoldEnv = "RECAP_TEST_HOLD_LOCK";
 
 std::string host_name() { return DirLock::self().host; }
 
@@ -55,33 +51,19 @@ bool wait_for_holder(const fs::path& lock_file, pid_t pid) {
   return false;
 }
 
-// Another process (this test binary, running DirLockHelper.HoldsUntilKilled) holding
-// DirLock::folder(dir) until it is killed.
+// Another process holding DirLock::folder(dir) until it is killed. A fork without exec is safe
+// here: the child needs only DirLock's system calls and glibc's malloc, which is fork-safe.
 pid_t spawn_holder(const fs::path& dir) {
-  std::string var = std::string(kHoldEnv) + "=" + dir.string();
-  std::vector<char*> env;
-  for (char** e = environ; *e; ++e) env.push_back(*e);
-  env.push_back(var.data());
-  env.push_back(nullptr);
-  std::string exe = "/proc/self/exe", filter = "--gtest_filter=DirLockHelper.HoldsUntilKilled";
-  char* argv[] = {exe.data(), filter.data(), nullptr};
   const pid_t pid = ::fork();
   if (pid == 0) {
-    const int null = ::open("/dev/null", O_WRONLY);
-    ::dup2(null, 1);
-    ::dup2(null, 2);
-    ::execve(exe.c_str(), argv, env.data());
-    ::_exit(127);
+    try {
+      const auto lock = DirLock::folder(dir);
+      for (;;) ::pause();
+    } catch (...) {
+      ::_exit(1);
+    }
   }
   return pid;
-}
-
-// Not a test of its own: the process spawn_holder starts.
-TEST(DirLockHelper, HoldsUntilKilled) {
-  const char* dir = std::getenv(kHoldEnv);
-  if (!dir) GTEST_SKIP() << "the lock holder of the DirLock tests; runs only in their child";
-  const auto lock = DirLock::folder(dir);
-  for (;;) ::pause();
 }
 
 TEST(DirLock, RecordsItsHolderAndLetsGoOnDestruction) {
