@@ -121,14 +121,11 @@ void add_recaption_commands(Cli& cli) {
   add_decode_options(recaption, args->decode);
   cli.on_run(recaption, [&cli, args] {
     // Processes with other shard indices share --out, so the unit locked is the sidecar: each
-    // one of this process's share (as recaption_shards picks it), held until the end.
+    // one of this process's share, held until the end.
     const auto shards = expand_inputs(args->inputs);
     std::vector<DirLock> locks;
-    const auto& share = args->decode.options;
-    if (share.num_shards >= 1 && share.shard_index >= 0 && share.shard_index < share.num_shards)
-      for (size_t s = static_cast<size_t>(share.shard_index); s < shards.size();
-           s += static_cast<size_t>(share.num_shards))
-        locks.push_back(DirLock::file(stages::sidecar_path(args->out, shards[s])));
+    for (const auto& [position, shard] : stages::shard_share(shards, args->decode.options))
+      locks.push_back(DirLock::file(stages::sidecar_path(args->out, shard)));
     auto options = resolve(cli, args->decode);
     options.style = stages::parse_caption_kind(args->kind);
     const auto r =

@@ -133,14 +133,25 @@ StreamCounts caption_stream(
   return counts;
 }
 
-RecaptionResult recaption_shards(const fs::path& model, const fs::path& tokenizer_model,
-                                 const std::vector<fs::path>& shards, const fs::path& out_dir,
-                                 const RecaptionOptions& options) {
-  const auto start = std::chrono::steady_clock::now();
+std::vector<std::pair<size_t, fs::path>> shard_share(std::vector<fs::path> shards,
+                                                     const RecaptionOptions& options) {
   if (options.num_shards < 1 || options.shard_index < 0 ||
       options.shard_index >= options.num_shards)
     throw Error(fmt::format("recaption: shard index {} is outside [0, {})", options.shard_index,
                             options.num_shards));
+  std::sort(shards.begin(), shards.end());
+  std::vector<std::pair<size_t, fs::path>> share;
+  for (size_t s = static_cast<size_t>(options.shard_index); s < shards.size();
+       s += static_cast<size_t>(options.num_shards))
+    share.emplace_back(s, shards[s]);
+  return share;
+}
+
+RecaptionResult recaption_shards(const fs::path& model, const fs::path& tokenizer_model,
+                                 const std::vector<fs::path>& shards, const fs::path& out_dir,
+                                 const RecaptionOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  const auto share = shard_share(shards, options);
   if (shards.empty()) throw Error("recaption: no input shards");
   std::vector<fs::path> sorted = shards;
   std::sort(sorted.begin(), sorted.end());
@@ -162,9 +173,8 @@ RecaptionResult recaption_shards(const fs::path& model, const fs::path& tokenize
   RecaptionResult result;
   fs::create_directories(out_dir);
   std::vector<size_t> pending;  // positions in `sorted`
-  for (size_t s = static_cast<size_t>(options.shard_index); s < sorted.size();
-       s += static_cast<size_t>(options.num_shards)) {
-    const fs::path sidecar = sidecar_path(out_dir, sorted[s]);
+  for (const auto& [s, shard] : share) {
+    const fs::path sidecar = sidecar_path(out_dir, shard);
     result.sidecars.push_back(sidecar);
     if (!fs::exists(sidecar)) {
       pending.push_back(s);

@@ -11,6 +11,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -50,6 +51,11 @@ struct RecaptionResult {
 
 // "web-00000.tar" -> out_dir/"web-00000.recap.jsonl".
 fs::path sidecar_path(const fs::path& out_dir, const fs::path& shard);
+
+// This process's share of `shards`: positions i, i+n, i+2n, ... of the sorted list (i =
+// shard_index, n = num_shards), as (position, shard). recap::Error for i outside [0, n).
+std::vector<std::pair<size_t, fs::path>> shard_share(std::vector<fs::path> shards,
+                                                     const RecaptionOptions& options);
 
 // Captions every shard of this process's share (see RecaptionOptions) into its sidecar. A
 // finished sidecar with the same provenance (model hash, kind, decode options) is skipped;
