@@ -7,26 +7,17 @@
 
 #include <cerrno>
 #include <cstring>
-#include <ctime>
 #include <sstream>
 #include <utility>
 
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "core/log.h"
 
 namespace recap {
 
 namespace {
-
-std::string lock_time_iso() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 std::string read_lock_fd(int fd) {
   std::string out;
@@ -82,7 +73,7 @@ std::string LockHolder::describe() const {
 LockHolder DirLock::self() {
   char host[256] = {0};
   if (::gethostname(host, sizeof host - 1) != 0) std::strcpy(host, "unknown");
-  return {std::to_string(::getpid()), host, lock_time_iso()};
+  return {std::to_string(::getpid()), host, utc_timestamp()};
 }
 
 DirLock DirLock::folder(const fs::path& dir) {

@@ -1,5 +1,7 @@
 #include "core/log.h"
 
+#include <ctime>
+
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -29,6 +31,15 @@ void add_log_file(const std::string& path) {
     throw Error(path + ": cannot open the log file: " + e.what());
   }
   logger->flush_on(spdlog::level::info);
+}
+
+std::string utc_timestamp() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
 }
 
 }  // namespace recap

@@ -12,4 +12,7 @@ void init_logging(const std::string& level);
 // the console's level or more verbose; `recap run` keeps its log beside the manifest.
 void add_log_file(const std::string& path);
 
+// The UTC time now as "YYYY-MM-DDTHH:MM:SSZ": the timestamp of manifests and lock files.
+std::string utc_timestamp();
+
 }  // namespace recap

@@ -1,7 +1,6 @@
 #include "core/run_dir.h"
 
 #include <chrono>
-#include <ctime>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -9,18 +8,12 @@
 #include "core/atomic_file.h"
 #include "core/build_info.h"
 #include "core/error.h"
+#include "core/log.h"
 #include "core/sha256.h"
 
 namespace recap {
 
 namespace {
-
-std::string now_iso() {
-  std::time_t t = std::time(nullptr);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return buf;
-}
 
 std::string hash_path(const fs::path& p) {
   return fs::is_directory(p) ? sha256_tree(p) : sha256_file(p);
@@ -47,7 +40,7 @@ RunDir::RunDir(fs::path dir, const Config& config) : dir_(std::move(dir)) {
   if (fs::exists(manifest_path)) {
     manifest_ = read_manifest(dir_);
   } else {
-    manifest_ = {{"created", now_iso()}, {"stages", nlohmann::json::object()}};
+    manifest_ = {{"created", utc_timestamp()}, {"stages", nlohmann::json::object()}};
   }
   manifest_["config"] = config.to_json();
   manifest_["config_origin"] = config.origin();
@@ -129,7 +122,7 @@ StageOutcome RunDir::run_stage(const StageSpec& spec,
   }
   fs::create_directories(ctx.dir());
   auto& rec = stages[spec.name];
-  rec = {{"status", "running"}, {"fingerprint", fp}, {"started", now_iso()},
+  rec = {{"status", "running"}, {"fingerprint", fp}, {"started", utc_timestamp()},
          {"params", spec.params}};
   save();
 
@@ -155,7 +148,7 @@ StageOutcome RunDir::run_stage(const StageSpec& spec,
                                                          {"bytes", size_of(out)}};
   }
   rec["status"] = "done";
-  rec["finished"] = now_iso();
+  rec["finished"] = utc_timestamp();
   rec["seconds"] = elapsed();
   rec["outputs"] = outputs;
   save();
