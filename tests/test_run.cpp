@@ -196,12 +196,14 @@ TEST(RunSmoke, KilledRunResumesToTheSameResults) {
 }
 
 // t2i.space = latent adds the autoencoder stage: trained with the vision encoder as its
-// perceptual network, checked by the evaluator, and handed to every arm.
-TEST(RunSmoke, LatentSpaceAddsTheAutoencoderStage) {
+// perceptual network, checked by the evaluator, and handed to every arm. run.base_steps adds
+// the base model, trained on alt-text in the same latent space, which every arm starts from.
+TEST(RunSmoke, LatentSpaceAndBaseModelStages) {
   test::TempDir dir("run-latent");
   auto r = test::run_recap("--threads 2 run --preset smoke --name l --arms alt --runs-dir " +
                            dir.path().string() +
-                           " --set t2i.space=latent --set autoencoder.perceptual_weight=1");
+                           " --set t2i.space=latent --set autoencoder.perceptual_weight=1"
+                           " --set run.base_steps=3");
   ASSERT_EQ(r.status, 0) << r.output;
   const auto run = dir / "l";
   const auto manifest = nlohmann::json::parse(read_file(run / "manifest.json"));
@@ -212,6 +214,12 @@ TEST(RunSmoke, LatentSpaceAddsTheAutoencoderStage) {
   const auto metadata = Safetensors::load(run / "t2i-alt" / "t2i.safetensors").metadata();
   EXPECT_EQ(metadata.at("autoencoder_from"), (run / "autoencoder").string());
   EXPECT_TRUE(std::filesystem::exists(run / "eval" / "alt.json"));
+  EXPECT_EQ(manifest.at("stages").at("t2i-base").at("status"), "done");
+  const auto base = Safetensors::load(run / "t2i-base" / "t2i.safetensors").metadata();
+  EXPECT_EQ(base.at("captions"), "alt");
+  EXPECT_EQ(base.at("steps"), "3");
+  EXPECT_EQ(base.at("autoencoder_from"), (run / "autoencoder").string());
+  EXPECT_EQ(metadata.at("init_from"), (run / "t2i-base" / "t2i.safetensors").string());
 }
 
 TEST(RunCli, BadArmsAndMissingRunsAreClearErrors) {

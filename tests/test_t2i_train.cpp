@@ -430,6 +430,87 @@ TEST_F(T2iTrain, WeightsRoundTripAndMisshapedFilesAreRefused) {
                   AllOf(HasSubstr("c.safetensors"), HasSubstr("log SNR shift 50"))));
 }
 
+// t2i.init starts every tensor from a base model (the arms of `recap run` with
+// run.base_steps), and refuses a base whose weights would mean something else here.
+TEST_F(T2iTrain, StartsFromABaseModelOfTheSameSettingsOnly) {
+  torch::set_num_threads(1);
+  test::TempDir dir("t2i-init");
+  train_t2i(corpus(), tokenizer_path(), {}, dir / "base", smoke({"t2i.captions=alt"}), 2);
+  const auto base_file = dir / "base" / "t2i.safetensors";
+  const std::string init = "t2i.init=\"" + base_file.string() + "\"";
+  // At the smallest learning rate one step barely moves the weights: the step-1 checkpoint
+  // is the base, not the run's own random initialisation.
+  train_t2i(corpus(), tokenizer_path(), {}, dir / "tuned",
+            smoke({"t2i.captions=human", "t2i.steps=1", "t2i.lr=1e-8", "t2i.warmup_steps=0",
+                   "checkpoint.every=1", init}),
+            2);
+  const auto base = load_tensors(base_file);
+  const auto step1 =
+      load_tensors(dir / "tuned" / "train" / "checkpoints" / "step-000000001" / "model.safetensors");
+  ASSERT_EQ(step1.size(), base.size());
+  for (const auto& [name, t] : step1)
+    EXPECT_TRUE(torch::allclose(t, base.at(name), 0, 1e-6)) << name;
+  auto [fresh, sample] = smoke_model();
+  EXPECT_FALSE(torch::allclose(step1.at("unet.conv_in.weight"),
+                               fresh->unet->named_parameters()["conv_in.weight"], 0, 1e-3));
+  const auto metadata = Safetensors::load(dir / "tuned" / "t2i.safetensors").metadata();
+  EXPECT_EQ(metadata.at("init_from"), base_file.string());
+  EXPECT_EQ(metadata.at("init_sha256"), sha256_file(base_file));
+
+  auto refused = [&](std::vector<std::string> sets, const std::string& what) {
+    sets.push_back("t2i.captions=human");
+    sets.push_back(init);
+    const auto out = dir / ("refused-" + what);
+    EXPECT_THAT([&] { train_t2i(corpus(), tokenizer_path(), {}, out, smoke(sets), 2); },
+                ::testing::ThrowsMessage<Error>(AllOf(HasSubstr(base_file.string()),
+                                                      HasSubstr(what))))
+        << what;
+    EXPECT_FALSE(fs::exists(out / "t2i.safetensors")) << what;
+  };
+  refused({"unet.channels=8"}, "unet");
+  refused({"text_encoder.layers=2"}, "text_encoder");
+  refused({"t2i.prediction=v"}, "t2i.prediction");
+  EXPECT_THAT([&] {
+    t2i_train_options(smoke({init, "t2i.text_encoder=\"x.safetensors\""}),
+                      tokenizer().vocab_size(), 32);
+  }, ::testing::ThrowsMessage<Error>(HasSubstr("not both")));
+  EXPECT_THAT([&] {
+    train_t2i(corpus(), tokenizer_path(), {}, dir / "missing",
+              smoke({"t2i.captions=human",
+                     "t2i.init=\"" + (dir / "nope.safetensors").string() + "\""}), 2);
+  }, ::testing::ThrowsMessage<Error>(AllOf(HasSubstr("nope.safetensors"), HasSubstr("no such file"))));
+}
+
+// In latent space a base made with another autoencoder is refused even when every shape fits:
+// its latents mean something else.
+TEST_F(T2iTrain, BaseModelOfAnotherAutoencoderIsRefused) {
+  test::TempDir dir("t2i-init-latent");
+  auto options = t2i_train_options(smoke({}), tokenizer().vocab_size(), 32);
+  options.model.autoencoder = models::AutoencoderOptions{};
+  options.model.unet.in_channels = options.model.unet.out_channels =
+      options.model.autoencoder->latent_channels;
+  torch::manual_seed(1);
+  T2iModel base(options.model);
+  save_t2i(dir / "base.safetensors", base, options.sample, tokenizer(), {});
+  torch::manual_seed(2);
+  T2iModel other(options.model);
+  EXPECT_THAT([&] { init_t2i_from(dir / "base.safetensors", other, options.sample, tokenizer()); },
+              ::testing::ThrowsMessage<Error>(AllOf(HasSubstr("base.safetensors"),
+                                                    HasSubstr("another autoencoder"))));
+  // Same autoencoder weights: the base's UNet and text encoder arrive exactly.
+  torch::manual_seed(3);
+  T2iModel same(options.model);
+  {
+    torch::NoGradGuard no_grad;
+    const auto from = module_state(*base->autoencoder), to = module_state(*same->autoencoder);
+    for (size_t i = 0; i < from.size(); ++i) to[i].second.copy_(from[i].second);
+  }
+  init_t2i_from(dir / "base.safetensors", same, options.sample, tokenizer());
+  const auto want = module_state(*base), got = module_state(*same);
+  for (size_t i = 0; i < want.size(); ++i)
+    EXPECT_TRUE(torch::equal(want[i].second, got[i].second)) << want[i].first;
+}
+
 // The UNet, its text conditioning and the preset's loss (v prediction, Min-SNR weights) can
 // memorise one fixed batch: same images, captions, timesteps and noise every step. A broken
 // gradient path (a detached block, a wrong target, a zero-initialised layer that never wakes)

@@ -38,6 +38,10 @@ std::vector<ConfigKey> build_schema() {
             "recap-mix, human, human-short)"),
       integer("run.images_per_prompt", 1, 1, 1000,
               "images sampled per evaluation prompt (each from its own seed)"),
+      integer("run.base_steps", 0, 0, 1e9,
+              "steps of one base text-to-image model trained on the web alt-text with [t2i]'s "
+              "settings, which every arm then fine-tunes for t2i.steps (the paper fine-tunes "
+              "Stable Diffusion); 0: every arm starts from random weights"),
       integer("run.checkpoint_evals", 0, 0, 1000,
               "intermediate t2i checkpoints (the latest kept) sampled and scored for the "
               "report's sample-efficiency plot; each costs one more samples stage per arm"),
@@ -229,6 +233,9 @@ std::vector<ConfigKey> build_schema() {
       choice("t2i.sample_sampler", "ddim", {"ddim", "ddpm", "euler", "dpm++2m"}, "sampler"),
       number("t2i.guidance_scale", 3.0, 0, 100, "classifier-free guidance scale; 1 off, 0 uncond"),
       integer("t2i.workers", 0, 0, 256, "image decode threads; 0: --threads"),
+      choice("t2i.init", "", {},
+             "a whole t2i model (t2i.safetensors) to start from, e.g. a run's base model; "
+             "empty: random weights (`recap run` sets it when base.steps > 0)"),
       choice("t2i.text_encoder", "", {},
              "safetensors to start the text encoder from (a bare encoder or a whole t2i "
              "model); empty: train it from scratch"),

@@ -225,38 +225,70 @@ std::vector<PlannedStage> plan(const Config& config, const RunLayout& layout,
                       }});
   }
 
+  // What every text-to-image training of the run (the base and each arm) depends on, and
+  // the run's own models it is pointed at.
+  std::vector<std::string> t2i_depends = {"corpus", "tokenizer", "evaluator"};
+  // The evaluator judges the competence probe during training (stages/t2i_train.h).
+  if (own_autoencoder) t2i_depends.push_back("autoencoder");
+  // REPA aligns the UNet with the captioner's pre-trained vision encoder (not the judge).
+  const bool repa_vision = config.get_float("t2i.repa_weight") > 0 &&
+                           config.get_string("t2i.repa_encoder").empty();
+  if (repa_vision && own_vision) t2i_depends.push_back("vision");
+  const int64_t base_steps = config.get_int("run.base_steps");
+  // `arm` empty: the base model.
+  auto t2i_config = [&config, layout, own_autoencoder, repa_vision, vision_encoder,
+                     base_steps](const std::string& arm) {
+    Config c = config;
+    if (config.get_string("t2i.probe_evaluator").empty())
+      c.set("t2i.probe_evaluator", nlohmann::json(layout.evaluator().string()).dump(), "the run");
+    if (own_autoencoder)
+      c.set("t2i.autoencoder", nlohmann::json(layout.autoencoder().string()).dump(), "the run");
+    if (repa_vision) c.set("t2i.repa_encoder", vision_encoder(), "the run");
+    if (arm.empty()) {
+      c.set("t2i.captions", "alt", "the base model");
+      c.set("t2i.steps", std::to_string(base_steps), "run.base_steps");
+    } else {
+      c.set("t2i.captions", arm, "run.arms");
+      if (base_steps > 0) {
+        // The base started its text encoder from t2i.text_encoder; the arm inherits it.
+        c.set("t2i.init", nlohmann::json(layout.t2i_weights("base").string()).dump(),
+              "run.base_steps");
+        c.set("t2i.text_encoder", "\"\"", "run.base_steps");
+      }
+    }
+    return c;
+  };
+  // The paper's design: one model pre-trained on the web's own alt-text (the LAION-trained
+  // Stable Diffusion), fine-tuned by every arm for the same steps.
+  if (base_steps > 0) {
+    auto params = sections(config, {"t2i", "text_encoder", "unet"});
+    params["base_steps"] = base_steps;
+    stages.push_back({{"t2i-base", params, t2i_depends, {}},
+                      [layout, corpus, tokenizer, threads, t2i_config](StageContext& ctx) {
+                        train_t2i(corpus, tokenizer, {}, layout.t2i("base"),
+                                  t2i_config(""), threads);
+                        ctx.output(layout.t2i_weights("base"));
+                      }});
+  }
+
   for (const auto& arm : arms) {
-    // The evaluator judges the competence probe during training (stages/t2i_train.h).
-    std::vector<std::string> depends = {"corpus", "tokenizer", "evaluator"};
-    if (own_autoencoder) depends.push_back("autoencoder");
-    // REPA aligns the UNet with the captioner's pre-trained vision encoder (not the judge).
-    const bool repa_vision = config.get_float("t2i.repa_weight") > 0 &&
-                             config.get_string("t2i.repa_encoder").empty();
-    if (repa_vision && own_vision) depends.push_back("vision");
+    std::vector<std::string> depends = t2i_depends;
+    if (base_steps > 0) depends.push_back("t2i-base");
     if (arm == "recap" || arm == "recap-mix") depends.push_back("recaption-long");
     if (arm == "recap-mix") depends.push_back("recaption-short");
     auto t2i_params = sections(config, {"t2i", "text_encoder", "unet"});
     t2i_params["arm"] = arm;
+    t2i_params["base_steps"] = base_steps;
     stages.push_back(
         {{"t2i-" + arm, t2i_params, depends, {}},
-         [&config, layout, corpus, tokenizer, arm, threads, own_autoencoder, repa_vision,
-          vision_encoder](StageContext& ctx) {
-           Config arm_config = config;
-           arm_config.set("t2i.captions", arm, "run.arms");
-           if (config.get_string("t2i.probe_evaluator").empty())
-             arm_config.set("t2i.probe_evaluator",
-                            nlohmann::json(layout.evaluator().string()).dump(), "the run");
-           if (own_autoencoder)
-             arm_config.set("t2i.autoencoder",
-                            nlohmann::json(layout.autoencoder().string()).dump(), "the run");
-           if (repa_vision) arm_config.set("t2i.repa_encoder", vision_encoder(), "the run");
+         [layout, corpus, tokenizer, arm, threads, t2i_config](StageContext& ctx) {
            std::vector<fs::path> recaps;
            if (arm == "recap" || arm == "recap-mix") recaps = sidecars(layout.recaption("long"));
            if (arm == "recap-mix") {
              auto shorts = sidecars(layout.recaption("short"));
              recaps.insert(recaps.end(), shorts.begin(), shorts.end());
            }
-           train_t2i(corpus, tokenizer, recaps, layout.t2i(arm), arm_config, threads);
+           train_t2i(corpus, tokenizer, recaps, layout.t2i(arm), t2i_config(arm), threads);
            ctx.output(layout.t2i_weights(arm));
          }});
 

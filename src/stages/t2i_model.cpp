@@ -202,4 +202,34 @@ LoadedT2i load_t2i(const fs::path& path, const Tokenizer& tokenizer) {
   return loaded;
 }
 
+void init_t2i_from(const fs::path& path, T2iModel& model, const SampleOptions& sample,
+                   const Tokenizer& tokenizer) {
+  const auto base = load_t2i(path, tokenizer);
+  // The sampler, its steps, guidance and image size are not the weights' business.
+  const auto ours = options_json(model->options(), sample);
+  const auto theirs = options_json(base.model->options(), base.sample);
+  std::vector<std::string> differ;
+  for (const char* key : {"text_encoder", "unet", "autoencoder", "repa"})
+    if (ours.at(key) != theirs.at(key)) differ.push_back(key);
+  for (const char* key : {"prediction", "schedule", "timesteps", "log_snr_shift"})
+    if (ours.at("sample").at(key) != theirs.at("sample").at(key))
+      differ.push_back(fmt::format("t2i.{} ({} there, {} here)", key,
+                                   theirs.at("sample").at(key).dump(),
+                                   ours.at("sample").at(key).dump()));
+  if (!differ.empty())
+    throw Error(fmt::format("{}: cannot start from this model: its {} differ from this "
+                            "training's settings",
+                            path.string(), fmt::join(differ, ", ")));
+  if (model->autoencoder) {
+    const auto here = module_state(*model->autoencoder);
+    const auto there = module_state(*base.model->autoencoder);
+    for (size_t i = 0; i < here.size(); ++i)
+      if (!torch::equal(here[i].second, there[i].second))
+        throw Error(fmt::format("{}: it diffuses the latent of another autoencoder than "
+                                "t2i.autoencoder ({} differs)",
+                                path.string(), here[i].first));
+  }
+  load_module(path, *model);
+}
+
 }  // namespace recap::stages

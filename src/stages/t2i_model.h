@@ -114,4 +114,13 @@ void save_t2i(const fs::path& path, const T2iModel& model, const SampleOptions& 
 // tokenizer, or its tensors do not fit the model it describes (listing the bad names).
 LoadedT2i load_t2i(const fs::path& path, const text::Tokenizer& tokenizer);
 
+// Starts `model` from the weights of the whole t2i model at `path` (a base model another
+// training made: the paper's pre-trained Stable Diffusion). Its text encoder, UNet, REPA
+// projector and diffusion parameterisation (prediction, schedule, timesteps, log-SNR shift)
+// must equal `model`'s and `sample`'s, and in latent space its autoencoder must be the same
+// weights as `model`'s (the latents would mean something else otherwise); otherwise throws
+// recap::Error naming the file and what differs, leaving `model` untouched.
+void init_t2i_from(const fs::path& path, T2iModel& model, const SampleOptions& sample,
+                   const text::Tokenizer& tokenizer);
+
 }  // namespace recap::stages

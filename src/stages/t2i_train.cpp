@@ -370,7 +370,11 @@ T2iTrainOptions t2i_train_options(const Config& c, int64_t vocab_size, int64_t c
   o.log_every = std::clamp<int64_t>(o.steps / 50, 1, 50);
   o.workers = static_cast<int>(c.get_int("t2i.workers"));
   o.seed = static_cast<uint64_t>(c.get_int("run.seed"));
+  o.init = c.get_string("t2i.init");
   o.text_encoder = c.get_string("t2i.text_encoder");
+  if (!o.init.empty() && !o.text_encoder.empty())
+    throw Error("t2i: set t2i.init (the whole model) or t2i.text_encoder, not both: the "
+                "model t2i.init names has its own text encoder");
   o.freeze_text = c.get_bool("t2i.freeze_text");
   o.allow_partial = c.get_bool("t2i.allow_partial");
   // A path key another setting makes necessary.
@@ -526,11 +530,20 @@ T2iTrainResult train_t2i(const fs::path& corpus_dir, const fs::path& tokenizer_m
   train::TrainerOptions t;
   t.dir = out_dir / "train";
   const bool resuming = Checkpointer(t.dir / "checkpoints", options.keep_last).latest().has_value();
-  if (!options.text_encoder.empty() && !fs::is_regular_file(options.text_encoder))
-    throw Error(fmt::format("{}: no such file (t2i.text_encoder)", options.text_encoder.string()));
   // Hashed before training, for the weights' metadata: a file changed meanwhile cannot matter.
+  auto start_file_sha256 = [](const fs::path& path, const char* key) -> std::string {
+    if (path.empty()) return "";
+    if (!fs::is_regular_file(path))
+      throw Error(fmt::format("{}: no such file ({})", path.string(), key));
+    return sha256_file(path);
+  };
+  const std::string init_sha256 = start_file_sha256(options.init, "t2i.init");
   const std::string text_encoder_sha256 =
-      options.text_encoder.empty() ? "" : sha256_file(options.text_encoder);
+      start_file_sha256(options.text_encoder, "t2i.text_encoder");
+  if (!options.init.empty() && !resuming) {
+    init_t2i_from(options.init, model, options.sample, tokenizer);
+    spdlog::info("t2i: starting from {}", options.init.string());
+  }
   if (!options.text_encoder.empty() && !resuming) {
     const auto report =
         load_text_encoder(options.text_encoder, model->text_encoder, tokenizer,
@@ -590,6 +603,8 @@ T2iTrainResult train_t2i(const fs::path& corpus_dir, const fs::path& tokenizer_m
                                               {"skipped", n.skipped}}.dump()},
             {"steps", std::to_string(result.steps)},
             {"ema", options.ema_decay > 0 ? "true" : "false"},
+            {"init_from", options.init.string()},
+            {"init_sha256", init_sha256},
             {"text_encoder_from", options.text_encoder.string()},
             {"text_encoder_sha256", text_encoder_sha256},
             {"text_encoder_frozen", options.freeze_text ? "true" : "false"},

@@ -46,6 +46,7 @@ struct T2iTrainOptions {
   int64_t log_every = 10;
   int workers = 0;  // loader decode threads; 0: the `threads` train_t2i is given
   uint64_t seed = 0;
+  fs::path init;               // a whole t2i model to start from; empty: random weights
   fs::path text_encoder;       // weights to start the text encoder from; empty: from scratch
   bool freeze_text = false;    // the text encoder keeps its weights; only the UNet trains
   bool allow_partial = false;  // text_encoder may lack tensors (they keep their init)
@@ -117,9 +118,10 @@ struct T2iTrainResult {
 // activation at t2i.repa_level, through the model's projector, is pulled towards the frozen
 // t2i.repa_encoder detector backbone's features of the clean image (negative cosine
 // similarity per position, times the weight).
-// A fresh run starts its text encoder from t2i.text_encoder when set (a
-// resumed one takes everything from its checkpoint and only hashes the file, for the weights'
-// metadata); t2i.freeze_text leaves the encoder out of training, bit-identical in the output.
+// A fresh run starts its whole model from t2i.init (init_t2i_from: a base model of the same
+// settings) or its text encoder from t2i.text_encoder when set (a resumed one takes
+// everything from its checkpoint and only hashes the file, for the weights' metadata);
+// t2i.freeze_text leaves the encoder out of training, bit-identical in the output.
 // `recap_files` are needed for captions = recap / recap-mix only. `threads` is the loader's
 // decode thread count unless t2i.workers sets it.
 T2iTrainResult train_t2i(const fs::path& corpus_dir, const fs::path& tokenizer_model,
