@@ -257,7 +257,7 @@ TEST_F(T2iTrain, TextEncoderLoadsFromEitherFileFormAndNamesWhatDoesNotFit) {
               ::testing::ThrowsMessage<Error>(HasSubstr("another tokenizer")));
 }
 
-TEST_F(T2iTrain, CliTextEncoderFlagsReachTheRun) {
+TEST_F(T2iTrain, CliStartFlagsReachTheRun) {
   test::TempDir dir("t2i-cli");
   auto [source, sample] = smoke_model();
   save_module(dir / "bare.safetensors", *source->text_encoder);
@@ -281,6 +281,17 @@ TEST_F(T2iTrain, CliTextEncoderFlagsReachTheRun) {
   const auto metadata = Safetensors::load(dir / "c" / "t2i.safetensors").metadata();
   EXPECT_EQ(metadata.at("text_encoder_frozen"), "true");
   EXPECT_EQ(metadata.at("text_encoder_from"), (dir / "bare.safetensors").string());
+  // --init fine-tunes that whole model; with --text-encoder as well it is refused.
+  const auto model_c = (dir / "c" / "t2i.safetensors").string();
+  const std::string tune = base + " --set text_encoder.layers=2 --set t2i.steps=1 "
+                           "--set t2i.sample_steps=1 --init " + model_c;
+  auto both = test::run_recap(tune + " --out " + (dir / "d").string() + " --text-encoder " +
+                              (dir / "bare.safetensors").string());
+  EXPECT_EQ(both.status, 2) << both.output;
+  EXPECT_THAT(both.output, HasSubstr("not both"));
+  auto tuned = test::run_recap(tune + " --out " + (dir / "e").string());
+  ASSERT_EQ(tuned.status, 0) << tuned.output;
+  EXPECT_EQ(Safetensors::load(dir / "e" / "t2i.safetensors").metadata().at("init_from"), model_c);
 }
 
 TEST_F(T2iTrain, CountsRecaptionFallbacksAndSkips) {

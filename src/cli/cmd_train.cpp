@@ -21,8 +21,9 @@ struct TrainingArgs {
 };
 
 // t2i train's shorthands for the t2i.text_encoder, freeze_text and allow_partial keys.
-struct TextEncoderArgs {
-  std::string file;
+// Where a t2i training starts from: a whole model, or only a text encoder.
+struct StartArgs {
+  std::string init, text_encoder;
   bool freeze = false, allow_partial = false;
 };
 
@@ -134,30 +135,38 @@ void add_training_commands(Cli& cli) {
   t2i_train->add_option("--recap", t2i_args->recap_files,
                         "recaption JSONL files ({\"key\", \"caption\", \"kind\"} lines) for "
                         "the recap arms");
-  auto text = std::make_shared<TextEncoderArgs>();
+  auto start = std::make_shared<StartArgs>();
   t2i_train
-      ->add_option("--text-encoder", text->file,
+      ->add_option("--init", start->init,
+                   "start every weight from this t2i model (e.g. a run's "
+                   "t2i-base/t2i.safetensors) and fine-tune it; sets t2i.init")
+      ->type_name("FILE")
+      ->capture_default_str();
+  t2i_train
+      ->add_option("--text-encoder", start->text_encoder,
                    "start the text encoder from this safetensors (a bare encoder or a whole "
                    "t2i model); sets t2i.text_encoder")
       ->type_name("FILE")
       ->capture_default_str();
   t2i_train
-      ->add_flag("--freeze-text", text->freeze,
+      ->add_flag("--freeze-text", start->freeze,
                  "train the UNet only, the text encoder keeps its weights; sets t2i.freeze_text")
       ->capture_default_str();
   t2i_train
-      ->add_flag("--allow-partial", text->allow_partial,
+      ->add_flag("--allow-partial", start->allow_partial,
                  "--text-encoder may lack tensors (they keep their initialisation); sets "
                  "t2i.allow_partial")
       ->capture_default_str();
-  cli.on_run(t2i_train, [&cli, t2i_args, text] {
+  cli.on_run(t2i_train, [&cli, t2i_args, start] {
     const auto lock = DirLock::folder(t2i_args->out);
     auto rt = init_runtime(cli.runtime, true);
     auto config = cli.load_corpus_config(t2i_args->corpus);
-    if (!text->file.empty())
-      config.set("t2i.text_encoder", nlohmann::json(text->file).dump(), "--text-encoder");
-    if (text->freeze) config.set("t2i.freeze_text", "true", "--freeze-text");
-    if (text->allow_partial) config.set("t2i.allow_partial", "true", "--allow-partial");
+    if (!start->init.empty()) config.set("t2i.init", nlohmann::json(start->init).dump(), "--init");
+    if (!start->text_encoder.empty())
+      config.set("t2i.text_encoder", nlohmann::json(start->text_encoder).dump(),
+                 "--text-encoder");
+    if (start->freeze) config.set("t2i.freeze_text", "true", "--freeze-text");
+    if (start->allow_partial) config.set("t2i.allow_partial", "true", "--allow-partial");
     std::vector<fs::path> recaps(t2i_args->recap_files.begin(), t2i_args->recap_files.end());
     auto r = stages::train_t2i(t2i_args->corpus, t2i_args->tokenizer, recaps, t2i_args->out,
                                config, rt.threads);
