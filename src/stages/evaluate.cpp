@@ -245,7 +245,7 @@ EvalReport evaluate_reference(const fs::path& evaluator_dir, const fs::path& cor
   const world::CaptionParser parser(judge.world);
   const auto renders = reference_renders(corpus_dir, judge);
   std::vector<eval::ImageDetections> images;
-  for (const auto& r : renders) images.push_back({{}, parser.parse(r.caption), {}});
+  for (const auto& r : renders) images.push_back({{}, parser.parse(r.caption), {}, {}});
   const auto judged = judge_images(judge, renders, options.batch_size);
   images = with_detections(std::move(images), judged);
   EvalReport report;
