@@ -1,6 +1,11 @@
 // Prompt-following metrics: a hand-computed set, ceiling and floor on real prompt suites,
-// empty input, bootstrap interval properties and determinism, JSON and table output.
+// empty input, bootstrap interval properties and determinism, JSON and table output, per-image
+// scores and their JSON, and the paired comparison of two arms on constructed data.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <cmath>
+#include <stdexcept>
 
 #include "core/error.h"
 #include "eval/metrics.h"
@@ -110,7 +115,7 @@ TEST(EvalMetrics, MinScoreDropsDetections) {
 std::vector<ImageDetections> perfect(const std::vector<world::Prompt>& prompts, double canvas) {
   std::vector<ImageDetections> out;
   for (const auto& p : prompts) {
-    ImageDetections img{p.suite, p.target, {}};
+    ImageDetections img{p.suite, p.target, {}, {}};
     std::vector<world::Point> at(p.target.groups.size(), {canvas / 2, canvas / 2});
     for (const auto& r : p.target.relations) {
       const double d = canvas / 4;
@@ -256,6 +261,235 @@ TEST(EvalMetrics, BadInputThrows) {
   EXPECT_THROW(score_prompts(hand_set(), o), Error);
   o = options(-1);
   EXPECT_THROW(score_prompts(hand_set(), o), Error);
+}
+
+TEST(EvalMetrics, ImageScoresAreTheHandSetsTallies) {
+  const auto images = hand_set();
+  const ImageScore first = score_image(images[0], options());
+  // "three red squares", two red and a blue square found.
+  EXPECT_EQ(first.shapes, (std::map<std::string, bool>{{"square", true}}));
+  EXPECT_EQ(first.groups, 1);
+  EXPECT_EQ(first.groups_found, 1);
+  EXPECT_EQ(first.counted, 1);
+  EXPECT_EQ(first.count_abs_error, 1);
+  EXPECT_EQ(first.count_exact, 0);
+  EXPECT_EQ(first.coloured, 1);
+  EXPECT_EQ(first.bound, 1);
+  // "a red star right of a blue heart", only a blue star found.
+  const ImageScore last = score_image(images[3], options());
+  EXPECT_EQ(last.shapes, (std::map<std::string, bool>{{"heart", false}, {"star", true}}));
+  EXPECT_EQ(last.relations, 1);
+  EXPECT_EQ(last.relations_found, 0);
+  EXPECT_EQ(last.bound, 0);
+  // The JSON a reader sees: [numerator, denominator] per statistic.
+  const nlohmann::json j = to_json(last);
+  EXPECT_EQ(j["soa_c"], (nlohmann::json{{"heart", 0}, {"star", 1}}));
+  EXPECT_EQ(j["soa_i"], nlohmann::json::array({1, 2}));
+  EXPECT_EQ(j["count_error"], nlohmann::json::array({2.0, 2}));
+  EXPECT_EQ(j["position"], nlohmann::json::array({0, 1}));
+  EXPECT_EQ(j["position_given_found"], nlohmann::json::array({0, 0}));
+  EXPECT_EQ(j["colour_binding"], nlohmann::json::array({0, 2}));
+}
+
+TEST(EvalMetrics, ScoresRoundTripThroughJsonToTheSameMetrics) {
+  auto images = hand_set();
+  for (size_t i = 0; i < 4; ++i) images.push_back(images[i]);
+  std::vector<ImageScore> read;
+  for (const auto& image : images)
+    read.push_back(image_score_from_json(to_json(score_image(image, options()))));
+  const auto direct = to_json(score_prompts(images, options(200)));
+  const auto again = to_json(summarize(read, options(200)));
+  for (const char* key : {"soa_c", "soa_i", "count_error", "count_exact", "position",
+                          "position_given_found", "colour_binding"}) {
+    SCOPED_TRACE(key);
+    // Same tallies, same sums; JSON keeps doubles exactly, so only rounding could differ.
+    EXPECT_NEAR(again[key]["value"].get<double>(), direct[key]["value"].get<double>(), 1e-12);
+    EXPECT_NEAR(again[key]["ci"][0].get<double>(), direct[key]["ci"][0].get<double>(), 1e-12);
+    EXPECT_NEAR(again[key]["ci"][1].get<double>(), direct[key]["ci"][1].get<double>(), 1e-12);
+    EXPECT_EQ(again[key]["n"], direct[key]["n"]);
+  }
+}
+
+TEST(EvalMetrics, BadImageScoreJsonIsRefusedByField) {
+  const nlohmann::json good = to_json(score_image(hand_set()[1], options()));
+  const auto refused = [&](const char* key, nlohmann::json value, const char* says) {
+    nlohmann::json j = good;
+    j[key] = std::move(value);
+    EXPECT_THAT([&] { image_score_from_json(j); },
+                ::testing::ThrowsMessage<Error>(::testing::HasSubstr(says)))
+        << key;
+  };
+  refused("soa_i", nlohmann::json::array({3, 2}), "\"soa_i\": [3, 2] is not a tally");
+  refused("count_exact", nlohmann::json::array({1, 1}), "\"count_exact\" counts 1 groups");
+  refused("position_given_found", nlohmann::json::array({0, 1}), "disagrees with \"position\"");
+  refused("colour_binding", "two", "\"colour_binding\": expected [numerator");
+  refused("soa_c", nlohmann::json{{"circle", 2}}, "\"circle\" must be 0 or 1");
+  nlohmann::json missing = good;
+  missing.erase("position");
+  EXPECT_THROW(image_score_from_json(missing), Error);
+}
+
+// ---- paired comparison -------------------------------------------------------------------
+
+// An image prompting a circle and a square, of which `found` (0, 1 or 2: the circle first) are
+// drawn; each group asks for one object in a stated colour.
+ImageScore two_groups(int i, int found) {
+  ImageScore s;
+  s.id = {"a circle and a square, prompt " + std::to_string(i), uint64_t(1000 + i)};
+  s.shapes = {{"circle", found >= 1}, {"square", found >= 2}};
+  s.groups = s.counted = s.coloured = 2;
+  s.groups_found = s.count_exact = s.bound = found;
+  s.count_abs_error = 2 - found;
+  return s;
+}
+
+// `n` images of which arm A draws `found` groups each; returns (A, B) with B drawing `delta`
+// more (or fewer, when negative) in the images listed.
+std::pair<std::vector<ImageScore>, std::vector<ImageScore>> arms(
+    const std::vector<int>& found, const std::vector<std::pair<int, int>>& changes) {
+  std::vector<ImageScore> a, b;
+  for (int i = 0; i < int(found.size()); ++i) a.push_back(two_groups(i, found[size_t(i)]));
+  b = a;
+  for (const auto& [i, delta] : changes) b[size_t(i)] = two_groups(i, found[size_t(i)] + delta);
+  return {a, b};
+}
+
+PairedOptions paired(int resamples = 2000, uint64_t seed = 5) {
+  PairedOptions o;
+  o.resamples = resamples;
+  o.seed = seed;
+  return o;
+}
+
+TEST(EvalMetrics, PairedDifferenceOfAKnownShift) {
+  // A draws one of two groups in each of 200 images; B draws both in 40 of them (every fifth).
+  std::vector<std::pair<int, int>> changes;
+  for (int i = 0; i < 200; i += 5) changes.emplace_back(i, 1);
+  const auto [a, b] = arms(std::vector<int>(200, 1), changes);
+  const PairedMetrics m = compare_paired(a, b, paired());
+  EXPECT_EQ(m.images, 200);
+  // SOA-I: 0.5 -> 0.5 + 0.5 * 40 / 200 = 0.6. Per image the difference is 0.5 with
+  // probability 0.2, so its mean has standard error 0.5 sqrt(0.2 * 0.8 / 200) = 0.01414 and a
+  // 95% interval of about +- 1.96 * 0.01414 = 0.0277 around 0.1.
+  ASSERT_TRUE(m.soa_i.value && m.soa_i.ci && m.soa_i.p);
+  EXPECT_NEAR(*m.soa_i.value, 0.1, 1e-12);
+  EXPECT_NEAR((m.soa_i.ci->lo + m.soa_i.ci->hi) / 2, 0.1, 0.005);
+  EXPECT_NEAR((m.soa_i.ci->hi - m.soa_i.ci->lo) / 2, 0.0277, 0.004);
+  // 40 pairs all one way: no sign flip reaches it; p is the smallest the test can give.
+  EXPECT_NEAR(*m.soa_i.p, 1.0 / 2001, 1e-12);
+  // SOA-C: the circle is always found, the square by B in 40 of 200: (1 + 0.2) / 2 - 1 / 2.
+  EXPECT_NEAR(*m.soa_c.value, 0.1, 1e-12);
+  EXPECT_GT(m.soa_c.ci->lo, 0);
+  // Counting error falls by 1 per changed image and group pair: 40 / 400 groups.
+  EXPECT_NEAR(*m.count_error.value, -0.1, 1e-12);
+  EXPECT_LT(m.count_error.ci->hi, 0);
+  EXPECT_NEAR(*m.colour_binding.value, 0.1, 1e-12);
+  // No relations prompted: no position statistic, nor a difference of it.
+  EXPECT_FALSE(m.position.value);
+  EXPECT_FALSE(m.position.ci);
+  EXPECT_FALSE(m.at("position_given_found").p);
+  EXPECT_EQ(&m.at("soa_i"), &m.soa_i);
+  EXPECT_THROW(m.at("fid"), std::logic_error);
+}
+
+TEST(EvalMetrics, IdenticalArmsDifferByNothing) {
+  std::vector<int> found;
+  for (int i = 0; i < 150; ++i) found.push_back(i % 3);
+  const auto [a, b] = arms(found, {});
+  const PairedMetrics m = compare_paired(a, b, paired(500));
+  for (const char* key : {"soa_c", "soa_i", "count_error", "count_exact", "colour_binding"}) {
+    SCOPED_TRACE(key);
+    const Difference& d = m.at(key);
+    ASSERT_TRUE(d.value && d.ci && d.p);
+    EXPECT_EQ(*d.value, 0) << "the same sums on the same images";
+    EXPECT_LE(d.ci->lo, 0);
+    EXPECT_GE(d.ci->hi, 0);
+    EXPECT_EQ(*d.p, 1);
+  }
+}
+
+TEST(EvalMetrics, PairingResolvesWhatOverlappingIntervalsHide) {
+  // Half the prompts are easy (both arms draw both groups), half hard (neither draws any);
+  // B draws one more group in 20 of the hard ones. Each arm's own SOA-I interval is wide
+  // (its images are all or nothing), the paired difference is not: the prompts' difficulty
+  // cancels.
+  std::vector<int> found;
+  std::vector<std::pair<int, int>> changes;
+  for (int i = 0; i < 200; ++i) {
+    found.push_back(i % 2 ? 0 : 2);
+    if (i % 2 && changes.size() < 20) changes.emplace_back(i, 1);
+  }
+  const auto [a, b] = arms(found, changes);
+  MetricOptions o;
+  o.bootstrap_samples = 2000;
+  const PromptMetrics ma = summarize(a, o), mb = summarize(b, o);
+  EXPECT_NEAR(*ma.soa_i.value, 0.5, 1e-12);
+  EXPECT_NEAR(*mb.soa_i.value, 0.55, 1e-12);
+  EXPECT_LT(mb.soa_i.ci->lo, ma.soa_i.ci->hi) << "the separate intervals overlap";
+  const PairedMetrics m = compare_paired(a, b, paired());
+  EXPECT_NEAR(*m.soa_i.value, 0.05, 1e-12);
+  EXPECT_GT(m.soa_i.ci->lo, 0) << "the paired one excludes 0";
+  EXPECT_LT(*m.soa_i.p, 0.01);
+}
+
+TEST(EvalMetrics, ASmallShiftIsNotResolvedALargeOneIs) {
+  // B draws one more group in 3 images and one fewer in 1, of 200: a net 2 groups. Only those
+  // 4 pairs differ, so the permutation test is a fair coin per pair: p = P(|#up - #down| >= 2
+  // of 4) = 1 - P(2 up) = 1 - 6/16 = 0.625, up to the Monte Carlo error of 2000 flips (0.011).
+  const auto [a, b] = arms(std::vector<int>(200, 1), {{3, 1}, {50, 1}, {77, 1}, {120, -1}});
+  const PairedMetrics small = compare_paired(a, b, paired());
+  EXPECT_NEAR(*small.soa_i.value, 0.005, 1e-12);
+  EXPECT_LT(small.soa_i.ci->lo, 0);
+  EXPECT_GT(small.soa_i.ci->hi, 0);
+  EXPECT_NEAR(*small.soa_i.p, 0.625, 0.04);
+  // 30 up and 10 down: net 20 groups, 0.05; clearly resolved.
+  std::vector<std::pair<int, int>> changes;
+  for (int i = 0; i < 40; ++i) changes.emplace_back(5 * i, i < 30 ? 1 : -1);
+  const auto [c, d] = arms(std::vector<int>(200, 1), changes);
+  const PairedMetrics large = compare_paired(c, d, paired());
+  EXPECT_NEAR(*large.soa_i.value, 0.05, 1e-12);
+  EXPECT_GT(large.soa_i.ci->lo, 0);
+  EXPECT_LT(*large.soa_i.p, 0.01);
+}
+
+TEST(EvalMetrics, PairedIsDeterministicBySeedAndWithoutResamplesHasNoInterval) {
+  const auto [a, b] = arms(std::vector<int>(50, 1), {{1, 1}, {2, 1}, {7, -1}});
+  const PairedMetrics x = compare_paired(a, b, paired(300, 9));
+  const PairedMetrics y = compare_paired(a, b, paired(300, 9));
+  EXPECT_EQ(x.soa_i.ci->lo, y.soa_i.ci->lo);
+  EXPECT_EQ(x.soa_i.ci->hi, y.soa_i.ci->hi);
+  EXPECT_EQ(*x.soa_i.p, *y.soa_i.p);
+  const PairedMetrics none = compare_paired(a, b, paired(0));
+  EXPECT_NEAR(*none.soa_i.value, 0.01, 1e-12);
+  EXPECT_FALSE(none.soa_i.ci);
+  EXPECT_FALSE(none.soa_i.p);
+  EXPECT_EQ(compare_paired({}, {}, paired()).images, 0);
+}
+
+TEST(EvalMetrics, UnpairedSetsAreRefusedNamingTheMismatch) {
+  using ::testing::HasSubstr;
+  using ::testing::ThrowsMessage;
+  auto [a, b] = arms(std::vector<int>(10, 1), {});
+  b.pop_back();
+  EXPECT_THAT([&] { compare_paired(a, b, paired()); },
+              ThrowsMessage<Error>(HasSubstr("the baseline has 10 images, the treatment 9")));
+  b = a;
+  b[4].id.prompt = "two stars";
+  EXPECT_THAT([&] { compare_paired(a, b, paired()); },
+              ThrowsMessage<Error>(HasSubstr("image 4 is \"a circle and a square, prompt 4\" "
+                                             "(seed 1004) in the baseline but \"two stars\" "
+                                             "(seed 1004) in the treatment")));
+  b = a;
+  b[6].id.seed.reset();
+  EXPECT_THAT([&] { compare_paired(a, b, paired()); },
+              ThrowsMessage<Error>(HasSubstr("(seed 1006) in the baseline but \"a circle and a "
+                                             "square, prompt 6\" (no seed)")));
+  PairedOptions bad = paired();
+  bad.level = 1.5;
+  EXPECT_THROW(compare_paired(a, a, bad), Error);
+  bad = paired(-1);
+  EXPECT_THAT([&] { compare_paired(a, a, bad); },
+              ThrowsMessage<Error>(HasSubstr("resamples must be >= 0")));
 }
 
 }  // namespace

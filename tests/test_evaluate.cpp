@@ -1,11 +1,13 @@
 // `recap eval` on a smoke corpus with a smoke evaluator. A smoke detector is weak, so these
 // tests check what holds whatever its quality: a folder holding the reference renders
 // themselves scores exactly like the ceiling row and has FID ~0 against the reference set,
-// reports are complete, and bad folders or prompt files are refused by name.
+// reports are complete, the per-image results recompute the summary, and bad folders or prompt
+// files are refused by name.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 #include <variant>
 
 #include <fmt/format.h>
@@ -16,6 +18,7 @@
 #include "core/weights.h"
 #include "data/image.h"
 #include "data/source.h"
+#include "eval/image_results.h"
 #include "models/inception.h"
 #include "stages/corpus.h"
 #include "stages/evaluate.h"
@@ -166,6 +169,107 @@ TEST_F(Evaluate, SuitePromptsAreScoredPerSuite) {
   EXPECT_EQ(evaluate_images(dir.path(), evaluator(), corpus(), o).images, 6);
 }
 
+// Suite prompts with seeds on arbitrary images (the eval renders): `per_suite` of each of the
+// counting, position and multi-object suites.
+void write_suite_folder(const fs::path& dir, const fs::path& corpus_dir, const fs::path& renders,
+                        int per_suite) {
+  std::string index;
+  int k = 0;
+  for (const char* suite : {"counting", "position", "multi_object"}) {
+    const auto prompts = read_jsonl(corpus::prompts_path(corpus_dir, suite));
+    for (int i = 0; i < per_suite; ++i, ++k) {
+      const std::string file = fmt::format("{:06d}.png", k);
+      fs::copy_file(renders / file, dir / file);
+      const auto& p = prompts[static_cast<size_t>(i)];
+      index += nlohmann::json{{"file", file},
+                              {"prompt", p.at("text")},
+                              {"suite", suite},
+                              {"target", p.at("target")},
+                              {"seed", 7000 + k}}
+                   .dump() +
+               "\n";
+    }
+  }
+  write_file_atomic(dir / "images.jsonl", index);
+}
+
+TEST_F(Evaluate, PerImageResultsRecomputeTheSummary) {
+  test::TempDir dir("evaluate-per-image");
+  write_suite_folder(dir.path(), corpus(), renders(), 20);  // all the smoke prompts
+  auto o = options();
+  o.fid = false;
+  o.metrics.bootstrap_samples = 200;
+  const auto report = evaluate_images(dir.path(), evaluator(), corpus(), o);
+  const fs::path written = eval::write_image_results_beside(dir / "arm.json", report.per_image);
+  EXPECT_EQ(written, dir / "arm.images.jsonl");
+  const auto results = eval::read_image_results(written);
+  ASSERT_EQ(results.size(), 60u);
+  EXPECT_EQ(results[31].file, "000031.png");
+  EXPECT_EQ(results[31].image.id.seed, 7031u);
+  EXPECT_EQ(results[31].suite, world::Suite::Position);
+  EXPECT_EQ(results[31].image.id.prompt,
+            read_jsonl(corpus::prompts_path(corpus(), "position"))[11].at("text"));
+
+  // The summary again from the file: from the tallies, and from the targets and detections.
+  // The same sums in the same order (JSON keeps doubles exactly), so equal in fact; the
+  // tolerance only says these are separate computations.
+  std::vector<eval::ImageScore> scores;
+  std::vector<eval::ImageDetections> images;
+  std::map<world::Suite, std::vector<eval::ImageScore>> by_suite;
+  for (const auto& r : results) {
+    scores.push_back(r.score);
+    images.push_back(r.image);
+    by_suite[*r.suite].push_back(r.score);
+  }
+  const auto expect_same = [](const eval::PromptMetrics& got, const eval::PromptMetrics& want) {
+    const auto g = eval::to_json(got), w = eval::to_json(want);
+    EXPECT_EQ(g["images"], w["images"]);
+    for (const auto& [key, stat] : w.items()) {
+      if (key == "images") continue;
+      SCOPED_TRACE(key);
+      EXPECT_EQ(g[key]["n"], stat["n"]);
+      ASSERT_EQ(g[key]["value"].is_null(), stat["value"].is_null());
+      if (stat["value"].is_null()) continue;
+      EXPECT_NEAR(g[key]["value"].get<double>(), stat["value"].get<double>(), 1e-12);
+      EXPECT_NEAR(g[key]["ci"][0].get<double>(), stat["ci"][0].get<double>(), 1e-12);
+      EXPECT_NEAR(g[key]["ci"][1].get<double>(), stat["ci"][1].get<double>(), 1e-12);
+    }
+  };
+  expect_same(eval::summarize(scores, o.metrics), report.overall);
+  expect_same(eval::score_prompts(images, o.metrics), report.overall);
+  ASSERT_EQ(by_suite.size(), 3u);
+  for (const auto& [suite, part] : by_suite)
+    expect_same(eval::summarize(part, o.metrics), report.suites.at(suite));
+
+  // What a reader of the format does, by hand from the raw lines: SOA-I is the mean of the
+  // per-image shares, colour binding pooled, position pooled over the position suite.
+  double shares = 0, bound = 0, coloured = 0, hold = 0, relations = 0;
+  int with_groups = 0;
+  for (const auto& line : read_jsonl(written)) {
+    const auto& m = line.at("metrics");
+    if (m["soa_i"][1] > 0) {
+      shares += m["soa_i"][0].get<double>() / m["soa_i"][1].get<double>();
+      ++with_groups;
+    }
+    bound += m["colour_binding"][0].get<double>();
+    coloured += m["colour_binding"][1].get<double>();
+    hold += m["position"][0].get<double>();
+    relations += m["position"][1].get<double>();
+    EXPECT_TRUE(line.at("detections").is_array());
+  }
+  EXPECT_NEAR(shares / with_groups, *report.overall.soa_i.value, 1e-12);
+  EXPECT_NEAR(bound / coloured, *report.overall.colour_binding.value, 1e-12);
+  EXPECT_EQ(relations, 20) << "one relation per position prompt";
+  EXPECT_NEAR(hold / relations, *report.overall.position.value, 1e-12);
+
+  // A seed that is not an unsigned integer is refused by name.
+  std::string index = read_file(dir / "images.jsonl");
+  index.replace(index.find("\"seed\":7000"), 11, "\"seed\":-3");
+  write_file_atomic(dir / "images.jsonl", index);
+  EXPECT_THAT([&] { evaluate_images(dir.path(), evaluator(), corpus(), o); },
+              ThrowsMessage<Error>(HasSubstr("000000.png: \"seed\" is -3")));
+}
+
 TEST_F(Evaluate, ScorerOnTensorsAgreesWithTheCeilingOnTheSameRenders) {
   // The reference renders as one tensor, their targets parsed from the human long captions:
   // the in-memory scorer must judge them exactly as the ceiling row does (8-bit images
@@ -242,6 +346,9 @@ TEST_F(Evaluate, CommandPrintsTableAccuracyAndJson) {
   EXPECT_EQ(json["name"], "renders");
   EXPECT_EQ(json["fid"]["kid"]["subsets"], 5);
   EXPECT_EQ(json["ceiling"]["name"], "ceiling");
+  // One line per image beside the report, as many as it counts.
+  EXPECT_THAT(r.output, HasSubstr("eval.images.jsonl"));
+  EXPECT_EQ(eval::read_image_results(dir / "eval.images.jsonl").size(), 100u);
 
   auto missing = test::run_recap("eval --images " + dir.path().string() + " --evaluator " +
                                  evaluator().string() + " --corpus " + corpus().string());

@@ -64,11 +64,8 @@ void write_rows(const std::filesystem::path& path, const torch::Tensor& x) {
   }
 }
 
-// KID over one subset of every row: the subset choice cannot change it, so it is comparable
-// with a whole-set reference.
-double kid_full(const torch::Tensor& a, const torch::Tensor& b) {
-  return kid(a, b, {.subsets = 1, .subset_size = a.size(0), .seed = 0}).mean;
-}
+// KID's estimator on every row at once, comparable with a whole-set reference.
+double kid_full(const torch::Tensor& a, const torch::Tensor& b) { return mmd2_unbiased(a, b); }
 
 TEST(Fid, MatchesScipy) {
   const std::string script = std::string(RECAP_SOURCE_DIR) + "/tests/fixtures/make_fid_fixture.py";
@@ -126,13 +123,13 @@ TEST(Fid, BadInputThrows) {
 }
 
 TEST(Kid, IdenticalDistributionsNearZero) {
-  // Subsets of 100 out of 5000 overlap little, so the subset scatter gives an honest SE.
   const torch::Tensor a = gaussian(5000, 16, 9), b = gaussian(5000, 16, 10);
   const KidResult r = kid(a, b, {.subsets = 100, .subset_size = 100, .seed = 1});
   EXPECT_EQ(r.subsets, 100);
   EXPECT_EQ(r.subset_size, 100);
   EXPECT_GT(r.std_error, 0);
-  EXPECT_NEAR(r.std_error, r.std / 10, 1e-12);
+  // Subsets of 100 of 5000: the delete-d jackknife scales their spread by sqrt(100 / 4900).
+  EXPECT_NEAR(r.std_error, r.std / 7, 1e-12);
   EXPECT_LT(std::abs(r.mean), 3 * r.std_error) << r.mean << " +- " << r.std_error;
 }
 
@@ -142,11 +139,46 @@ TEST(Kid, ShiftedDistributionsArePositive) {
   EXPECT_GT(r.mean, 10 * r.std_error) << r.mean << " +- " << r.std_error;
 }
 
-TEST(Kid, DefaultSubsetSizeIsCappedByN) {
-  const torch::Tensor a = gaussian(300, 8, 13), b = gaussian(250, 8, 14);
+TEST(Kid, DefaultSubsetSizeIsHalfTheSmallerSet) {
+  const torch::Tensor a = gaussian(300, 8, 13), b = gaussian(251, 8, 14);
   const KidResult r = kid(a, b, {.subsets = 3});
-  EXPECT_EQ(r.subset_size, 250);
+  EXPECT_EQ(r.subset_size, 125);
   EXPECT_EQ(r.subsets, 3);
+  EXPECT_EQ(kid(a, b, {.subsets = 3, .subset_size = 40}).subset_size, 40);
+}
+
+TEST(Kid, StandardErrorDoesNotNarrowWithMoreSubsets) {
+  // 400 images against 400, as in a quick run. The standard error describes the images, not
+  // how many subsets were drawn from them: 25x the subsets must leave it where it was (the
+  // spread of 20 subsets is itself known to about +-16%, hence the bounds), where a
+  // std / sqrt(subsets) error would shrink 5x.
+  const torch::Tensor a = gaussian(400, 8, 21), b = gaussian(400, 8, 22, 0.2);
+  const KidResult few = kid(a, b, {.subsets = 20, .seed = 1});
+  const KidResult many = kid(a, b, {.subsets = 500, .seed = 1});
+  EXPECT_EQ(many.subset_size, 200);
+  ASSERT_GT(few.std_error, 0);
+  EXPECT_GT(many.std_error / few.std_error, 0.6);
+  EXPECT_LT(many.std_error / few.std_error, 1.6);
+  EXPECT_NEAR(many.std_error, many.std, 1e-15) << "half-samples: the spread is the error";
+}
+
+TEST(Kid, StandardErrorMatchesTheSpreadOverFreshImages) {
+  // What the standard error claims: how far KID moves with other images from the same
+  // distributions. 200 independent pairs of sets of 100 give the truth directly (the spread
+  // of their KIDs, known to about +-5%); the mean reported standard error must match it.
+  std::vector<double> means, errors;
+  for (uint64_t r = 0; r < 200; ++r) {
+    const torch::Tensor a = gaussian(100, 4, 1000 + 2 * r), b = gaussian(100, 4, 1001 + 2 * r, 0.3);
+    const KidResult k = kid(a, b, {.subsets = 50, .seed = r});
+    means.push_back(k.mean);
+    errors.push_back(k.std_error);
+  }
+  double mean = 0, error = 0, ss = 0;
+  for (size_t r = 0; r < means.size(); ++r) mean += means[r] / 200, error += errors[r] / 200;
+  for (double m : means) ss += (m - mean) * (m - mean);
+  const double spread = std::sqrt(ss / 199);
+  EXPECT_GT(error / spread, 0.8) << error << " vs " << spread;
+  EXPECT_LT(error / spread, 1.25) << error << " vs " << spread;
 }
 
 TEST(Kid, DeterministicBySeed) {
@@ -167,6 +199,10 @@ TEST(Kid, BadInputThrows) {
   EXPECT_THROW(kid(a, a, {.subsets = 0}), Error);
   EXPECT_THROW(kid(a, a, {.subsets = 1, .subset_size = 1}), Error);
   EXPECT_THROW(kid(a, a.slice(0, 0, 1)), Error);
+  EXPECT_THROW(kid(a, a.slice(0, 0, 3)), Error) << "half of 3 rows is a subset of 1";
+  EXPECT_EQ(kid(a, a.slice(0, 0, 4)).subset_size, 2);
+  EXPECT_THROW(mmd2_unbiased(a, a.slice(0, 0, 1)), Error);
+  EXPECT_THROW(mmd2_unbiased(a, gaussian(10, 3, 18)), Error);
   torch::Tensor bad = a.clone();
   bad[0][0] = std::nan("");
   EXPECT_THROW(kid(bad, a), Error);

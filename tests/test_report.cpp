@@ -2,6 +2,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <regex>
 #include <string>
 
@@ -12,6 +13,7 @@
 #include "core/error.h"
 #include "core/safetensors.h"
 #include "data/image.h"
+#include "eval/image_results.h"
 #include "stages/corpus.h"
 #include "stages/competence.h"
 #include "stages/report.h"
@@ -93,6 +95,34 @@ void write_samples(const RunLayout& layout, const std::string& arm, const std::s
   write_file_atomic(dir / "images.jsonl", lines);
 }
 
+// Per-image results beside eval/ARM.json: 200 images ("prompt i", seed i) each prompting a
+// circle and a square (one each, coloured) and one relation between them. Every image draws
+// the circle; the images listed draw the square too. No relation ever holds.
+void write_image_results(const RunLayout& layout, const std::string& arm,
+                         const std::vector<int>& with_square, int images = 200) {
+  std::vector<eval::ImageResult> results(static_cast<size_t>(images));
+  for (int i = 0; i < images; ++i) {
+    auto& r = results[static_cast<size_t>(i)];
+    const bool square =
+        std::find(with_square.begin(), with_square.end(), i) != with_square.end();
+    r.file = "counting/" + std::to_string(i) + ".png";
+    r.image.id = {"prompt " + std::to_string(i), static_cast<uint64_t>(i)};
+    r.score.shapes = {{"circle", true}, {"square", square}};
+    r.score.groups = r.score.counted = r.score.coloured = 2;
+    r.score.groups_found = r.score.count_exact = r.score.bound = 1 + square;
+    r.score.count_abs_error = 1 - square;
+    r.score.relations = 1;
+    r.score.relations_found = square;
+  }
+  eval::write_image_results_beside(layout.eval_json(arm), results);
+}
+
+std::vector<int> every_fifth() {
+  std::vector<int> out;
+  for (int i = 0; i < 200; i += 5) out.push_back(i);
+  return out;
+}
+
 // A run with arms alt and recap evaluated, human not run; evaluator, ceiling, caption quality,
 // samples for the counting suite, a t2i loss log and a manifest.
 void make_run(const RunLayout& layout) {
@@ -100,6 +130,9 @@ void make_run(const RunLayout& layout) {
              eval_report("alt", stat(0.789, 0.75, 0.80), stat(1.5, 1.4, 1.6), fid(20.0, 0.012)));
   write_json(layout.eval_json("recap"), eval_report("recap", stat(0.843, 0.821, 0.86),
                                                     stat(1.45, 1.35, 1.55), fid(15.0, 0.008)));
+  // recap draws the square in a fifth of the images, alt in none.
+  write_image_results(layout, "alt", {});
+  write_image_results(layout, "recap", every_fifth());
   json ceiling = eval_report("ceiling", stat(0.99, 0.98, 1.0), stat(0.01, 0.0, 0.02), nullptr);
   write_json(layout.eval_json("ceiling"), ceiling);
 
@@ -186,9 +219,18 @@ TEST(Report, TablesCarryIntervalsPaperNumbersAndNotRun) {
       EXPECT_NE(page->find(paper), std::string::npos) << paper;
     EXPECT_NE(page->find("Segalis"), std::string::npos);
     EXPECT_NE(page->find("not run"), std::string::npos);  // the human arm
-    // SOA-I intervals are apart; counting error's overlap.
-    EXPECT_NE(page->find("separate: better"), std::string::npos);
-    EXPECT_NE(page->find("overlap"), std::string::npos);
+    // recap minus alt, paired image by image: SOA-I +0.5 in 40 of 200 images (+10.0 points,
+    // interval about +-2.8); counting error -1 per 2 groups there (-0.10); no relation holds in
+    // either (+0.0 exactly, every permutation ties); position given found undefined for alt.
+    EXPECT_NE(page->find("recap - alt: paired difference [95%]"), std::string::npos);
+    EXPECT_NE(page->find("+10.0 [+7."), std::string::npos);
+    EXPECT_NE(page->find("better, p "), std::string::npos);
+    EXPECT_NE(page->find("-0.10 [-0.1"), std::string::npos);
+    EXPECT_NE(page->find("+0.0 [+0.0, +0.0] no clear difference, p = 1.000"), std::string::npos);
+    // KID: 8.00 - 12.00 with standard errors 0.1 each: -4.00 +- 1.96 * 0.141.
+    EXPECT_NE(page->find("-4.00 [-4.28, -3.72] better (unpaired)"), std::string::npos);
+    EXPECT_NE(page->find("paired bootstrap"), std::string::npos);
+    EXPECT_EQ(page->find("not available"), std::string::npos);
     // Evaluator accuracy, ceiling, caption quality, coverage, wall times.
     EXPECT_NE(page->find("99.1"), std::string::npos);
     EXPECT_NE(page->find("99.0 [98.0, 100.0]"), std::string::npos);
@@ -202,7 +244,51 @@ TEST(Report, TablesCarryIntervalsPaperNumbersAndNotRun) {
   }
   EXPECT_NE(result.main_table.find("84.3 [82.1, 86.0]"), std::string::npos);
   EXPECT_NE(result.main_table.find("not run"), std::string::npos);
+  // 40 pairs all one way: no permutation of 1000 reaches it, p = 1/1001.
+  EXPECT_NE(md.find("better, p < 0.001"), std::string::npos);
+  EXPECT_NE(html.find("better, p &lt; 0.001"), std::string::npos);
   EXPECT_NE(result.main_table.find("17.87"), std::string::npos);
+  EXPECT_NE(result.main_table.find("+10.0 [+7."), std::string::npos);
+}
+
+TEST(Report, PairedColumnNeedsBothArmsPerImageResults) {
+  test::TempDir tmp("report");
+  RunLayout layout{tmp / "run"};
+  make_run(layout);
+  fs::remove(layout.eval_images("alt"));
+  const auto result = stages::write_report(layout, options());
+  const std::string md = read_file(result.report_md);
+  EXPECT_NE(md.find("Paired differences: not available: " + layout.eval_images("alt").string() +
+                    " missing"),
+            std::string::npos);
+  EXPECT_EQ(md.find("better, p"), std::string::npos);
+  EXPECT_NE(md.find("(unpaired)"), std::string::npos) << "KID needs no per-image results";
+}
+
+TEST(Report, UnpairedPerImageResultsAreRefusedByName) {
+  using ::testing::HasSubstr;
+  using ::testing::ThrowsMessage;
+  test::TempDir tmp("report");
+  RunLayout layout{tmp / "run"};
+  make_run(layout);
+  // Other images than the summary counts: not the same evaluation.
+  write_image_results(layout, "recap", every_fifth(), 199);
+  EXPECT_THAT([&] { stages::write_report(layout, options()); },
+              ThrowsMessage<Error>(HasSubstr("recap.images.jsonl: 199 images, but")));
+  // As many, but another prompt at one index.
+  write_image_results(layout, "recap", every_fifth());
+  auto lines = read_file(layout.eval_images("recap"));
+  lines.replace(lines.find("\"prompt 3\""), 10, "\"prompt X\"");
+  write_file_atomic(layout.eval_images("recap"), lines);
+  EXPECT_THAT([&] { stages::write_report(layout, options()); },
+              ThrowsMessage<Error>(HasSubstr("alt.images.jsonl vs ")));
+  EXPECT_THAT([&] { stages::write_report(layout, options()); },
+              ThrowsMessage<Error>(HasSubstr("image 3 is \"prompt 3\" (seed 3) in the baseline "
+                                             "but \"prompt X\" (seed 3) in the treatment")));
+  // A broken line is named with its record.
+  write_file_atomic(layout.eval_images("recap"), "{\"file\": 1}\n");
+  EXPECT_THAT([&] { stages::write_report(layout, options()); },
+              ThrowsMessage<Error>(HasSubstr("recap.images.jsonl: record 1")));
 }
 
 TEST(Report, TreatmentIsTheRunsFirstRecapArm) {

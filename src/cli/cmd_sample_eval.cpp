@@ -111,7 +111,9 @@ void add_sample_eval_commands(Cli& cli) {
       ->required();
   evaluate->add_option("--prompts", eval->prompts,
                        "prompts file the images must come from (targets for plain prompts)");
-  evaluate->add_option("--json", eval->json, "also write the full report here");
+  evaluate->add_option("--json", eval->json,
+                       "also write the full report here, and one line per image beside it "
+                       "(NAME.images.jsonl)");
   evaluate->add_flag("--no-fid", eval->no_fid, "skip FID/KID and the noise floor");
   evaluate->add_option("--inception", eval->inception,
                        "FID/KID on the pool3 features of this InceptionV3 .safetensors "
@@ -137,7 +139,10 @@ void add_sample_eval_commands(Cli& cli) {
       nlohmann::json out = stages::to_json(reports.front());
       if (eval->ceiling) out["ceiling"] = stages::to_json(reports.back());
       write_file_atomic(eval->json, out.dump(2) + "\n");
-      fmt::print("report written to {}\n", eval->json);
+      const auto per_image =
+          recap::eval::write_image_results_beside(eval->json, reports.front().per_image);
+      fmt::print("report written to {}, per-image results to {}\n", eval->json,
+                 per_image.string());
     }
   });
 }

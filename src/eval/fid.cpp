@@ -43,9 +43,17 @@ torch::Tensor sqrt_psd(const torch::Tensor& m) {
   return torch::matmul(vectors * values.clamp_min(0).sqrt().unsqueeze(0), vectors.t());
 }
 
-// Polynomial kernel matrix between rows of x [m, D] and y [m, D]: [m, m].
+// Polynomial kernel matrix between rows of x [n, D] and y [m, D]: [n, m].
 torch::Tensor poly_kernel(const torch::Tensor& x, const torch::Tensor& y) {
   return (torch::matmul(x, y.t()) / double(x.size(1)) + 1).pow(3);
+}
+
+// Unbiased MMD^2 between the rows of x [n, D] and y [m, D], float64, n, m >= 2.
+torch::Tensor mmd2(const torch::Tensor& x, const torch::Tensor& y) {
+  const double n = double(x.size(0)), m = double(y.size(0));
+  const torch::Tensor kxx = poly_kernel(x, x), kyy = poly_kernel(y, y);
+  return (kxx.sum() - kxx.trace()) / (n * (n - 1)) + (kyy.sum() - kyy.trace()) / (m * (m - 1)) -
+         2 * poly_kernel(x, y).sum() / (n * m);
 }
 
 // `count` distinct row indices of [0, n): the first `count` entries of a partial Fisher-Yates
@@ -91,8 +99,12 @@ KidResult kid(const torch::Tensor& a, const torch::Tensor& b, const KidOptions& 
   const torch::Tensor y = checked(b, "kid: second feature set", 2).to(x.device());
   check_same_dim(x.size(1), y.size(1));
   if (options.subsets < 1) throw Error("kid: subsets must be >= 1");
-  const int64_t m = std::min({options.subset_size, x.size(0), y.size(0)});
-  if (m < 2) throw Error("kid: subset_size must be >= 2");
+  const int64_t n = std::min(x.size(0), y.size(0));
+  const int64_t m = std::min(options.subset_size, n / 2);
+  if (m < 2)
+    throw Error(fmt::format("kid: subsets of {} rows (subset_size {}, at most half of the "
+                            "smaller set's {}); need >= 2",
+                            m, options.subset_size, n));
 
   std::vector<int64_t> pool_x(x.size(0)), pool_y(y.size(0));
   std::iota(pool_x.begin(), pool_x.end(), 0);
@@ -102,11 +114,7 @@ KidResult kid(const torch::Tensor& a, const torch::Tensor& b, const KidOptions& 
   for (int s = 0; s < options.subsets; ++s) {
     const torch::Tensor xs = x.index_select(0, draw_rows(pool_x, m, rng).to(x.device()));
     const torch::Tensor ys = y.index_select(0, draw_rows(pool_y, m, rng).to(x.device()));
-    const torch::Tensor kxx = poly_kernel(xs, xs), kyy = poly_kernel(ys, ys);  // [m, m]
-    const torch::Tensor within = kxx.sum() - kxx.trace() + kyy.sum() - kyy.trace();
-    const torch::Tensor mmd =
-        within / double(m * (m - 1)) - 2 * poly_kernel(xs, ys).sum() / double(m * m);
-    estimates.push_back(mmd.item<double>());
+    estimates.push_back(mmd2(xs, ys).item<double>());
   }
 
   KidResult r;
@@ -117,9 +125,16 @@ KidResult kid(const torch::Tensor& a, const torch::Tensor& b, const KidOptions& 
     double ss = 0;
     for (double e : estimates) ss += (e - r.mean) * (e - r.mean);
     r.std = std::sqrt(ss / double(estimates.size() - 1));
-    r.std_error = r.std / std::sqrt(double(estimates.size()));
+    r.std_error = r.std * std::sqrt(double(m) / double(n - m));
   }
   return r;
+}
+
+double mmd2_unbiased(const torch::Tensor& a, const torch::Tensor& b) {
+  const torch::Tensor x = checked(a, "mmd: first feature set", 2);
+  const torch::Tensor y = checked(b, "mmd: second feature set", 2).to(x.device());
+  check_same_dim(x.size(1), y.size(1));
+  return mmd2(x, y).item<double>();
 }
 
 }  // namespace recap::eval

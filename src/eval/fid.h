@@ -29,16 +29,28 @@ GaussianStats gaussian_stats(const torch::Tensor& features, const char* what = "
 double frechet_distance(const GaussianStats& a, const GaussianStats& b);
 double fid(const torch::Tensor& a, const torch::Tensor& b);
 
+// KID is estimated on subsets so that its spread says how much the estimate would move with
+// other images. A subset holds at most half the smaller set: with every subset the whole set
+// (the old cap at N), all subsets were the same images, their spread was only rounding, and a
+// standard error of spread / sqrt(subsets) shrank towards 0 as subsets were added while the
+// images stayed the same 400. Subsets of half the set give the half-sampling (delete-d
+// jackknife, d = N / 2; Shao and Wu 1989) estimate of the sampling variance instead: for a set
+// of N and subsets of m drawn without replacement, variance = m / (N - m) x the variance of the
+// subset estimates, which at m = N / 2 is the subset variance itself (for a mean, the finite
+// population correction 1 - m/N = 1/2 turns sigma^2 / m into exactly sigma^2 / N). It does not
+// fall as subsets are added; more subsets only estimate it better. Both sets are subsampled;
+// N is the smaller, which overstates the larger set's share of the variance (conservative).
 struct KidOptions {
   int subsets = 100;
-  int64_t subset_size = 1000;  // capped at the smaller set's N
+  int64_t subset_size = 1000;  // at most; capped at half the smaller set's N (rounded down)
   uint64_t seed = 0;           // subset draws use recap::Rng, so results are reproducible
 };
 
 struct KidResult {
   double mean = 0;       // mean of the per-subset unbiased MMD^2 estimates
   double std = 0;        // their standard deviation (N - 1), what torch-fidelity reports
-  double std_error = 0;  // std / sqrt(subsets); 0 with one subset
+  double std_error = 0;  // of the KID estimate: std x sqrt(m / (N - m)), m = subset_size and N
+                         // the smaller set (see above); 0 with one subset
   int subsets = 0;
   int64_t subset_size = 0;
 };
@@ -46,7 +58,12 @@ struct KidResult {
 // Each subset draws subset_size rows of each set without replacement and estimates MMD^2 with
 // the kernel k(x, y) = (x.y / D + 1)^3, unbiased: within-set sums leave out the diagonal.
 // Throws recap::Error like gaussian_stats, when D differs, or for subsets < 1 or a subset
-// size < 2.
+// size < 2 (so each set needs at least 4 rows).
 KidResult kid(const torch::Tensor& a, const torch::Tensor& b, const KidOptions& options = {});
+
+// The same unbiased MMD^2 estimate on the whole sets, of any sizes >= 2 (what one KID subset
+// computes): within-set kernel means without the diagonal, minus twice the cross mean. Throws
+// recap::Error like gaussian_stats or when D differs.
+double mmd2_unbiased(const torch::Tensor& a, const torch::Tensor& b);
 
 }  // namespace recap::eval

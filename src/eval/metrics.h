@@ -1,6 +1,7 @@
 // Prompt-following metrics of DESIGN.md ("Metrics"), computed from what the evaluator's
 // detector finds in each generated image against the prompt's exact target, with percentile
-// bootstrap intervals over images. Torch-free.
+// bootstrap intervals over images, and the paired comparison of two arms sampled on the same
+// prompts and seeds. Torch-free.
 //
 // Matching. A prompted group g (world::FactGroup) is matched by the detections D(g) whose shape
 // equals g.shape and, when g states a colour, whose colour equals it. Detections are not
@@ -26,16 +27,40 @@
 // - colour_binding: over all prompted groups with a stated colour (pooled), share with a
 //   detection of that shape in that colour. n = such groups.
 //
+// Each image is reduced once to an ImageScore (its tallies for every statistic); the point
+// estimate and every resample are the same aggregation over a multiset of image scores.
+//
 // A statistic with n == 0 has no value (JSON null) rather than NaN. Intervals: B resamples of
 // the images with replacement (recap::Rng seeded with MetricOptions::seed), the statistic
 // recomputed on each; resamples on which it is undefined (n == 0) are skipped; the interval is
 // the linearly interpolated (1-level)/2 and (1+level)/2 quantiles of the rest.
+//
+// Paired comparison (compare_paired). Two arms sampled on the same prompts with the same seeds
+// are not independent samples: a prompt's difficulty is shared by both arms, so whether their
+// separate intervals overlap misses differences far smaller than either interval's width and
+// has no stated error rate. Image i of one arm is paired with image i of the other (same
+// prompt and seed, checked).
+// - Difference: statistic(treatment) - statistic(baseline), each on all its images.
+// - Interval: paired percentile bootstrap: each resample draws image indices with replacement
+//   and applies the same indices to both arms, so the pairs stay together; the statistic is
+//   recomputed on both and the difference kept (resamples where either arm's statistic is
+//   undefined are skipped); quantiles as above.
+// - p: two-sided sign-flip permutation test of "the arm does not matter": each permutation
+//   swaps the two arms' results of every image independently with probability 1/2 and
+//   recomputes the difference d*; p = (1 + #{|d*| >= |d|}) / (1 + R), R the permutations on
+//   which both arms' statistic is defined. Exact under exchangeability of each pair (no normal
+//   approximation, valid for the ratio statistics too); for a share of one 0/1 outcome per
+//   image it is a Monte Carlo form of the exact McNemar test. The smallest p it can give is
+//   1 / (1 + R).
+// The verdict the report gives comes from the interval (does it exclude 0?); p is printed
+// beside it. Near the boundary the two may disagree: they are different procedures.
 #pragma once
 #include <cstdint>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -52,11 +77,35 @@ struct Detection {
   double score = 1;           // detector confidence in [0, 1]
 };
 
+// Who an image is: the prompt and seed it was sampled from. Two arms' images pair when these
+// agree (compare_paired); the statistics themselves ignore it.
+struct ImageId {
+  std::string prompt;
+  std::optional<uint64_t> seed;  // unset when the sampler recorded none
+  bool operator==(const ImageId&) const = default;
+};
+
 // A generated image: the target of the prompt it was generated from and what was detected.
 struct ImageDetections {
   world::Suite suite = world::Suite::MultiObject;
   world::Facts target;
   std::vector<Detection> detections;
+  ImageId id;
+};
+
+// What one image contributes to every statistic: the tallies the definitions above sum.
+// A pooled statistic is sum(numerator) / sum(denominator) over the images; soa_i is the mean
+// of groups_found / groups over the images with groups > 0; soa_c keeps, per prompted shape,
+// whether the image shows one.
+struct ImageScore {
+  ImageId id;
+  std::map<std::string, bool> shapes;  // soa_c: each distinct prompted shape: seen?
+  int groups = 0, groups_found = 0;    // soa_i
+  int counted = 0;                     // count_error, count_exact: groups with a stated count
+  double count_abs_error = 0;          // sum of their |count - |D(g)||
+  int count_exact = 0;                 // those with |D(g)| == count
+  int relations = 0, relations_found = 0, relations_hold = 0;  // position, position_given_found
+  int coloured = 0, bound = 0;                                 // colour_binding
 };
 
 struct MetricOptions {
@@ -88,16 +137,63 @@ struct PromptMetrics {
 
 // Throws recap::Error for a relation index outside target.groups, a non-finite detection centre
 // or invalid options (negative margin or resample count, level outside (0, 1)).
+ImageScore score_image(const ImageDetections& image, const MetricOptions& options);
+// The statistics of a set of image scores, with bootstrap intervals (relation_margin_px and
+// min_score were spent by score_image); throws recap::Error for invalid options.
+PromptMetrics summarize(const std::vector<ImageScore>& scores, const MetricOptions& options);
+// summarize of score_image of every image.
 PromptMetrics score_prompts(const std::vector<ImageDetections>& images,
                             const MetricOptions& options);
 // The same per suite (each scored on its own images only), for the suites present.
 std::map<world::Suite, PromptMetrics> score_by_suite(const std::vector<ImageDetections>& images,
                                                      const MetricOptions& options);
 
+struct PairedOptions {
+  int resamples = 1000;  // bootstrap resamples, and as many sign-flip permutations; 0: neither
+  double level = 0.95;   // central interval mass
+  uint64_t seed = 0;
+};
+
+// One statistic of two arms compared (see "Paired comparison" above).
+struct Difference {
+  std::optional<double> value;  // treatment - baseline; unset when either arm's is undefined
+  std::optional<Interval> ci;   // paired percentile bootstrap; unset without value or resamples
+  std::optional<double> p;      // two-sided sign-flip permutation p; unset likewise
+};
+
+struct PairedMetrics {
+  int images = 0;  // pairs
+  Difference soa_c, soa_i;
+  Difference count_error, count_exact;
+  Difference position, position_given_found;
+  Difference colour_binding;
+  // The difference of the statistic named `key` (the to_json names: "soa_c", ...); an unknown
+  // key is a bug (std::logic_error).
+  const Difference& at(std::string_view key) const;
+};
+
+// treatment minus baseline, image i of one paired with image i of the other. Throws
+// recap::Error naming the mismatch when the sets differ in size or an index holds another
+// prompt or seed in each, and for invalid options (negative resamples, level outside (0, 1)).
+PairedMetrics compare_paired(const std::vector<ImageScore>& baseline,
+                             const std::vector<ImageScore>& treatment,
+                             const PairedOptions& options);
+
 // {"images": n, "soa_c": {"value": x|null, "ci": [lo, hi]|null, "n": n}, ...}; keys are the
 // PromptMetrics field names.
 nlohmann::json to_json(const Stat& stat);
 nlohmann::json to_json(const PromptMetrics& metrics);
+
+// An image's tallies per statistic, named as in to_json(PromptMetrics): {"soa_c": {"SHAPE":
+// 0|1, ...}, "soa_i": [groups_found, groups], "count_error": [count_abs_error, counted],
+// "count_exact": [count_exact, counted], "position": [relations_hold, relations],
+// "position_given_found": [relations_hold, relations_found], "colour_binding": [bound,
+// coloured]}: [numerator, denominator] of each, so a reader can recompute any statistic. The id
+// is not included.
+nlohmann::json to_json(const ImageScore& score);
+// The inverse (id left empty). Throws recap::Error naming the field that is missing, mistyped,
+// negative, larger than its denominator, or disagrees with the same tally in another field.
+ImageScore image_score_from_json(const nlohmann::json& json);
 
 // A plain-text table, one row per (label, metrics): rates in percent, count_error as is, each
 // with its interval; "-" where undefined.

@@ -158,6 +158,17 @@ FidResult fid_against(const Judge& judge, const torch::Tensor& features,
   return r;
 }
 
+// The seed images.jsonl records for an image (its "seed"), unset when it records none.
+std::optional<uint64_t> image_seed(const SampledImage& image, const fs::path& images_dir) {
+  const nlohmann::json& seed = image.record.value("seed", nlohmann::json());
+  if (seed.is_null()) return std::nullopt;
+  if (!seed.is_number_unsigned())
+    throw Error(fmt::format("{}: {}: \"seed\" is {}, not an unsigned integer",
+                            (images_dir / "images.jsonl").string(),
+                            image.file.filename().string(), seed.dump()));
+  return seed.get<uint64_t>();
+}
+
 std::vector<eval::ImageDetections> with_detections(std::vector<eval::ImageDetections> images,
                                                    const Judged& judged) {
   for (size_t i = 0; i < images.size(); ++i) images[i].detections = judged.detections[i];
@@ -213,6 +224,7 @@ EvalReport evaluate_images(const fs::path& images_dir, const fs::path& evaluator
     eval::ImageDetections scored;
     if (image.request.suite) scored.suite = *image.request.suite;
     scored.target = image.request.target ? *image.request.target : parser.parse(image.request.text);
+    scored.id = {image.request.text, image_seed(image, images_dir)};
     images.push_back(std::move(scored));
   }
   spdlog::info("eval: judging {} images from {}", decoded.size(), images_dir.string());
@@ -223,7 +235,13 @@ EvalReport evaluate_images(const fs::path& images_dir, const fs::path& evaluator
   report.name = images_dir.filename().empty() ? images_dir.parent_path().filename().string()
                                               : images_dir.filename().string();
   report.images = static_cast<int64_t>(images.size());
-  report.overall = eval::score_prompts(images, options.metrics);
+  std::vector<eval::ImageScore> scores;
+  for (size_t i = 0; i < images.size(); ++i) {
+    scores.push_back(eval::score_image(images[i], options.metrics));
+    report.per_image.push_back({sampled[i].record.at("file").get<std::string>(),
+                                sampled[i].request.suite, images[i], scores.back()});
+  }
+  report.overall = eval::summarize(scores, options.metrics);
   std::vector<eval::ImageDetections> in_suites;
   for (size_t i = 0; i < images.size(); ++i)
     if (sampled[i].request.suite) in_suites.push_back(images[i]);
@@ -245,7 +263,7 @@ EvalReport evaluate_reference(const fs::path& evaluator_dir, const fs::path& cor
   const world::CaptionParser parser(judge.world);
   const auto renders = reference_renders(corpus_dir, judge);
   std::vector<eval::ImageDetections> images;
-  for (const auto& r : renders) images.push_back({{}, parser.parse(r.caption), {}});
+  for (const auto& r : renders) images.push_back({{}, parser.parse(r.caption), {}, {}});
   const auto judged = judge_images(judge, renders, options.batch_size);
   images = with_detections(std::move(images), judged);
   EvalReport report;

@@ -16,6 +16,7 @@
 #include "core/config.h"
 #include "core/torch_pch.h"
 #include "eval/fid.h"
+#include "eval/image_results.h"
 #include "eval/metrics.h"
 #include "world/prompts.h"
 
@@ -51,17 +52,22 @@ struct EvalReport {
   std::optional<FidResult> fid;                        // generated vs reference renders
   std::optional<FidResult> fid_floor;  // fresh real renders vs reference (noise floor)
   nlohmann::json evaluator_accuracy;   // evaluator_accuracy.json of the evaluator used
+  // evaluate_images: one per image, in images.jsonl order, what `overall` and `suites` are
+  // computed from; for eval::write_image_results_beside the summary. Empty for the ceiling.
+  std::vector<eval::ImageResult> per_image;
 };
 
 // images_dir holds images.jsonl (from sample_to_folder; targets come from it, or from parsing
-// the prompt text with the world parser when "target" is null). Detects with the evaluator
-// (evaluator_dir/evaluator.safetensors), scores with eval::score_prompts / score_by_suite
-// (images with a suite only); FID/KID on evaluator features vs the corpus's eval-split
-// reference renders; the noise floor compares as many freshly rendered scenes (world sampler,
-// a seed stream of its own) with the same reference set. The report is named after
-// images_dir. Throws recap::Error naming the file for a missing or malformed images.jsonl, an
-// image that is unreadable or not canvas-sized, a prompt the prompts file lacks, or an
-// evaluator made for another world.
+// the prompt text with the world parser when "target" is null; each image's prompt and "seed"
+// are its eval::ImageId). Detects with the evaluator (evaluator_dir/evaluator.safetensors),
+// scores every image (eval::score_image, kept in per_image) and summarises them
+// (eval::summarize; per suite eval::score_by_suite, images with a suite only); FID/KID on
+// evaluator features vs the corpus's eval-split reference renders; the noise floor compares
+// as many freshly rendered scenes (world sampler, a seed stream of its own) with the same
+// reference set. The report is named after images_dir. Throws recap::Error naming the file for
+// a missing or malformed images.jsonl, an image that is unreadable or not canvas-sized, a
+// "seed" that is not an unsigned integer, a prompt the prompts file lacks, or an evaluator
+// made for another world.
 EvalReport evaluate_images(const fs::path& images_dir, const fs::path& evaluator_dir,
                            const fs::path& corpus_dir, const EvaluateOptions& options);
 

@@ -20,6 +20,7 @@
 #include "core/jsonl.h"
 #include "core/run_dir.h"
 #include "core/safetensors.h"
+#include "eval/image_results.h"
 #include "eval/metrics.h"
 #include "stages/competence.h"
 #include "stages/report_parts.h"
@@ -163,13 +164,23 @@ std::string kid_cell(const Fid& f) {
       2);
 }
 
-// Whether the treatment's interval and the baseline's overlap; when not, which way it points.
-std::string overlap(std::optional<eval::Interval> base, std::optional<eval::Interval> treat,
-                    bool lower_is_better) {
-  if (!base || !treat) return "-";
-  if (treat->lo <= base->hi && base->lo <= treat->hi) return "overlap";
-  const bool higher = treat->lo > base->hi;
-  return higher != lower_is_better ? "separate: better" : "separate: worse";
+// What an interval of "treatment minus baseline" says: better or worse when it excludes 0.
+std::string verdict(eval::Interval ci, bool lower_is_better) {
+  if (ci.lo <= 0 && 0 <= ci.hi) return "no clear difference";
+  return (ci.lo > 0) != lower_is_better ? "better" : "worse";
+}
+
+// "+5.4 [+2.1, +8.7] better, p = 0.002": a difference, its interval, the verdict, and p.
+std::string difference_cell(const eval::Difference& d, double scale, int decimals,
+                            bool lower_is_better) {
+  if (!d.value) return "-";
+  const auto signed_number = [&](double v) { return fmt::format("{:+.{}f}", v * scale, decimals); };
+  std::string out = signed_number(*d.value);
+  if (!d.ci) return out;
+  out += fmt::format(" [{}, {}] {}", signed_number(d.ci->lo), signed_number(d.ci->hi),
+                     verdict(*d.ci, lower_is_better));
+  if (d.p) out += *d.p < 0.001 ? std::string(", p < 0.001") : fmt::format(", p = {:.3f}", *d.p);
+  return out;
 }
 
 // ---- sections ----------------------------------------------------------------------------
@@ -185,10 +196,12 @@ const Metrics* metrics_of(const Column& c, const std::string& set) {
   return it == c.file->sets.end() ? nullptr : &it->second;
 }
 
-// Metric rows x columns for one set ("overall" or a suite). With `compare`, the paper's numbers
-// and the treatment-vs-baseline overlap are added (the main table), and the FID/KID rows.
+// Metric rows x columns for one set ("overall" or a suite). With `compare` (the main table),
+// the paper's numbers, the FID/KID rows and the treatment-minus-baseline column are added: the
+// paired differences in `paired` ("-" without them), KID's from the two arms' standard errors.
 Table metric_table(const std::vector<Column>& columns, const std::string& set,
-                   const ReportOptions& options, bool compare) {
+                   const ReportOptions& options, bool compare,
+                   const std::optional<eval::PairedMetrics>& paired = std::nullopt) {
   Table t;
   t.header.push_back("metric");
   for (const auto& c : columns) t.header.push_back(c.name);
@@ -201,7 +214,8 @@ Table metric_table(const std::vector<Column>& columns, const std::string& set,
   if (compare) {
     t.header.push_back("paper: alt-text");
     t.header.push_back("paper: RECAP");
-    t.header.push_back(fmt::format("{} vs {}: 95% intervals", options.treatment, options.baseline));
+    t.header.push_back(fmt::format("{} - {}: paired difference [{:g}%]", options.treatment,
+                                   options.baseline, 100 * options.paired.level));
   }
   const auto paper = [](double v, int decimals) {
     return std::isnan(v) ? "" : number(v, decimals);
@@ -227,11 +241,9 @@ Table metric_table(const std::vector<Column>& columns, const std::string& set,
     if (compare) {
       line.push_back(paper(row.paper_alt, 2));
       line.push_back(paper(row.paper_recap, 2));
-      const auto ci = [&](const Column* c) -> std::optional<eval::Interval> {
-        const Metrics* m = c ? metrics_of(*c, set) : nullptr;
-        return m ? m->stats.at(row.key).ci : std::nullopt;
-      };
-      line.push_back(overlap(ci(base), ci(treat), row.lower_is_better));
+      line.push_back(paired ? difference_cell(paired->at(row.key), row.scale, row.decimals,
+                                              row.lower_is_better)
+                            : "-");
     }
     t.rows.push_back(std::move(line));
   }
@@ -248,12 +260,23 @@ Table metric_table(const std::vector<Column>& columns, const std::string& set,
     }
     line.push_back(paper(paper_alt, 2));
     line.push_back(paper(paper_recap, 2));
-    const auto kid_ci = [&](const Column* c) -> std::optional<eval::Interval> {
-      if (!kid || !c || !c->file || !(c->file->*field)) return std::nullopt;
-      const Fid& f = *(c->file->*field);
-      return eval::Interval{f.kid - 1.96 * f.kid_std_error, f.kid + 1.96 * f.kid_std_error};
+    // KID is not per image, so not paired: the difference with the two arms' standard errors
+    // combined as if independent.
+    const auto kid_of = [&](const Column* c) -> const Fid* {
+      return c && c->file && c->file->*field ? &*(c->file->*field) : nullptr;
     };
-    line.push_back(field == &EvalFile::fid ? overlap(kid_ci(base), kid_ci(treat), true) : "");
+    const Fid* kid_base = kid_of(base);
+    const Fid* kid_treat = kid_of(treat);
+    if (kid && field == &EvalFile::fid && kid_base && kid_treat) {
+      const double se = std::hypot(kid_base->kid_std_error, kid_treat->kid_std_error);
+      const double d = kid_treat->kid - kid_base->kid;
+      line.push_back(
+          difference_cell({d, eval::Interval{d - 1.96 * se, d + 1.96 * se}, std::nullopt}, 1000, 2,
+                          true) +
+          " (unpaired)");
+    } else {
+      line.push_back("");
+    }
     t.rows.push_back(std::move(line));
   };
   fid_rows("FID (lower is better)", &EvalFile::fid, false, kPaperFidAlt, kPaperFidRecap);
@@ -601,6 +624,44 @@ int curves_section(Doc& doc, const RunLayout& layout, const ReportOptions& optio
   return skipped;
 }
 
+// The treatment's per-image results against the baseline's (eval/ARM.images.jsonl). Unset
+// when either arm has not been evaluated, or, with the reason in `why_not`, when an
+// evaluation wrote no per-image results (one made before they existed).
+std::optional<eval::PairedMetrics> compare_arms(const RunLayout& layout,
+                                                const std::map<std::string, EvalFile>& evals,
+                                                const ReportOptions& options,
+                                                std::string& why_not) {
+  const auto base = evals.find(options.baseline), treat = evals.find(options.treatment);
+  if (base == evals.end() || treat == evals.end()) return std::nullopt;
+  std::vector<std::string> missing;
+  for (const auto& arm : {options.baseline, options.treatment})
+    if (!fs::exists(layout.eval_images(arm))) missing.push_back(layout.eval_images(arm).string());
+  if (!missing.empty()) {
+    why_not = fmt::format(
+        "Paired differences: not available: {} missing (an evaluation made before per-image "
+        "results were written: delete eval/ARM.json and rerun to evaluate again).",
+        fmt::join(missing, " and "));
+    return std::nullopt;
+  }
+  const auto scores = [&](const std::string& arm, const EvalFile& summary) {
+    const fs::path path = layout.eval_images(arm);
+    std::vector<eval::ImageScore> out;
+    for (auto& r : eval::read_image_results(path)) out.push_back(std::move(r.score));
+    if (static_cast<int64_t>(out.size()) != summary.images)
+      throw Error(fmt::format("{}: {} images, but {} counts {}: not the same evaluation",
+                              path.string(), out.size(), layout.eval_json(arm).string(),
+                              summary.images));
+    return out;
+  };
+  try {
+    return eval::compare_paired(scores(options.baseline, base->second),
+                                scores(options.treatment, treat->second), options.paired);
+  } catch (const Error& e) {
+    throw Error(fmt::format("{} vs {}: {}", layout.eval_images(options.baseline).string(),
+                            layout.eval_images(options.treatment).string(), e.what()));
+  }
+}
+
 void manifest_section(Doc& doc, const RunLayout& layout) {
   doc.heading(2, "Stages, wall times, seeds");
   if (!fs::exists(layout.manifest())) {
@@ -676,17 +737,32 @@ ReportResult write_report(const RunLayout& layout, const ReportOptions& options)
                   missing.empty() ? "" : fmt::format(" Not run: {}.", fmt::join(missing, ", "))));
 
   doc.heading(2, "Main results");
-  const Table main = metric_table(with_ceiling, "overall", options, true);
+  std::string paired_missing;
+  const auto paired = compare_arms(layout, evals, options, paired_missing);
+  const Table main = metric_table(with_ceiling, "overall", options, true, paired);
   doc.table(main);
-  doc.para(
+  doc.para(fmt::format(
       "Values with 95% percentile-bootstrap intervals over images; KID x 1000 with mean +- 1.96 "
-      "standard errors over its subsets; FID has no interval. The last column says whether the "
-      "two arms' intervals overlap, and if not, which way the compared arm differs. The paper's "
-      "columns are Segalis et al. 2023, \"A Picture is Worth a Thousand Words: Principled "
-      "Recaptioning Improves Image Generation\" (Stable Diffusion fine-tuned on recaptioned "
-      "LAION, evaluated on MS-COCO): different data and scale, shown for the direction and size "
-      "of the effect, not as values to match. Its \"semantic object accuracy\" sits beside "
-      "SOA-I.");
+      "standard errors (half-sampling over its subsets); FID has no interval. The last column "
+      "is {0} minus {1}, image by image: every arm draws the same prompts with the same seeds, "
+      "so each image of one arm has a twin in the other, and the interval ({2:g}%) comes from "
+      "a paired bootstrap that resamples the pairs together ({3} resamples). Better or worse "
+      "means that interval excludes 0 (for counting error and KID lower is better); \"no clear "
+      "difference\" means it does not, which is not evidence that the arms are equal. p is a "
+      "two-sided sign-flip permutation test of the same difference ({3} permutations; the "
+      "smallest it can report is 1/{4}). Comparing paired images removes the prompts' own "
+      "difficulty from the comparison, so a difference can be clear while the arms' separate "
+      "intervals overlap. KID is not per image, so its row combines the two arms' standard "
+      "errors as if independent (unpaired). The intervals cover the sampling of prompts and "
+      "images for one trained model per arm, not the variation between training seeds. The "
+      "paper's columns are Segalis et al. 2023, \"A Picture is Worth a Thousand Words: "
+      "Principled Recaptioning Improves Image Generation\" (Stable Diffusion fine-tuned on "
+      "recaptioned LAION, evaluated on MS-COCO): different data and scale, shown for the "
+      "direction and size of the effect, not as values to match. Its \"semantic object "
+      "accuracy\" sits beside SOA-I.",
+      options.treatment, options.baseline, 100 * options.paired.level, options.paired.resamples,
+      options.paired.resamples + 1));
+  if (!paired_missing.empty()) doc.para(paired_missing);
   const Table competence = competence_table(layout, options);
   if (!competence.rows.empty()) {
     doc.heading(3, "Competence");

@@ -1,7 +1,8 @@
 // The experiment report of `recap run`: runs/NAME/report/index.html and report.md, written from
 // whatever the run folder holds (stages/run_layout.h). Sections: the main table in the paper's
-// form (metrics x arms with 95% intervals, the paper's own numbers beside, whether RECAP's and
-// the baseline's intervals overlap) and per-suite tables; the evaluator's own accuracy and the
+// form (metrics x arms with 95% intervals, the paper's own numbers beside, RECAP minus the
+// baseline with its paired interval, eval::compare_paired on eval/ARM.images.jsonl, and the
+// verdict it gives) and per-suite tables; the evaluator's own accuracy and the
 // ceiling (real renders scored like generated images); caption quality per source and the
 // train-inference discrepancy; one side-by-side image grid per prompt suite; caption examples;
 // training curves (gnuplot); stage wall times, seeds and preset. Anything a run has not
@@ -12,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "eval/metrics.h"
 #include "stages/run_layout.h"
 
 namespace recap::stages {
@@ -24,6 +26,7 @@ struct ReportOptions {
   std::string treatment = "recap";  // the arm compared against it ("RECAP")
   int grid_prompts = 8;             // prompts per suite shown in the side-by-side grids
   int caption_examples = 8;         // web samples shown with every caption source
+  eval::PairedOptions paired;       // treatment vs baseline: resamples, level, seed
 };
 
 // The arm a run puts beside the paper's RECAP column: its first recap or recap-mix arm in
@@ -48,7 +51,9 @@ inline constexpr int kGridHeaderPx = 20;
 
 // Reads layout.root (manifest.json, eval/, samples-ARM/, caption_quality/, ...) and writes
 // layout.report()/{index.html, report.md, *.png}. Throws recap::Error naming the file for an
-// input that exists but is malformed (bad JSON, a missing or mistyped field).
+// input that exists but is malformed (bad JSON, a missing or mistyped field), and naming both
+// per-image files when they hold other images than their summaries count or are not paired
+// (other prompts or seeds).
 ReportResult write_report(const RunLayout& layout, const ReportOptions& options);
 
 }  // namespace recap::stages

@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "eval/image_results.h"
+
 namespace recap::stages {
 
 namespace fs = std::filesystem;
@@ -55,10 +57,14 @@ struct RunLayout {
   fs::path checkpoint_samples(std::string_view arm, int64_t step) const {
     return checkpoint_samples(arm) / ("step-" + std::to_string(step));
   }
-  // ARM.json, ceiling.json and ARM-step-N.json (stages::to_json(EvalReport)), table.txt
+  // ARM.json, ceiling.json and ARM-step-N.json (stages::to_json(EvalReport)), table.txt, and
+  // beside an arm's summary its per-image results, ARM.images.jsonl (eval/image_results.h)
   fs::path eval() const { return root / "eval"; }
   fs::path eval_json(std::string_view name) const {
     return eval() / (std::string(name) + ".json");
+  }
+  fs::path eval_images(std::string_view name) const {
+    return recap::eval::image_results_path(eval_json(name));
   }
   fs::path eval_json(std::string_view arm, int64_t step) const {
     return eval_json(std::string(arm) + "-step-" + std::to_string(step));
