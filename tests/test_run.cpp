@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
+#include <iterator>
 
 #include "core/atomic_file.h"
 #include "core/safetensors.h"
@@ -114,6 +116,11 @@ TEST(RunSmoke, EveryStageReportAndStatus) {
     for (const char* suite : {"counting", "position", "colour_binding", "multi_object"})
       expect_complete_metrics(eval["suites"][suite], arm + "/" + suite);
     EXPECT_TRUE(eval["fid"].is_object()) << arm;
+    // Image by image beside the summary, for the report's paired comparison.
+    std::ifstream per_image(layout.eval_images(arm));
+    const auto lines = std::count(std::istreambuf_iterator<char>(per_image),
+                                  std::istreambuf_iterator<char>(), '\n');
+    EXPECT_EQ(lines, eval["images"].get<int64_t>()) << arm;
 
     // Sample efficiency (run.checkpoint_evals = 1, checkpoint.every = 3 of 6 steps): the step-3
     // checkpoint is sampled with the same prompts and seeds, from other weights.
@@ -135,8 +142,10 @@ TEST(RunSmoke, EveryStageReportAndStatus) {
   }
   expect_complete_metrics(read_json(layout.eval_json("ceiling"))["overall"], "ceiling",
                           kAllMeasured);
-  EXPECT_THAT(read_file(layout.report() / "report.md"),
-              ::testing::Not(HasSubstr("intermediate checkpoints: not run")));
+  const auto report = read_file(layout.report() / "report.md");
+  EXPECT_THAT(report, ::testing::Not(HasSubstr("intermediate checkpoints: not run")));
+  EXPECT_THAT(report, HasSubstr("recap - alt: paired difference"));
+  EXPECT_THAT(report, ::testing::Not(HasSubstr("Paired differences: not available")));
 
   auto manifest = read_json(layout.manifest());
   for (const auto& [name, record] : manifest["stages"].items())

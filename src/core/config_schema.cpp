@@ -158,7 +158,7 @@ std::vector<ConfigKey> build_schema() {
       flag("eval.fid", true, "FID/KID against the eval-split renders, with the noise floor"),
       integer("eval.kid_subsets", 100, 1, 1e5, "KID subsets"),
       integer("eval.kid_subset_size", 1000, 2, 1e7,
-              "images per KID subset (capped at the smaller set)"),
+              "images per KID subset (at most half the smaller set, so subsets differ)"),
       integer("eval.batch_size", 100, 1, 65536, "images per detector call"),
 
       // [captioner]: RECAP step 1, pre-trained on alt-text, fine-tuned on human captions.

@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "core/rng.h"
 #include "core/run_dir.h"
+#include "eval/image_results.h"
 #include "stages/autoencoder_train.h"
 #include "stages/caption_eval.h"
 #include "stages/captioner_train.h"
@@ -36,6 +37,7 @@ namespace recap::stages {
 namespace {
 
 constexpr uint64_t kSampleStream = 0x53414d504c45ull;  // "SAMPLE": evaluation sample seeds
+constexpr uint64_t kPairedStream = 0x504149524544ull;  // "PAIRED": the report's comparison
 
 // A stage of the plan: what decides its output (spec) and how to produce it (body).
 struct PlannedStage {
@@ -308,6 +310,9 @@ std::vector<PlannedStage> plan(const Config& config, const RunLayout& layout,
                         report.name = arm;
                         write_file_atomic(layout.eval_json(arm), to_json(report).dump(2) + "\n");
                         ctx.output(layout.eval_json(arm));
+                        // Image by image, for the report's paired comparison of arms.
+                        ctx.output(eval::write_image_results_beside(layout.eval_json(arm),
+                                                                    report.per_image));
                       }});
   }
 
@@ -415,6 +420,10 @@ RunResult run_experiment(const Config& config, const fs::path& run_dir,
   ReportOptions report_options;
   report_options.arms = arms;
   report_options.treatment = treatment_arm(arms);
+  // The arms' paired comparison resamples as the [eval] intervals do, on a stream of its own.
+  const auto metrics = evaluate_settings(effective).metrics;
+  report_options.paired = {metrics.bootstrap_samples, metrics.level,
+                           derive_seed(metrics.seed, kPairedStream)};
   auto report = write_report(layout, report_options);
   return {report.index_html, report.report_md, report.main_table, report.competence_table};
 }
