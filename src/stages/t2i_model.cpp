@@ -229,7 +229,10 @@ void init_t2i_from(const fs::path& path, T2iModel& model, const SampleOptions& s
                                 "t2i.autoencoder ({} differs)",
                                 path.string(), here[i].first));
   }
-  load_module(path, *model);
+  // Equal options: the same tensors under the same names, in the same order.
+  torch::NoGradGuard no_grad;
+  const auto to = module_state(*model), from = module_state(*base.model);
+  for (size_t i = 0; i < to.size(); ++i) to[i].second.copy_(from[i].second);
 }
 
 }  // namespace recap::stages
