@@ -228,9 +228,9 @@ std::vector<PlannedStage> plan(const Config& config, const RunLayout& layout,
   }
 
   // What every text-to-image training of the run (the base and each arm) depends on, and
-  // the run's own models it is pointed at.
+  // the run's own models it is pointed at. The evaluator judges the competence probe during
+  // training (stages/t2i_train.h).
   std::vector<std::string> t2i_depends = {"corpus", "tokenizer", "evaluator"};
-  // The evaluator judges the competence probe during training (stages/t2i_train.h).
   if (own_autoencoder) t2i_depends.push_back("autoencoder");
   // REPA aligns the UNet with the captioner's pre-trained vision encoder (not the judge).
   const bool repa_vision = config.get_float("t2i.repa_weight") > 0 &&
