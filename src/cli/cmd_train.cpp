@@ -1,4 +1,5 @@
-// evaluator train, captioner train, autoencoder train, t2i train: the models of the experiment.
+// evaluator train, captioner train, autoencoder train, clip train, t2i train: the models of
+// the experiment.
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -6,6 +7,7 @@
 #include "core/dir_lock.h"
 #include "stages/autoencoder_train.h"
 #include "stages/captioner_train.h"
+#include "stages/clip_train.h"
 #include "stages/model_settings.h"
 #include "stages/settings.h"
 #include "stages/t2i_train.h"
@@ -126,6 +128,31 @@ void add_training_commands(Cli& cli) {
                r.weights.string());
   });
 
+  auto* clip = cli.group("clip", "A contrastive image-text model whose text encoder step 3 "
+                                 "can start from (t2i.text_encoder)");
+  auto clip_args = std::make_shared<TrainingArgs>();
+  auto* clip_train = clip->add_subcommand(
+      "train", "Train image and text towers contrastively on the web corpus with one caption "
+               "source (clip.captions), checked by retrieval on held-out scenes ([clip] keys; "
+               "the text tower has the [text_encoder] sizes)");
+  add_training_options(cli, clip_train, *clip_args);
+  clip_train->add_option("--recap", clip_args->recap_files,
+                         "recaption JSONL files for clip.captions = recap / recap-mix");
+  cli.on_run(clip_train, [&cli, clip_args] {
+    const auto lock = DirLock::folder(clip_args->out);
+    auto rt = init_runtime(cli.runtime, true);
+    auto config = cli.load_corpus_config(clip_args->corpus);
+    std::vector<fs::path> recaps(clip_args->recap_files.begin(), clip_args->recap_files.end());
+    const auto r = stages::train_clip(clip_args->corpus, clip_args->tokenizer, recaps,
+                                      clip_args->out, config, rt.threads);
+    const auto& c = r.check;
+    fmt::print("clip: {} steps (loss {:.4f}); image -> caption top-1 among {} held-out "
+               "scenes: short {:.1f}%, long {:.1f}%; weights {}\n",
+               r.steps, r.last_loss, c.short_captions.pairs,
+               100 * c.short_captions.image_to_text, 100 * c.long_captions.image_to_text,
+               r.weights.string());
+  });
+
   auto* t2i = cli.group("t2i", "RECAP step 3: the text-to-image diffusion model");
   auto t2i_args = std::make_shared<TrainingArgs>();
   auto* t2i_train = t2i->add_subcommand(
@@ -144,8 +171,8 @@ void add_training_commands(Cli& cli) {
       ->capture_default_str();
   t2i_train
       ->add_option("--text-encoder", start->text_encoder,
-                   "start the text encoder from this safetensors (a bare encoder or a whole "
-                   "t2i model); sets t2i.text_encoder")
+                   "start the text encoder from this safetensors (a bare encoder, a whole "
+                   "t2i model or a CLIP's clip.safetensors); sets t2i.text_encoder")
       ->type_name("FILE")
       ->capture_default_str();
   t2i_train

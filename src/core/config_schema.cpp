@@ -114,6 +114,25 @@ std::vector<ConfigKey> build_schema() {
       flag("unet.pooled_text", false,
            "add the projected mean of the text states to the timestep embedding"),
 
+      // [clip]: a contrastive image-text model (models/clip.h) whose text encoder step 3 can
+      // start from (t2i.text_encoder) and keep frozen (t2i.freeze_text), as SD keeps CLIP's.
+      // Its text tower has the [text_encoder] sizes.
+      integer("clip.steps", 1000, 1, 1e9, "training steps on the corpus's web images"),
+      integer("clip.batch_size", 128, 2, 65536, "pairs per step (each other's negatives)"),
+      number("clip.lr", 1e-3, 1e-8, 1, "peak learning rate"),
+      integer("clip.warmup_steps", 50, 0, 1e9, "linear warmup steps"),
+      choice("clip.captions", "alt",
+             {"alt", "human", "human-short", "human-mix", "recap", "recap-mix"},
+             "which caption each web image is paired with (alt: the paper's CLIP, trained on "
+             "web alt-text)"),
+      integer("clip.width", 64, 8, 4096, "image tower: backbone channels"),
+      integer("clip.depth", 2, 0, 64, "image tower: residual blocks at the output stride"),
+      integer("clip.stride", 4, 2, 64, "image tower: output stride in px (a power of two)"),
+      integer("clip.embed_dim", 128, 2, 8192, "width of the shared embedding"),
+      integer("clip.heldout", 500, 2, 1e6,
+              "eval-split scenes of the retrieval check (top-1 among them)"),
+      integer("clip.validate_every", 250, 0, 1e9, "run the retrieval check every N steps"),
+
       // [autoencoder]: the latent space of t2i.space = latent (models/autoencoder.h).
       integer("autoencoder.channels", 32, 4, 4096, "width of the full-resolution level"),
       integers("autoencoder.channel_mult", {1, 2, 2}, 1, 64,
@@ -237,8 +256,8 @@ std::vector<ConfigKey> build_schema() {
              "a whole t2i model (t2i.safetensors) to start from, e.g. a run's base model; "
              "empty: random weights (`recap run` sets it when base.steps > 0)"),
       choice("t2i.text_encoder", "", {},
-             "safetensors to start the text encoder from (a bare encoder or a whole t2i "
-             "model); empty: train it from scratch"),
+             "safetensors to start the text encoder from (a bare encoder, a whole t2i "
+             "model or a CLIP); empty: train it from scratch"),
       choice("t2i.probe_evaluator", "", {},
              "evaluator folder for the competence probe at every validation (SOA-C, colour "
              "binding on dev multi-object prompts); empty: no probe (`recap run` sets it)"),

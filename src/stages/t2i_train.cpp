@@ -38,8 +38,6 @@ namespace recap::stages {
 
 namespace {
 
-constexpr const char* kSourceNames[] = {"alt",   "human",     "human-short", "human-mix",
-                                        "recap", "recap-mix"};
 constexpr int64_t kGridColumns = 8;   // prompts per suite in the validation grid
 constexpr const char* kGridSuites[] = {"counting", "position"};
 
@@ -111,7 +109,7 @@ class T2iTask : public train::Task {
           fs::path grid_dir, std::optional<Probe> probe,
           std::map<std::string, torch::Tensor> latents, nn::ConvBackbone repa_encoder)
       : model_(std::move(model)), tokenizer_(tokenizer), options_(options),
-        loader_options_(std::move(loader)), recaptions_(std::move(recaptions)),
+        loader_options_(std::move(loader)), captions_("t2i", options.captions, std::move(recaptions)),
         prompts_(std::move(prompts)), grid_dir_(std::move(grid_dir)), probe_(std::move(probe)),
         latents_(std::move(latents)), repa_encoder_(std::move(repa_encoder)),
         schedule_(noise_schedule(options.sample)) {
@@ -119,7 +117,7 @@ class T2iTask : public train::Task {
   }
 
   torch::nn::Module& module() override { return *model_; }
-  const CaptionCounts& counts() const { return counts_; }
+  const CaptionCounts& counts() const { return captions_.counts(); }
 
   torch::Tensor loss(train::Metrics& metrics) override {
     const auto batch = next_batch();
@@ -137,9 +135,10 @@ class T2iTask : public train::Task {
     models::FeatureTap tap{options_.repa_level, {}};
     auto out = model_->forward(schedule_.add_noise(x0, eps, t), t, ids,
                                repa_encoder_ ? &tap : nullptr);
-    metrics["captions_used"] = static_cast<double>(counts_.used);
-    metrics["captions_fell_back"] = static_cast<double>(counts_.fell_back);
-    metrics["captions_skipped"] = static_cast<double>(counts_.skipped);
+    const auto& counts = captions_.counts();
+    metrics["captions_used"] = static_cast<double>(counts.used);
+    metrics["captions_fell_back"] = static_cast<double>(counts.fell_back);
+    metrics["captions_skipped"] = static_cast<double>(counts.skipped);
     metrics["batch"] = static_cast<double>(b);
     auto loss = diffusion::diffusion_loss(schedule_, out, x0, eps, t,
                                           {options_.sample.prediction, options_.min_snr_gamma});
@@ -152,8 +151,8 @@ class T2iTask : public train::Task {
 
   nlohmann::json cursor() const override {
     return {{"loader", loader_->cursor().to_json()}, {"batches", batches_},
-            {"used", counts_.used}, {"fell_back", counts_.fell_back},
-            {"skipped", counts_.skipped}};
+            {"used", captions_.counts().used}, {"fell_back", captions_.counts().fell_back},
+            {"skipped", captions_.counts().skipped}};
   }
 
   void restore(const nlohmann::json& c) override {
@@ -161,8 +160,8 @@ class T2iTask : public train::Task {
     loader_ = std::make_unique<data::Loader>(loader_options_, nullptr,
                                              data::Cursor::from_json(c.at("loader")));
     batches_ = c.at("batches").get<uint64_t>();
-    counts_ = {c.at("used").get<int64_t>(), c.at("fell_back").get<int64_t>(),
-               c.at("skipped").get<int64_t>()};
+    captions_.set_counts({c.at("used").get<int64_t>(), c.at("fell_back").get<int64_t>(),
+                          c.at("skipped").get<int64_t>()});
   }
 
   void validate(int64_t step, train::Metrics& metrics) override {
@@ -241,7 +240,7 @@ class T2iTask : public train::Task {
       std::vector<data::DecodedSample> kept;
       std::vector<std::string> captions;
       for (auto& sample : batch) {
-        auto caption = choose_caption(sample, mix);
+        auto caption = captions_.choose(sample, mix);
         if (!caption) continue;
         captions.push_back(std::move(*caption));
         kept.push_back(std::move(sample));
@@ -264,57 +263,11 @@ class T2iTask : public train::Task {
     }
   }
 
-  // The caption this arm trains `sample` on, counted; nullopt when it is skipped.
-  std::optional<std::string> choose_caption(const data::DecodedSample& sample, Rng& mix) {
-    auto human = [&](const char* field) {
-      const auto& captions = sample.meta.contains("captions") ? sample.meta["captions"]
-                                                               : nlohmann::json::object();
-      if (!captions.contains(field) || !captions[field].is_string())
-        throw Error(fmt::format("t2i: {} in {} has no captions.{} in its metadata; the human "
-                                "arms need a corpus made by `recap corpus make`",
-                                sample.key, sample.shard, field));
-      return captions[field].get<std::string>();
-    };
-    const std::string* recap = nullptr;
-    const auto& longs = recaptions_.long_captions;
-    const auto& shorts = recaptions_.short_captions;
-    switch (options_.captions) {
-      case CaptionSource::Alt: ++counts_.used; return sample.caption;
-      case CaptionSource::Human: ++counts_.used; return human("human_long");
-      case CaptionSource::HumanShort: ++counts_.used; return human("human_short");
-      case CaptionSource::HumanMix:
-        ++counts_.used;
-        return human(mix.chance(options_.mix_long) ? "human_long" : "human_short");
-      case CaptionSource::Recap:
-        if (auto it = longs.find(sample.key); it != longs.end()) recap = &it->second;
-        break;
-      case CaptionSource::RecapMix: {
-        auto l = longs.find(sample.key);
-        auto s = shorts.find(sample.key);
-        // Drawn for every sample, so one key's missing kind does not shift the others' draws.
-        const bool want_long = mix.chance(options_.mix_long);
-        if (l != longs.end() && (want_long || s == shorts.end())) recap = &l->second;
-        else if (s != shorts.end()) recap = &s->second;
-        break;
-      }
-    }
-    if (recap) {
-      ++counts_.used;
-      return *recap;
-    }
-    if (options_.recap_skip) {
-      ++counts_.skipped;
-      return std::nullopt;
-    }
-    ++counts_.fell_back;
-    return sample.caption;
-  }
-
   T2iModel model_;
   const text::Tokenizer& tokenizer_;
   T2iTrainOptions options_;
   data::LoaderOptions loader_options_;
-  Recaptions recaptions_;
+  ArmCaptions captions_;
   std::vector<std::string> prompts_;
   fs::path grid_dir_;
   std::optional<Probe> probe_;
@@ -323,21 +276,9 @@ class T2iTask : public train::Task {
   diffusion::NoiseSchedule schedule_;
   std::unique_ptr<data::Loader> loader_;
   uint64_t batches_ = 0;  // loss() calls so far: seeds this batch's noise and mix draws
-  CaptionCounts counts_;
 };
 
 }  // namespace
-
-CaptionSource parse_caption_source(std::string_view name) {
-  for (size_t i = 0; i < std::size(kSourceNames); ++i)
-    if (name == kSourceNames[i]) return static_cast<CaptionSource>(i);
-  throw Error(fmt::format("unknown caption source '{}' (alt, human, human-short, human-mix, "
-                          "recap, recap-mix)", name));
-}
-
-std::string_view caption_source_name(CaptionSource source) {
-  return kSourceNames[static_cast<size_t>(source)];
-}
 
 T2iTrainOptions t2i_train_options(const Config& c, int64_t vocab_size, int64_t canvas) {
   T2iTrainOptions o;
@@ -361,9 +302,8 @@ T2iTrainOptions t2i_train_options(const Config& c, int64_t vocab_size, int64_t c
   o.noise_offset = c.get_float("t2i.noise_offset");
   o.timestep_density = {c.get_float("t2i.timestep_log_snr_mean"),
                         c.get_float("t2i.timestep_log_snr_std")};
-  o.captions = parse_caption_source(c.get_string("t2i.captions"));
-  o.recap_skip = c.get_string("t2i.recap_fallback") == "skip";
-  o.mix_long = c.get_float("t2i.mix_long");
+  o.captions = {parse_caption_source(c.get_string("t2i.captions")),
+                c.get_string("t2i.recap_fallback") == "skip", c.get_float("t2i.mix_long")};
   o.validate_every = c.get_int("t2i.validate_every");
   o.checkpoint_every = c.get_int("checkpoint.every");
   o.keep_last = static_cast<int>(c.get_int("checkpoint.keep_last"));
@@ -409,12 +349,15 @@ LoadReport load_text_encoder(const fs::path& path, models::TextEncoder& encoder,
       throw Error(fmt::format("{}: trained with another tokenizer (sha256 {}, given {})",
                               path.string(), it->second, sha));
   }
-  if (auto it = metadata.find("t2i_options"); it != metadata.end()) {
+  // A t2i model and a CLIP both keep their encoder's options under "text_encoder".
+  for (const char* key : {"t2i_options", "clip_options"}) {
+    auto it = metadata.find(key);
+    if (it == metadata.end()) continue;
     int64_t heads = 0;
     try {
       heads = nlohmann::json::parse(it->second).at("text_encoder").at("heads").get<int64_t>();
     } catch (const nlohmann::json::exception& e) {
-      throw Error(fmt::format("{}: bad t2i_options metadata: {}", path.string(), e.what()));
+      throw Error(fmt::format("{}: bad {} metadata: {}", path.string(), key, e.what()));
     }
     if (heads != encoder->options().heads)
       throw Error(fmt::format("{}: its text encoder has {} attention heads, text_encoder.heads "
@@ -422,7 +365,8 @@ LoadReport load_text_encoder(const fs::path& path, models::TextEncoder& encoder,
   }
 
   // A whole model's names match the encoder registered under "text_encoder"; its other
-  // tensors (unet.*) are not the encoder's and are dropped from the report.
+  // tensors (unet.*, a CLIP's image tower) are not the encoder's and are dropped from the
+  // report.
   const bool whole = std::any_of(file.tensors().begin(), file.tensors().end(),
                                  [&](const TensorInfo& t) { return t.name.starts_with(kPrefix); });
   torch::nn::Module holder;
@@ -448,30 +392,6 @@ LoadReport load_text_encoder(const fs::path& path, models::TextEncoder& encoder,
   return report;
 }
 
-Recaptions load_recaptions(const std::vector<fs::path>& files) {
-  Recaptions out;
-  for (const auto& file : files) {
-    const auto lines = read_jsonl(file);
-    for (size_t n = 0; n < lines.size(); ++n) {
-      const auto& line = lines[n];
-      // read_jsonl skips blank lines, so name the record rather than a line number.
-      const auto where = fmt::format("{}: record {}", file.string(), n + 1);
-      if (!line.is_object() || !line.contains("key") || !line["key"].is_string() ||
-          !line.contains("caption") || !line["caption"].is_string() ||
-          !line.contains("kind") || !line["kind"].is_string())
-        throw Error(where + ": needs string fields key, caption and kind");
-      const auto kind = line["kind"].get<std::string>();
-      if (kind != "long" && kind != "short")
-        throw Error(fmt::format("{}: kind '{}' is neither long nor short", where, kind));
-      auto& map = kind == "long" ? out.long_captions : out.short_captions;
-      const auto key = line["key"].get<std::string>();
-      if (!map.emplace(key, line["caption"].get<std::string>()).second)
-        throw Error(fmt::format("{}: a {} recaption of {} was already given", where, kind, key));
-    }
-  }
-  return out;
-}
-
 T2iTrainResult train_t2i(const fs::path& corpus_dir, const fs::path& tokenizer_model,
                          const std::vector<fs::path>& recap_files, const fs::path& out_dir,
                          const Config& config, int threads) {
@@ -485,11 +405,10 @@ T2iTrainResult train_t2i(const fs::path& corpus_dir, const fs::path& tokenizer_m
     options.model.unet.in_channels = options.model.unet.out_channels =
         autoencoder->options().latent_channels;
   }
-  const bool recap_arm = options.captions == CaptionSource::Recap ||
-                         options.captions == CaptionSource::RecapMix;
+  const bool recap_arm = needs_recaptions(options.captions.source);
   if (recap_arm && recap_files.empty())
     throw Error(fmt::format("t2i: captions = {} needs recaption files (NAME.recap.jsonl)",
-                            caption_source_name(options.captions)));
+                            caption_source_name(options.captions.source)));
   if (options.batch_size < 1) throw Error("t2i: batch_size must be positive");
 
   data::LoaderOptions lo;
@@ -574,7 +493,7 @@ T2iTrainResult train_t2i(const fs::path& corpus_dir, const fs::path& tokenizer_m
   t.log_every = options.log_every;
   t.validate_every = options.validate_every;
   spdlog::info("t2i ({} captions): {} steps of {} on {} web shard(s)",
-               caption_source_name(options.captions), t.steps, options.batch_size,
+               caption_source_name(options.captions.source), t.steps, options.batch_size,
                lo.sources.size());
   const auto t0 = std::chrono::steady_clock::now();
   const auto trained = train::train(task, t);
@@ -597,8 +516,8 @@ T2iTrainResult train_t2i(const fs::path& corpus_dir, const fs::path& tokenizer_m
   result.weights = out_dir / "t2i.safetensors";
   const auto& n = result.captions;
   save_t2i(result.weights, model, options.sample, tokenizer,
-           {{"captions", std::string(caption_source_name(options.captions))},
-            {"recap_fallback", options.recap_skip ? "skip" : "alt"},
+           {{"captions", std::string(caption_source_name(options.captions.source))},
+            {"recap_fallback", options.captions.recap_skip ? "skip" : "alt"},
             {"caption_counts", nlohmann::json{{"used", n.used}, {"fell_back", n.fell_back},
                                               {"skipped", n.skipped}}.dump()},
             {"steps", std::to_string(result.steps)},

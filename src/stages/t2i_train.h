@@ -13,16 +13,12 @@
 #include "core/config.h"
 #include "core/weights.h"
 #include "diffusion/loss.h"
+#include "stages/arm_captions.h"
 #include "stages/competence.h"
 #include "stages/t2i_model.h"
 #include "text/tokenizer.h"
 
 namespace recap::stages {
-
-enum class CaptionSource { Alt, Human, HumanShort, HumanMix, Recap, RecapMix };
-// "alt", "human", "human-short", "human-mix", "recap", "recap-mix"; recap::Error otherwise.
-CaptionSource parse_caption_source(std::string_view name);
-std::string_view caption_source_name(CaptionSource source);
 
 struct T2iTrainOptions {
   T2iModelOptions model;   // text.vocab_size is set from the tokenizer
@@ -37,9 +33,7 @@ struct T2iTrainOptions {
   double min_snr_gamma = 5;
   double noise_offset = 0;
   diffusion::TimestepDensity timestep_density;  // which noise levels training visits
-  CaptionSource captions = CaptionSource::Recap;
-  bool recap_skip = false;  // a missing recaption: skip the sample (true) or use its alt-text
-  double mix_long = 0.5;    // *-mix: share of long captions where a key has both kinds
+  ArmCaptionOptions captions;  // the arm: which caption each web image is trained with
   int64_t validate_every = 500;
   int64_t checkpoint_every = 500;
   int keep_last = 3;
@@ -70,30 +64,15 @@ T2iTrainOptions t2i_train_options(const Config& config, int64_t vocab_size, int6
 void export_t2i_checkpoint(const fs::path& final_model, const fs::path& checkpoint,
                            const text::Tokenizer& tokenizer, const fs::path& out);
 
-// Loads `path` into `encoder`: either a bare text encoder (names as in models::TextEncoder)
-// or a whole t2i model, whose "text_encoder.*" tensors are taken and the rest ignored. Throws
+// Loads `path` into `encoder`: either a bare text encoder (names as in models::TextEncoder),
+// a whole t2i model or a CLIP (stages/clip_train.h), whose "text_encoder.*" tensors are taken
+// and the rest ignored. Throws
 // recap::Error naming the file when it was made with another tokenizer or other text encoder
 // options (as its metadata says), or when tensors are unexpected, mis-shaped or (unless
 // allow_partial) missing, listing them; `encoder` may then be partly loaded. The report's
 // `missing` are the tensors that kept their initialisation.
 LoadReport load_text_encoder(const fs::path& path, models::TextEncoder& encoder,
                              const text::Tokenizer& tokenizer, bool allow_partial);
-
-// Recaptions by sample key, from `NAME.recap.jsonl` lines {"key", "caption", "kind":
-// "long"|"short"} (other fields ignored).
-struct Recaptions {
-  std::map<std::string, std::string> long_captions, short_captions;
-};
-// Throws recap::Error naming the file and line for bad JSON, a missing field, an unknown kind
-// or a (key, kind) given twice.
-Recaptions load_recaptions(const std::vector<fs::path>& files);
-
-// Every sample the loader delivered is counted once: trained on with the chosen caption
-// (used), with its alt-text because the recaption was missing (fell_back), or dropped
-// (skipped, recap_fallback = skip).
-struct CaptionCounts {
-  int64_t used = 0, fell_back = 0, skipped = 0;
-};
 
 struct T2iTrainResult {
   int64_t start_step = 0;  // > 0 when resumed

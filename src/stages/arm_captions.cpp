@@ -1,0 +1,105 @@
+#include "stages/arm_captions.h"
+
+#include <iterator>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "core/jsonl.h"
+
+namespace recap::stages {
+
+namespace {
+
+constexpr const char* kSourceNames[] = {"alt",   "human",     "human-short", "human-mix",
+                                        "recap", "recap-mix"};
+
+}  // namespace
+
+CaptionSource parse_caption_source(std::string_view name) {
+  for (size_t i = 0; i < std::size(kSourceNames); ++i)
+    if (name == kSourceNames[i]) return static_cast<CaptionSource>(i);
+  throw Error(fmt::format("unknown caption source '{}' (alt, human, human-short, human-mix, "
+                          "recap, recap-mix)", name));
+}
+
+std::string_view caption_source_name(CaptionSource source) {
+  return kSourceNames[static_cast<size_t>(source)];
+}
+
+bool needs_recaptions(CaptionSource source) {
+  return source == CaptionSource::Recap || source == CaptionSource::RecapMix;
+}
+
+Recaptions load_recaptions(const std::vector<fs::path>& files) {
+  Recaptions out;
+  for (const auto& file : files) {
+    const auto lines = read_jsonl(file);
+    for (size_t n = 0; n < lines.size(); ++n) {
+      const auto& line = lines[n];
+      // read_jsonl skips blank lines, so name the record rather than a line number.
+      const auto where = fmt::format("{}: record {}", file.string(), n + 1);
+      if (!line.is_object() || !line.contains("key") || !line["key"].is_string() ||
+          !line.contains("caption") || !line["caption"].is_string() ||
+          !line.contains("kind") || !line["kind"].is_string())
+        throw Error(where + ": needs string fields key, caption and kind");
+      const auto kind = line["kind"].get<std::string>();
+      if (kind != "long" && kind != "short")
+        throw Error(fmt::format("{}: kind '{}' is neither long nor short", where, kind));
+      auto& map = kind == "long" ? out.long_captions : out.short_captions;
+      const auto key = line["key"].get<std::string>();
+      if (!map.emplace(key, line["caption"].get<std::string>()).second)
+        throw Error(fmt::format("{}: a {} recaption of {} was already given", where, kind, key));
+    }
+  }
+  return out;
+}
+
+ArmCaptions::ArmCaptions(std::string who, ArmCaptionOptions options, Recaptions recaptions)
+    : who_(std::move(who)), options_(options), recaptions_(std::move(recaptions)) {}
+
+std::optional<std::string> ArmCaptions::choose(const data::DecodedSample& sample, Rng& mix) {
+  auto human = [&](const char* field) {
+    const auto& captions = sample.meta.contains("captions") ? sample.meta["captions"]
+                                                             : nlohmann::json::object();
+    if (!captions.contains(field) || !captions[field].is_string())
+      throw Error(fmt::format("{}: {} in {} has no captions.{} in its metadata; the human "
+                              "arms need a corpus made by `recap corpus make`",
+                              who_, sample.key, sample.shard, field));
+    return captions[field].get<std::string>();
+  };
+  const std::string* recap = nullptr;
+  const auto& longs = recaptions_.long_captions;
+  const auto& shorts = recaptions_.short_captions;
+  switch (options_.source) {
+    case CaptionSource::Alt: ++counts_.used; return sample.caption;
+    case CaptionSource::Human: ++counts_.used; return human("human_long");
+    case CaptionSource::HumanShort: ++counts_.used; return human("human_short");
+    case CaptionSource::HumanMix:
+      ++counts_.used;
+      return human(mix.chance(options_.mix_long) ? "human_long" : "human_short");
+    case CaptionSource::Recap:
+      if (auto it = longs.find(sample.key); it != longs.end()) recap = &it->second;
+      break;
+    case CaptionSource::RecapMix: {
+      auto l = longs.find(sample.key);
+      auto s = shorts.find(sample.key);
+      const bool want_long = mix.chance(options_.mix_long);
+      if (l != longs.end() && (want_long || s == shorts.end())) recap = &l->second;
+      else if (s != shorts.end()) recap = &s->second;
+      break;
+    }
+  }
+  if (recap) {
+    ++counts_.used;
+    return *recap;
+  }
+  if (options_.recap_skip) {
+    ++counts_.skipped;
+    return std::nullopt;
+  }
+  ++counts_.fell_back;
+  return sample.caption;
+}
+
+}  // namespace recap::stages

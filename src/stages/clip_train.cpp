@@ -1,0 +1,316 @@
+#include "core/torch_pch.h"
+#include "stages/clip_train.h"
+
+#include <chrono>
+#include <memory>
+#include <optional>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "core/atomic_file.h"
+#include "core/checkpoint.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include "core/safetensors.h"
+#include "core/sha256.h"
+#include "core/weights.h"
+#include "data/loader.h"
+#include "data/tensor_batch.h"
+#include "stages/corpus.h"
+#include "stages/model_settings.h"
+#include "stages/settings.h"
+#include "stages/t2i_model.h"
+#include "train/trainer.h"
+
+namespace recap::stages {
+
+namespace {
+
+constexpr const char* kOptionsKey = "clip_options";
+constexpr int64_t kEncodeBatch = 100;
+
+uint64_t clip_init_seed(uint64_t seed) { return derive_seed(seed, 0xC11F'0000); }
+uint64_t clip_loader_seed(uint64_t seed) { return derive_seed(seed, 0xC11F'0001); }
+uint64_t clip_mix_stream(uint64_t seed) { return derive_seed(seed, 0xC11F'0002); }
+
+data::LoaderOptions split_loader(const fs::path& corpus_dir, corpus::Split split,
+                                 const Config& config, int workers, int64_t batch_size) {
+  data::LoaderOptions lo;
+  lo.sources = corpus::list_shards(corpus_dir, split);
+  if (lo.sources.empty())
+    throw Error(fmt::format("{}: no {} shards", corpus_dir.string(), corpus::split_name(split)));
+  lo.image_size = static_cast<int>(corpus::corpus_config(corpus_dir).get_int("world.canvas"));
+  lo.workers = std::max(1, workers);
+  lo.batch_size = static_cast<size_t>(batch_size);
+  lo.read = read_limits(config);
+  lo.decode = decode_limits(config);
+  return lo;
+}
+
+// The held-out pairs of the check, read once: images [n, 3, S, S] and both exact captions.
+struct HeldOut {
+  torch::Tensor images;
+  std::vector<std::string> short_captions, long_captions;
+};
+
+HeldOut read_heldout(const fs::path& corpus_dir, const Config& config, int64_t n, int workers) {
+  auto lo = split_loader(corpus_dir, corpus::Split::Eval, config, workers, kEncodeBatch);
+  lo.shuffle_buffer = 0;  // shard order: the same scenes on every call
+  lo.shuffle_sources = false;
+  lo.epochs = 1;
+  data::Loader loader(lo);
+  std::vector<data::DecodedSample> batch, kept;
+  HeldOut out;
+  while (static_cast<int64_t>(kept.size()) < n && loader.next_batch(batch))
+    for (auto& sample : batch) {
+      if (static_cast<int64_t>(kept.size()) == n) break;
+      const auto& captions = sample.meta.contains("captions") ? sample.meta["captions"]
+                                                               : nlohmann::json::object();
+      for (const char* field : {"human_short", "human_long"})
+        if (!captions.contains(field) || !captions[field].is_string())
+          throw Error(fmt::format("clip check: {} in {} has no captions.{} in its metadata",
+                                  sample.key, sample.shard, field));
+      out.short_captions.push_back(captions["human_short"].get<std::string>());
+      out.long_captions.push_back(captions["human_long"].get<std::string>());
+      kept.push_back(std::move(sample));
+    }
+  if (kept.empty())
+    throw Error(fmt::format("{}: the eval split holds no scene for the CLIP check",
+                            corpus_dir.string()));
+  out.images = data::to_tensor_batch(kept).images;
+  return out;
+}
+
+ClipCheck check_pairs(models::Clip& model, const text::Tokenizer& tokenizer,
+                      const HeldOut& heldout) {
+  torch::NoGradGuard no_grad;
+  const auto device = model->parameters().front().device();
+  const int64_t n = heldout.images.size(0);
+  std::vector<torch::Tensor> images;
+  for (int64_t i = 0; i < n; i += kEncodeBatch)
+    images.push_back(model->encode_image(
+        heldout.images.slice(0, i, std::min(n, i + kEncodeBatch)).to(device)));
+  const auto image = torch::cat(images);
+  auto texts = [&](const std::vector<std::string>& captions) {
+    std::vector<torch::Tensor> out;
+    for (int64_t i = 0; i < n; i += kEncodeBatch) {
+      const std::vector<std::string> part(captions.begin() + i,
+                                          captions.begin() + std::min(n, i + kEncodeBatch));
+      out.push_back(model->encode_text(
+          prompt_ids(tokenizer, part, model->options().text_encoder.max_length).to(device)));
+    }
+    return torch::cat(out);
+  };
+  return {models::retrieval_accuracy(image, texts(heldout.short_captions)),
+          models::retrieval_accuracy(image, texts(heldout.long_captions))};
+}
+
+class ClipTask : public train::Task {
+ public:
+  ClipTask(models::Clip model, const text::Tokenizer& tokenizer, const ClipTrainOptions& options,
+           data::LoaderOptions loader, Recaptions recaptions, HeldOut heldout)
+      : model_(std::move(model)), tokenizer_(tokenizer), options_(options),
+        loader_options_(std::move(loader)),
+        captions_("clip", options.captions, std::move(recaptions)),
+        heldout_(std::move(heldout)),
+        loader_(std::make_unique<data::Loader>(loader_options_)) {}
+
+  torch::nn::Module& module() override { return *model_; }
+  const CaptionCounts& counts() const { return captions_.counts(); }
+  const ClipCheck& last_check() const { return check_; }
+
+  torch::Tensor loss(train::Metrics& metrics) override {
+    std::vector<data::DecodedSample> batch, kept;
+    std::vector<std::string> captions;
+    // A batch skipped whole (recap_fallback = skip) is replaced by the next one.
+    while (kept.empty()) {
+      if (!loader_->next_batch(batch)) throw std::logic_error("clip: the endless loader ended");
+      Rng mix(derive_seed(clip_mix_stream(options_.seed), batches_++));
+      for (auto& sample : batch)
+        if (auto caption = captions_.choose(sample, mix)) {
+          captions.push_back(std::move(*caption));
+          kept.push_back(std::move(sample));
+        }
+    }
+    const auto device = model_->parameters().front().device();
+    const auto images = data::to_tensor_batch(kept).images.to(device);
+    const auto ids =
+        prompt_ids(tokenizer_, captions, options_.model.text_encoder.max_length).to(device);
+    const auto scale = model_->scale();
+    metrics["batch"] = static_cast<double>(kept.size());
+    metrics["scale"] = scale.item<double>();
+    return models::clip_loss(model_->encode_image(images), model_->encode_text(ids), scale);
+  }
+
+  nlohmann::json cursor() const override {
+    const auto& n = captions_.counts();
+    return {{"loader", loader_->cursor().to_json()}, {"batches", batches_},
+            {"used", n.used}, {"fell_back", n.fell_back}, {"skipped", n.skipped}};
+  }
+
+  void restore(const nlohmann::json& c) override {
+    loader_.reset();  // its threads stop before the new one starts reading
+    loader_ = std::make_unique<data::Loader>(loader_options_, nullptr,
+                                             data::Cursor::from_json(c.at("loader")));
+    batches_ = c.at("batches").get<uint64_t>();
+    captions_.set_counts({c.at("used").get<int64_t>(), c.at("fell_back").get<int64_t>(),
+                          c.at("skipped").get<int64_t>()});
+  }
+
+  void validate(int64_t step, train::Metrics& metrics) override {
+    check_ = check_pairs(model_, tokenizer_, heldout_);
+    metrics["retrieval_short"] = check_.short_captions.image_to_text;
+    metrics["retrieval_long"] = check_.long_captions.image_to_text;
+    spdlog::info("clip at step {}: image -> caption top-1 among {} held-out scenes: short "
+                 "{:.1f}%, long {:.1f}% (chance {:.1f}%)",
+                 step, check_.short_captions.pairs, 100 * check_.short_captions.image_to_text,
+                 100 * check_.long_captions.image_to_text,
+                 100.0 / static_cast<double>(check_.short_captions.pairs));
+  }
+
+ private:
+  models::Clip model_;
+  const text::Tokenizer& tokenizer_;
+  ClipTrainOptions options_;
+  data::LoaderOptions loader_options_;
+  ArmCaptions captions_;
+  HeldOut heldout_;
+  std::unique_ptr<data::Loader> loader_;
+  uint64_t batches_ = 0;  // loader batches drawn: seeds each one's mix draws
+  ClipCheck check_;
+};
+
+nlohmann::json to_json(const models::Retrieval& r) {
+  return {{"image_to_text", r.image_to_text}, {"text_to_image", r.text_to_image},
+          {"pairs", r.pairs}};
+}
+
+}  // namespace
+
+ClipTrainOptions clip_train_options(const Config& c, int64_t vocab_size) {
+  ClipTrainOptions o;
+  o.model.image = {c.get_int("clip.width"), c.get_int("clip.depth"), c.get_int("clip.stride")};
+  o.model.text_encoder = text_encoder_settings(c, vocab_size);
+  o.model.embed_dim = c.get_int("clip.embed_dim");
+  o.captions = {parse_caption_source(c.get_string("clip.captions")),
+                c.get_string("t2i.recap_fallback") == "skip", c.get_float("t2i.mix_long")};
+  o.steps = c.get_int("clip.steps");
+  o.batch_size = c.get_int("clip.batch_size");
+  o.lr = c.get_float("clip.lr");
+  o.warmup_steps = c.get_int("clip.warmup_steps");
+  o.heldout = c.get_int("clip.heldout");
+  o.validate_every = c.get_int("clip.validate_every");
+  o.checkpoint_every = c.get_int("checkpoint.every");
+  o.keep_last = static_cast<int>(c.get_int("checkpoint.keep_last"));
+  o.seed = static_cast<uint64_t>(c.get_int("run.seed"));
+  return o;
+}
+
+nlohmann::json to_json(const ClipCheck& check) {
+  return {{"short_captions", to_json(check.short_captions)},
+          {"long_captions", to_json(check.long_captions)}};
+}
+
+ClipCheck check_clip(models::Clip& model, const text::Tokenizer& tokenizer,
+                     const fs::path& corpus_dir, const Config& config, int64_t n, int workers) {
+  return check_pairs(model, tokenizer, read_heldout(corpus_dir, config, n, workers));
+}
+
+ClipTrainResult train_clip(const fs::path& corpus_dir, const fs::path& tokenizer_model,
+                           const std::vector<fs::path>& recap_files, const fs::path& out_dir,
+                           const Config& config, int threads) {
+  const auto tokenizer = text::Tokenizer::load(tokenizer_model);
+  const auto options = clip_train_options(config, tokenizer.vocab_size());
+  if (needs_recaptions(options.captions.source) && recap_files.empty())
+    throw Error(fmt::format("clip: captions = {} needs recaption files (NAME.recap.jsonl)",
+                            caption_source_name(options.captions.source)));
+  auto lo = split_loader(corpus_dir, corpus::Split::Web, config, threads, options.batch_size);
+  lo.seed = clip_loader_seed(options.seed);
+  lo.epochs = 0;
+  // The initial weights come from torch's global generator, seeded from the run seed.
+  torch::manual_seed(clip_init_seed(options.seed));
+  models::Clip model(options.model);
+  fs::create_directories(out_dir);
+  ClipTask task(model, tokenizer, options, lo,
+                needs_recaptions(options.captions.source) ? load_recaptions(recap_files)
+                                                          : Recaptions{},
+                read_heldout(corpus_dir, config, options.heldout, threads));
+  train::TrainerOptions t;
+  t.dir = out_dir / "train";
+  t.steps = options.steps;
+  t.lr = options.lr;
+  t.warmup_steps = options.warmup_steps;
+  t.checkpoint_every = options.checkpoint_every;
+  t.keep_last = options.keep_last;
+  t.validate_every = options.validate_every;
+  spdlog::info("clip ({} captions): {} steps of {} on {} web shard(s)",
+               caption_source_name(options.captions.source), t.steps, options.batch_size,
+               lo.sources.size());
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto trained = train::train(task, t);
+  const double train_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+  ClipTrainResult result;
+  result.start_step = trained.start_step;
+  result.steps = trained.steps;
+  result.last_loss = trained.last_loss;
+  result.captions = task.counts();
+  result.check = task.last_check();  // the trainer validates at the end
+  result.weights = out_dir / "clip.safetensors";
+  const auto& n = result.captions;
+  save_module(result.weights, *model,
+              {{kOptionsKey, nlohmann::json(model->options()).dump()},
+               {"tokenizer_sha256", sha256_hex(tokenizer.model_bytes())},
+               {"captions", std::string(caption_source_name(options.captions.source))},
+               {"steps", std::to_string(result.steps)}});
+  const nlohmann::json report = {
+      {"options", model->options()},
+      {"captions", caption_source_name(options.captions.source)},
+      {"caption_counts", {{"used", n.used}, {"fell_back", n.fell_back}, {"skipped", n.skipped}}},
+      {"steps", result.steps},
+      {"batch_size", options.batch_size},
+      {"lr", options.lr},
+      {"train_seconds", train_seconds},
+      {"last_loss", result.last_loss},
+      {"check", to_json(result.check)}};
+  write_file_atomic(out_dir / "clip.json", report.dump(2) + "\n");
+  return result;
+}
+
+fs::path clip_weights_path(const fs::path& dir_or_file) {
+  return dir_or_file.extension() == ".safetensors" ? dir_or_file
+                                                   : dir_or_file / "clip.safetensors";
+}
+
+models::Clip load_clip(const fs::path& dir_or_file, const text::Tokenizer& tokenizer) {
+  const fs::path file = clip_weights_path(dir_or_file);
+  if (!fs::exists(file))
+    throw Error(fmt::format("{}: no CLIP here (run `recap clip train`)", file.string()));
+  const auto metadata = Safetensors::load(file).metadata();
+  auto it = metadata.find(kOptionsKey);
+  if (it == metadata.end())
+    throw Error(fmt::format("{}: not a recap CLIP (no {} metadata)", file.string(), kOptionsKey));
+  const auto sha = sha256_hex(tokenizer.model_bytes());
+  if (auto t = metadata.find("tokenizer_sha256"); t == metadata.end() || t->second != sha)
+    throw Error(fmt::format("{}: trained with another tokenizer than the one given",
+                            file.string()));
+  models::ClipOptions options;
+  try {
+    nlohmann::json::parse(it->second).get_to(options);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("{}: bad {} metadata: {}", file.string(), kOptionsKey, e.what()));
+  }
+  models::Clip model(nullptr);
+  try {
+    model = models::Clip(options);
+  } catch (const Error& e) {
+    throw Error(fmt::format("{}: {}", file.string(), e.what()));
+  }
+  load_module(file, *model);
+  model->eval();
+  return model;
+}
+
+}  // namespace recap::stages
