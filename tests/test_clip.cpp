@@ -160,17 +160,25 @@ TEST_F(ClipTrain, LearnsToRetrieveHeldOutScenes) {
   EXPECT_DOUBLE_EQ(again.short_captions.image_to_text, r.check.short_captions.image_to_text);
 }
 
-TEST_F(ClipTrain, ResumesBitExactly) {
+TEST_F(ClipTrain, ResumesBitExactlyFromEitherSource) {
   torch::set_num_threads(1);
-  test::TempDir out("clip-resume");
-  const auto config = Config::load("smoke", {"clip.steps=4", "checkpoint.every=2"});
-  train_clip(corpus(), tokenizer_path(), {}, out.path(), config, 2);
-  const auto weights = read_file(out / "clip.safetensors");
-  fs::remove_all(out / "train" / "checkpoints" / "step-000000004");
-  fs::remove(out / "clip.safetensors");
-  const auto resumed = train_clip(corpus(), tokenizer_path(), {}, out.path(), config, 2);
-  EXPECT_EQ(resumed.start_step, 2);
-  EXPECT_EQ(read_file(out / "clip.safetensors"), weights);
+  for (const char* data : {"corpus", "renders"}) {
+    SCOPED_TRACE(data);
+    test::TempDir out("clip-resume");
+    const auto config = Config::load(
+        "smoke", {"clip.steps=4", "checkpoint.every=2", std::string("clip.data=") + data});
+    const auto first = train_clip(corpus(), tokenizer_path(), {}, out.path(), config, 2);
+    EXPECT_EQ(first.captions.used, 4 * 16);
+    const auto weights = read_file(out / "clip.safetensors");
+    fs::remove_all(out / "train" / "checkpoints" / "step-000000004");
+    fs::remove(out / "clip.safetensors");
+    const auto resumed = train_clip(corpus(), tokenizer_path(), {}, out.path(), config, 2);
+    EXPECT_EQ(resumed.start_step, 2);
+    EXPECT_EQ(resumed.captions.used, 4 * 16);
+    EXPECT_EQ(read_file(out / "clip.safetensors"), weights);
+    const auto metadata = Safetensors::load(out / "clip.safetensors").metadata();
+    EXPECT_EQ(metadata.at("captions"), std::string(data) == "renders" ? "renders" : "alt");
+  }
 }
 
 TEST_F(ClipTrain, TextTowerStartsAT2iTextEncoderOfTheSameSizes) {

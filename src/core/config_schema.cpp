@@ -125,6 +125,9 @@ std::vector<ConfigKey> build_schema() {
              {"alt", "human", "human-short", "human-mix", "recap", "recap-mix"},
              "which caption each web image is paired with (alt: the paper's CLIP, trained on "
              "web alt-text)"),
+      choice("clip.data", "corpus", {"corpus", "renders"},
+             "corpus: its web images with clip.captions; renders: fresh world scenes with "
+             "exact captions, half long, half short (a judge's data, none of the experiment's)"),
       integer("clip.width", 64, 8, 4096, "image tower: backbone channels"),
       integer("clip.depth", 2, 0, 64, "image tower: residual blocks at the output stride"),
       integer("clip.stride", 4, 2, 64, "image tower: output stride in px (a power of two)"),

@@ -22,6 +22,9 @@
 #include "stages/settings.h"
 #include "stages/t2i_model.h"
 #include "train/trainer.h"
+#include "models/evaluator.h"
+#include "world/captions.h"
+#include "world/sampler.h"
 
 namespace recap::stages {
 
@@ -33,6 +36,7 @@ constexpr int64_t kEncodeBatch = 100;
 uint64_t clip_init_seed(uint64_t seed) { return derive_seed(seed, 0xC11F'0000); }
 uint64_t clip_loader_seed(uint64_t seed) { return derive_seed(seed, 0xC11F'0001); }
 uint64_t clip_mix_stream(uint64_t seed) { return derive_seed(seed, 0xC11F'0002); }
+uint64_t clip_render_stream(uint64_t seed) { return derive_seed(seed, 0xC11F'0003); }
 
 data::LoaderOptions split_loader(const fs::path& corpus_dir, corpus::Split split,
                                  const Config& config, int workers, int64_t batch_size) {
@@ -106,41 +110,43 @@ ClipCheck check_pairs(models::Clip& model, const text::Tokenizer& tokenizer,
           models::retrieval_accuracy(image, texts(heldout.long_captions))};
 }
 
-class ClipTask : public train::Task {
+// A batch of training pairs: images [B, 3, S, S] in [-1, 1] and one caption each.
+struct Pairs {
+  torch::Tensor images;
+  std::vector<std::string> captions;
+};
+
+// Where a CLIP's training pairs come from, resumably.
+class PairSource {
  public:
-  ClipTask(models::Clip model, const text::Tokenizer& tokenizer, const ClipTrainOptions& options,
-           data::LoaderOptions loader, Recaptions recaptions, HeldOut heldout)
-      : model_(std::move(model)), tokenizer_(tokenizer), options_(options),
-        loader_options_(std::move(loader)),
-        captions_("clip", options.captions, std::move(recaptions)),
-        heldout_(std::move(heldout)),
-        loader_(std::make_unique<data::Loader>(loader_options_)) {}
+  virtual ~PairSource() = default;
+  virtual Pairs next() = 0;
+  virtual nlohmann::json cursor() const = 0;
+  virtual void restore(const nlohmann::json& cursor) = 0;
+  virtual const CaptionCounts& counts() const = 0;
+};
 
-  torch::nn::Module& module() override { return *model_; }
-  const CaptionCounts& counts() const { return captions_.counts(); }
-  const ClipCheck& last_check() const { return check_; }
+// The corpus's web images, each with one arm's caption (ArmCaptions).
+class CorpusPairs final : public PairSource {
+ public:
+  CorpusPairs(data::LoaderOptions loader, ArmCaptions captions, uint64_t mix_stream)
+      : loader_options_(std::move(loader)), captions_(std::move(captions)),
+        mix_stream_(mix_stream), loader_(std::make_unique<data::Loader>(loader_options_)) {}
 
-  torch::Tensor loss(train::Metrics& metrics) override {
+  Pairs next() override {
     std::vector<data::DecodedSample> batch, kept;
     std::vector<std::string> captions;
     // A batch skipped whole (recap_fallback = skip) is replaced by the next one.
     while (kept.empty()) {
       if (!loader_->next_batch(batch)) throw std::logic_error("clip: the endless loader ended");
-      Rng mix(derive_seed(clip_mix_stream(options_.seed), batches_++));
+      Rng mix(derive_seed(mix_stream_, batches_++));
       for (auto& sample : batch)
         if (auto caption = captions_.choose(sample, mix)) {
           captions.push_back(std::move(*caption));
           kept.push_back(std::move(sample));
         }
     }
-    const auto device = model_->parameters().front().device();
-    const auto images = data::to_tensor_batch(kept).images.to(device);
-    const auto ids =
-        prompt_ids(tokenizer_, captions, options_.model.text_encoder.max_length).to(device);
-    const auto scale = model_->scale();
-    metrics["batch"] = static_cast<double>(kept.size());
-    metrics["scale"] = scale.item<double>();
-    return models::clip_loss(model_->encode_image(images), model_->encode_text(ids), scale);
+    return {data::to_tensor_batch(kept).images, std::move(captions)};
   }
 
   nlohmann::json cursor() const override {
@@ -158,6 +164,80 @@ class ClipTask : public train::Task {
                           c.at("skipped").get<int64_t>()});
   }
 
+  const CaptionCounts& counts() const override { return captions_.counts(); }
+
+ private:
+  data::LoaderOptions loader_options_;
+  ArmCaptions captions_;
+  uint64_t mix_stream_;
+  std::unique_ptr<data::Loader> loader_;
+  uint64_t batches_ = 0;  // loader batches drawn: seeds each one's mix draws
+};
+
+// Fresh scenes of the world from a seed stream of their own, rendered, each with its exact
+// long or short caption (half each): what a judge trains on, sharing no image or caption
+// with the experiment. Batch n is a function of (stream, n) alone.
+class RenderPairs final : public PairSource {
+ public:
+  RenderPairs(world::WorldConfig world, uint64_t stream, int64_t batch_size)
+      : world_(std::move(world)), stream_(stream), batch_size_(batch_size) {}
+
+  Pairs next() override {
+    const uint64_t seed = derive_seed(stream_, batches_++);
+    Rng rng(derive_seed(seed, 0xCA97));
+    std::vector<world::Scene> scenes;
+    Pairs out;
+    for (int64_t i = 0; i < batch_size_; ++i) {
+      scenes.push_back(world::sample_scene(world_, derive_seed(seed, static_cast<uint64_t>(i))));
+      out.captions.push_back(rng.chance(0.5) ? world::human_long_caption(scenes.back(), rng)
+                                             : world::human_short_caption(scenes.back(), rng));
+    }
+    out.images = models::render_batch(scenes, world_);
+    counts_.used += batch_size_;
+    return out;
+  }
+
+  nlohmann::json cursor() const override { return {{"batches", batches_}}; }
+  void restore(const nlohmann::json& c) override {
+    batches_ = c.at("batches").get<uint64_t>();
+    counts_.used = static_cast<int64_t>(batches_) * batch_size_;
+  }
+  const CaptionCounts& counts() const override { return counts_; }
+
+ private:
+  world::WorldConfig world_;
+  uint64_t stream_;
+  int64_t batch_size_;
+  uint64_t batches_ = 0;
+  CaptionCounts counts_;
+};
+
+class ClipTask : public train::Task {
+ public:
+  ClipTask(models::Clip model, const text::Tokenizer& tokenizer, const ClipTrainOptions& options,
+           std::unique_ptr<PairSource> pairs, HeldOut heldout)
+      : model_(std::move(model)), tokenizer_(tokenizer), options_(options),
+        pairs_(std::move(pairs)), heldout_(std::move(heldout)) {}
+
+  torch::nn::Module& module() override { return *model_; }
+  const CaptionCounts& counts() const { return pairs_->counts(); }
+  const ClipCheck& last_check() const { return check_; }
+
+  torch::Tensor loss(train::Metrics& metrics) override {
+    const auto pairs = pairs_->next();
+    const auto device = model_->parameters().front().device();
+    const auto ids =
+        prompt_ids(tokenizer_, pairs.captions, options_.model.text_encoder.max_length).to(device);
+    const auto scale = model_->scale();
+    metrics["batch"] = static_cast<double>(pairs.captions.size());
+    metrics["scale"] = scale.item<double>();
+    return models::clip_loss(model_->encode_image(pairs.images.to(device)),
+                             model_->encode_text(ids), scale);
+  }
+
+  nlohmann::json cursor() const override { return pairs_->cursor(); }
+  void restore(const nlohmann::json& c) override { pairs_->restore(c); }
+
   void validate(int64_t step, train::Metrics& metrics) override {
     check_ = check_pairs(model_, tokenizer_, heldout_);
     metrics["retrieval_short"] = check_.short_captions.image_to_text;
@@ -173,17 +253,19 @@ class ClipTask : public train::Task {
   models::Clip model_;
   const text::Tokenizer& tokenizer_;
   ClipTrainOptions options_;
-  data::LoaderOptions loader_options_;
-  ArmCaptions captions_;
+  std::unique_ptr<PairSource> pairs_;
   HeldOut heldout_;
-  std::unique_ptr<data::Loader> loader_;
-  uint64_t batches_ = 0;  // loader batches drawn: seeds each one's mix draws
   ClipCheck check_;
 };
 
 nlohmann::json to_json(const models::Retrieval& r) {
   return {{"image_to_text", r.image_to_text}, {"text_to_image", r.text_to_image},
           {"pairs", r.pairs}};
+}
+
+// What the model was trained on, for its metadata: a caption source, or "renders".
+std::string caption_label(const ClipTrainOptions& options) {
+  return options.renders ? "renders" : std::string(caption_source_name(options.captions.source));
 }
 
 }  // namespace
@@ -199,6 +281,7 @@ ClipTrainOptions clip_train_options(const Config& c, int64_t vocab_size) {
   o.batch_size = c.get_int("clip.batch_size");
   o.lr = c.get_float("clip.lr");
   o.warmup_steps = c.get_int("clip.warmup_steps");
+  o.renders = c.get_string("clip.data") == "renders";
   o.heldout = c.get_int("clip.heldout");
   o.validate_every = c.get_int("clip.validate_every");
   o.checkpoint_every = c.get_int("checkpoint.every");
@@ -222,19 +305,33 @@ ClipTrainResult train_clip(const fs::path& corpus_dir, const fs::path& tokenizer
                            const Config& config, int threads) {
   const auto tokenizer = text::Tokenizer::load(tokenizer_model);
   const auto options = clip_train_options(config, tokenizer.vocab_size());
-  if (needs_recaptions(options.captions.source) && recap_files.empty())
+  if (!options.renders && needs_recaptions(options.captions.source) && recap_files.empty())
     throw Error(fmt::format("clip: captions = {} needs recaption files (NAME.recap.jsonl)",
                             caption_source_name(options.captions.source)));
-  auto lo = split_loader(corpus_dir, corpus::Split::Web, config, threads, options.batch_size);
-  lo.seed = clip_loader_seed(options.seed);
-  lo.epochs = 0;
   // The initial weights come from torch's global generator, seeded from the run seed.
   torch::manual_seed(clip_init_seed(options.seed));
   models::Clip model(options.model);
+  std::unique_ptr<PairSource> pairs;
+  std::string source;
+  if (options.renders) {
+    pairs = std::make_unique<RenderPairs>(world_settings(corpus::corpus_config(corpus_dir)),
+                                          clip_render_stream(options.seed), options.batch_size);
+    source = "world renders with exact captions";
+  } else {
+    auto lo = split_loader(corpus_dir, corpus::Split::Web, config, threads, options.batch_size);
+    lo.seed = clip_loader_seed(options.seed);
+    lo.epochs = 0;
+    source = fmt::format("{} web shard(s), {} captions", lo.sources.size(),
+                         caption_source_name(options.captions.source));
+    pairs = std::make_unique<CorpusPairs>(
+        std::move(lo),
+        ArmCaptions("clip", options.captions,
+                    needs_recaptions(options.captions.source) ? load_recaptions(recap_files)
+                                                              : Recaptions{}),
+        clip_mix_stream(options.seed));
+  }
   fs::create_directories(out_dir);
-  ClipTask task(model, tokenizer, options, lo,
-                needs_recaptions(options.captions.source) ? load_recaptions(recap_files)
-                                                          : Recaptions{},
+  ClipTask task(model, tokenizer, options, std::move(pairs),
                 read_heldout(corpus_dir, config, options.heldout, threads));
   train::TrainerOptions t;
   t.dir = out_dir / "train";
@@ -244,9 +341,7 @@ ClipTrainResult train_clip(const fs::path& corpus_dir, const fs::path& tokenizer
   t.checkpoint_every = options.checkpoint_every;
   t.keep_last = options.keep_last;
   t.validate_every = options.validate_every;
-  spdlog::info("clip ({} captions): {} steps of {} on {} web shard(s)",
-               caption_source_name(options.captions.source), t.steps, options.batch_size,
-               lo.sources.size());
+  spdlog::info("clip: {} steps of {} pairs from {}", t.steps, options.batch_size, source);
   const auto t0 = std::chrono::steady_clock::now();
   const auto trained = train::train(task, t);
   const double train_seconds =
@@ -263,11 +358,11 @@ ClipTrainResult train_clip(const fs::path& corpus_dir, const fs::path& tokenizer
   save_module(result.weights, *model,
               {{kOptionsKey, nlohmann::json(model->options()).dump()},
                {"tokenizer_sha256", sha256_hex(tokenizer.model_bytes())},
-               {"captions", std::string(caption_source_name(options.captions.source))},
+               {"captions", caption_label(options)},
                {"steps", std::to_string(result.steps)}});
   const nlohmann::json report = {
       {"options", model->options()},
-      {"captions", caption_source_name(options.captions.source)},
+      {"captions", caption_label(options)},
       {"caption_counts", {{"used", n.used}, {"fell_back", n.fell_back}, {"skipped", n.skipped}}},
       {"steps", result.steps},
       {"batch_size", options.batch_size},

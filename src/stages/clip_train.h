@@ -3,8 +3,9 @@
 // web's alt-text it is the paper's setting (CLIP saw LAION's alt-text); on the exact human
 // captions it is an upper bound of what a pre-trained text encoder can bring. Step 3 starts
 // its text encoder from one with `t2i.text_encoder` (and keeps it with `t2i.freeze_text`).
-// Checked by top-1 retrieval on held-out pairs: the corpus's eval scenes with their exact
-// short and long captions.
+// Trained on fresh world renders with exact captions (clip.data = renders) it is a judge
+// that shares nothing with the experiment. Checked by top-1 retrieval on held-out pairs: the
+// corpus's eval scenes with their exact short and long captions.
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -26,6 +27,8 @@ namespace fs = std::filesystem;
 struct ClipTrainOptions {
   models::ClipOptions model;  // text_encoder from [text_encoder], so a t2i model can take it
   ArmCaptionOptions captions{CaptionSource::Alt};
+  // Train on fresh world renders with exact captions (a judge's data) instead of the corpus.
+  bool renders = false;
   int64_t steps = 1000;
   int64_t batch_size = 128;
   double lr = 1e-3;
@@ -61,7 +64,8 @@ struct ClipTrainResult {
   fs::path weights;  // out_dir/clip.safetensors
 };
 
-// Trains on corpus_dir's web split with train::train (checkpoints and metrics.jsonl under
+// Trains on corpus_dir's web split (or, with `renders`, on fresh scenes of its world from a
+// seed stream of their own, each with its exact long or short caption) with train::train (checkpoints and metrics.jsonl under
 // out_dir/train, resumed from there; the check at every validation), then writes
 // out_dir/clip.safetensors (metadata: clip_options, tokenizer_sha256, captions, steps) and
 // out_dir/clip.json (options, loss, check). `recap_files` are needed for the recap sources.
