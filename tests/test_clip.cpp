@@ -14,6 +14,9 @@
 #include "core/safetensors.h"
 #include "core/sha256.h"
 #include "core/weights.h"
+#include "data/loader.h"
+#include "data/source.h"
+#include "data/tensor_batch.h"
 #include "models/clip.h"
 #include "stages/clip_train.h"
 #include "stages/corpus.h"
@@ -103,6 +106,31 @@ TEST(Clip, TowersGiveUnitVectorsAndIgnorePadding) {
   EXPECT_NEAR(model->scale().item<double>(), 1 / 0.07, 1e-3);
 }
 
+// The eval split's images [N, 3, S, S], in shard order.
+torch::Tensor eval_images(const fs::path& corpus_dir) {
+  std::vector<data::DecodedSample> all;
+  data::LoaderOptions lo;
+  lo.sources = corpus::list_shards(corpus_dir, corpus::Split::Eval);
+  lo.image_size = 32;
+  lo.shuffle_buffer = 0;
+  lo.shuffle_sources = false;
+  data::Loader loader(lo);
+  std::vector<data::DecodedSample> batch;
+  while (loader.next_batch(batch)) all.insert(all.end(), batch.begin(), batch.end());
+  return data::to_tensor_batch(all).images;
+}
+// Their exact short captions, in the same order.
+std::vector<std::string> eval_short_captions(const fs::path& corpus_dir) {
+  std::vector<std::string> out;
+  for (const auto& shard : corpus::list_shards(corpus_dir, corpus::Split::Eval)) {
+    auto source = data::open_source(shard);
+    while (auto item = source->next())
+      if (const auto* s = std::get_if<data::Sample>(&*item))
+        out.push_back(s->meta.at("captions").at("human_short").get<std::string>());
+  }
+  return out;
+}
+
 // One smoke corpus and tokenizer for the suite: making them costs seconds. 3,000 web images,
 // not the smoke 400, so that what the CLIP learns carries over to held-out scenes.
 class ClipTrain : public ::testing::Test {
@@ -154,6 +182,18 @@ TEST_F(ClipTrain, LearnsToRetrieveHeldOutScenes) {
   EXPECT_EQ(report.at("captions"), "human-short");
   EXPECT_DOUBLE_EQ(report.at("check").at("short_captions").at("image_to_text").get<double>(),
                    r.check.short_captions.image_to_text);
+  // The CLIP score of an image with its own caption beats that with another scene's.
+  auto judge = load_clip_judge(out.path());
+  std::vector<std::string> own, other;
+  own = eval_short_captions(corpus());
+  other.assign(own.begin() + 1, own.end());
+  other.push_back(own.front());
+  const auto images = eval_images(corpus());
+  const auto with_own = clip_scores(judge, images, own, 32);
+  const auto with_other = clip_scores(judge, images, other, 32);
+  double own_sum = 0, other_sum = 0;
+  for (size_t i = 0; i < own.size(); ++i) own_sum += with_own[i], other_sum += with_other[i];
+  EXPECT_GT(own_sum / own.size(), other_sum / own.size() + 1.0);
   // The saved model gives the same check.
   auto loaded = load_clip(out.path(), tokenizer());
   const auto again = check_clip(loaded, tokenizer(), corpus(), config, 100, 1);

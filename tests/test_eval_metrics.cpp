@@ -324,6 +324,8 @@ TEST(EvalMetrics, BadImageScoreJsonIsRefusedByField) {
   refused("position_given_found", nlohmann::json::array({0, 1}), "disagrees with \"position\"");
   refused("colour_binding", "two", "\"colour_binding\": expected [numerator");
   refused("soa_c", nlohmann::json{{"circle", 2}}, "\"circle\" must be 0 or 1");
+  refused("clip_score", 100.5, "\"clip_score\": expected a number in [0, 100]");
+  refused("clip_score", "high", "\"clip_score\": expected a number in [0, 100]");
   nlohmann::json missing = good;
   missing.erase("position");
   EXPECT_THROW(image_score_from_json(missing), Error);
@@ -390,6 +392,33 @@ TEST(EvalMetrics, PairedDifferenceOfAKnownShift) {
   EXPECT_FALSE(m.at("position_given_found").p);
   EXPECT_EQ(&m.at("soa_i"), &m.soa_i);
   EXPECT_THROW(m.at("fid"), std::logic_error);
+}
+
+// The CLIP score is the mean over the images that have one; its paired difference is the mean
+// of the per-image differences; it survives the JSON round trip and, absent, stays absent.
+TEST(EvalMetrics, ClipScoreIsAMeanAndPairsLikeTheRest) {
+  auto [a, b] = arms(std::vector<int>(100, 1), {});
+  for (size_t i = 0; i < a.size(); ++i) {
+    a[i].clip_score = 20.0 + double(i % 10);  // mean 24.5
+    b[i].clip_score = *a[i].clip_score + (i % 4 == 0 ? 8.0 : 0.0);  // +2 on average
+  }
+  EXPECT_FALSE(summarize(arms(std::vector<int>(3, 1), {}).first, options()).clip_score.value);
+  const auto m = summarize(a, options(500));
+  EXPECT_NEAR(*m.clip_score.value, 24.5, 1e-12);
+  EXPECT_EQ(m.clip_score.n, 100);
+  ASSERT_TRUE(m.clip_score.ci);
+  EXPECT_LT(m.clip_score.ci->lo, 24.5);
+  EXPECT_GT(m.clip_score.ci->hi, 24.5);
+  const auto d = compare_paired(a, b, paired());
+  EXPECT_NEAR(*d.clip_score.value, 2.0, 1e-12);
+  EXPECT_GT(d.clip_score.ci->lo, 0);
+  EXPECT_EQ(&d.at("clip_score"), &d.clip_score);
+  const auto back = image_score_from_json(to_json(a[3]));
+  EXPECT_EQ(back.clip_score, a[3].clip_score);
+  a[3].clip_score.reset();
+  EXPECT_FALSE(to_json(a[3]).contains("clip_score"));
+  EXPECT_FALSE(image_score_from_json(to_json(a[3])).clip_score);
+  EXPECT_THAT(format_table({{"a", m}}), ::testing::HasSubstr("CLIP score"));
 }
 
 TEST(EvalMetrics, IdenticalArmsDifferByNothing) {

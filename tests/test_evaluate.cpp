@@ -18,9 +18,12 @@
 #include "core/weights.h"
 #include "data/image.h"
 #include "data/source.h"
+#include "data/loader.h"
 #include "eval/image_results.h"
 #include "models/inception.h"
+#include "stages/clip_train.h"
 #include "stages/corpus.h"
+#include "stages/tokenizer_train.h"
 #include "stages/evaluate.h"
 #include "stages/evaluator_train.h"
 #include "stages/model_settings.h"
@@ -32,7 +35,9 @@
 namespace recap::stages {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::ThrowsMessage;
 
 class Evaluate : public ::testing::Test {
@@ -355,6 +360,74 @@ TEST_F(Evaluate, CommandPrintsTableAccuracyAndJson) {
   EXPECT_EQ(missing.status, 2);
   EXPECT_THAT(missing.output, HasSubstr("error: "));
   EXPECT_THAT(missing.output, HasSubstr("images.jsonl"));
+}
+
+// With a judge CLIP every image also gets its CLIP score against its prompt: the number
+// clip_scores gives for those images and prompts (to float32 precision), in the summary (mean, interval), the
+// per-image file, the JSON report, the printed table and the paired comparison.
+TEST_F(Evaluate, JudgeClipScoresEveryImageAgainstItsPrompt) {
+  test::TempDir dir("evaluate-clip");
+  corpus::train_corpus_tokenizer(corpus(), dir / "tok.model",
+                                 corpus::tokenizer_options(corpus::corpus_config(corpus())));
+  train_clip(corpus(), dir / "tok.model", {}, dir / "judge",
+             Config::load("smoke", {"clip.data=renders", "clip.steps=4"}), 1);
+  auto o = options();
+  o.fid = false;
+  o.clip = dir / "judge";
+  const auto report = evaluate_images(renders(), evaluator(), corpus(), o);
+  ASSERT_EQ(report.per_image.size(), 100u);
+  EXPECT_TRUE(report.clip_judge.contains("short_captions"));
+
+  auto judge = load_clip_judge(dir / "judge");
+  std::vector<data::DecodedSample> decoded;
+  std::vector<std::string> prompts;
+  for (const auto& r : report.per_image) {
+    data::DecodedSample sample;
+    sample.image = *data::decode_image(read_file(renders() / r.file), {}).image;
+    decoded.push_back(std::move(sample));
+    prompts.push_back(r.image.id.prompt);
+  }
+  const auto direct = clip_scores(judge, data::to_tensor_batch(decoded).images, prompts, 7);
+  double sum = 0;
+  for (size_t i = 0; i < direct.size(); ++i) {
+    const auto& got = report.per_image[i].score.clip_score;
+    ASSERT_TRUE(got.has_value());
+    EXPECT_NEAR(*got, direct[i], 1e-4);  // float32 at another batch size
+    EXPECT_GE(*got, 0.0);
+    EXPECT_LE(*got, 100.0);
+    sum += *got;
+  }
+  ASSERT_TRUE(report.overall.clip_score.value.has_value());
+  EXPECT_NEAR(*report.overall.clip_score.value, sum / 100, 1e-9);
+  EXPECT_EQ(report.overall.clip_score.n, 100);
+  ASSERT_TRUE(report.overall.clip_score.ci.has_value());
+
+  // The per-image file keeps it; the paired comparison of the set with itself is 0.
+  const auto written = eval::write_image_results_beside(dir / "arm.json", report.per_image);
+  const auto results = eval::read_image_results(written);
+  std::vector<eval::ImageScore> scores;
+  for (const auto& r : results) scores.push_back(r.score);
+  EXPECT_NEAR(*scores[17].clip_score, *report.per_image[17].score.clip_score, 1e-12);
+  const auto paired = eval::compare_paired(scores, scores, {50, 0.95, 1});
+  ASSERT_TRUE(paired.clip_score.value.has_value());
+  EXPECT_DOUBLE_EQ(*paired.clip_score.value, 0.0);
+  EXPECT_THAT(format_eval_table({report}), HasSubstr("CLIP score"));
+  EXPECT_FALSE(to_json(report)["clip_judge"].is_null());
+  // Without a judge there is no column.
+  o.clip.reset();
+  EXPECT_THAT(format_eval_table({evaluate_images(renders(), evaluator(), corpus(), o)}),
+              Not(HasSubstr("CLIP score")));
+
+  const auto r = test::run_recap("eval --threads 1 --no-fid --images " + renders().string() +
+                                 " --evaluator " + evaluator().string() + " --corpus " +
+                                 corpus().string() + " --clip " + (dir / "judge").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_THAT(r.output, AllOf(HasSubstr("CLIP score"), HasSubstr("judge CLIP: image -> caption")));
+  const auto bad = test::run_recap("eval --no-fid --images " + renders().string() +
+                                   " --evaluator " + evaluator().string() + " --corpus " +
+                                   corpus().string() + " --clip " + dir.path().string());
+  EXPECT_EQ(bad.status, 2) << bad.output;
+  EXPECT_THAT(bad.output, HasSubstr("tokenizer.model: missing"));
 }
 
 // With InceptionV3 weights, FID/KID (and the floor) are computed on its pool3 features; the

@@ -23,7 +23,7 @@ struct SampleArgs {
 
 struct EvalArgs {
   std::string images, evaluator, corpus, prompts, json;
-  std::string inception;
+  std::string inception, clip;
   bool no_fid = false, ceiling = false;
 };
 
@@ -40,6 +40,19 @@ std::string accuracy_line(const nlohmann::json& report) {
       a.value("images", 0), 100 * a.value("count_exact", 0.0), 100 * a.value("shape", 0.0),
       100 * a.value("colour", 0.0), 100 * a.value("relation", 0.0), 100 * a.value("precision", 0.0),
       100 * a.value("recall", 0.0));
+}
+
+// The judge CLIP's own retrieval check, printed beside its scores for the same reason.
+std::string clip_judge_line(const nlohmann::json& check) {
+  if (check.is_null()) return "";
+  const auto top1 = [&](const char* kind) {
+    return 100 * check.at(kind).value("image_to_text", 0.0);
+  };
+  return fmt::format("\njudge CLIP: image -> caption top-1 among {} held-out scenes: short "
+                     "captions {:.1f}%, long {:.1f}% (it reads up to its text_encoder.max_length "
+                     "tokens; longer prompts are cut)",
+                     check.at("short_captions").value("pairs", 0), top1("short_captions"),
+                     top1("long_captions"));
 }
 
 }  // namespace
@@ -118,6 +131,10 @@ void add_sample_eval_commands(Cli& cli) {
   evaluate->add_option("--inception", eval->inception,
                        "FID/KID on the pool3 features of this InceptionV3 .safetensors "
                        "(README: exporting pytorch-fid's weights) instead of the evaluator's");
+  evaluate->add_option("--clip", eval->clip,
+                       "also score every image's CLIP score against its prompt under this "
+                       "judge CLIP (a `recap clip train --out` folder; train it with --set "
+                       "clip.data=renders so it shares nothing with the experiment)");
   evaluate->add_flag("--ceiling", eval->ceiling,
                      "add the ceiling row: the metrics on the reference renders themselves");
   cli.add_set_option(evaluate);
@@ -129,12 +146,14 @@ void add_sample_eval_commands(Cli& cli) {
     if (eval->no_fid) options.fid = false;
     if (!eval->prompts.empty()) options.prompts = eval->prompts;
     if (!eval->inception.empty()) options.inception = eval->inception;
+    if (!eval->clip.empty()) options.clip = eval->clip;
     std::vector<stages::EvalReport> reports = {
         stages::evaluate_images(eval->images, eval->evaluator, eval->corpus, options)};
     if (eval->ceiling)
       reports.push_back(stages::evaluate_reference(eval->evaluator, eval->corpus, options));
-    fmt::print("{}\n{}\n", stages::format_eval_table(reports),
-               accuracy_line(reports.front().evaluator_accuracy));
+    fmt::print("{}\n{}{}\n", stages::format_eval_table(reports),
+               accuracy_line(reports.front().evaluator_accuracy),
+               clip_judge_line(reports.front().clip_judge));
     if (!eval->json.empty()) {
       nlohmann::json out = stages::to_json(reports.front());
       if (eval->ceiling) out["ceiling"] = stages::to_json(reports.back());

@@ -21,18 +21,20 @@ namespace recap::eval {
 namespace {
 
 // The statistics in PromptMetrics order; kFields, kDifferences and kNames follow it.
-enum StatId { SoaC, SoaI, CountError, CountExact, Position, PositionFound, Binding, kStats };
+enum StatId {
+  SoaC, SoaI, CountError, CountExact, Position, PositionFound, Binding, ClipScore, kStats
+};
 constexpr std::array<Stat PromptMetrics::*, kStats> kFields = {
     &PromptMetrics::soa_c,         &PromptMetrics::soa_i,    &PromptMetrics::count_error,
     &PromptMetrics::count_exact,   &PromptMetrics::position, &PromptMetrics::position_given_found,
-    &PromptMetrics::colour_binding};
+    &PromptMetrics::colour_binding, &PromptMetrics::clip_score};
 constexpr std::array<Difference PairedMetrics::*, kStats> kDifferences = {
     &PairedMetrics::soa_c,         &PairedMetrics::soa_i,    &PairedMetrics::count_error,
     &PairedMetrics::count_exact,   &PairedMetrics::position, &PairedMetrics::position_given_found,
-    &PairedMetrics::colour_binding};
+    &PairedMetrics::colour_binding, &PairedMetrics::clip_score};
 constexpr std::array<const char*, kStats> kNames = {
     "soa_c", "soa_i", "count_error", "count_exact", "position", "position_given_found",
-    "colour_binding"};
+    "colour_binding", "clip_score"};
 
 struct Values {
   std::array<std::optional<double>, kStats> value;
@@ -84,7 +86,8 @@ Values aggregate(const Records& records, const std::vector<size_t>& idx) {
   std::vector<int> class_images(records.shapes, 0), class_hits(records.shapes, 0);
   double soa_i_sum = 0, abs_error = 0;
   int soa_i_images = 0, counted = 0, exact = 0, relations = 0, found = 0, hold = 0;
-  int coloured = 0, bound = 0;
+  int coloured = 0, bound = 0, clip_images = 0;
+  double clip_sum = 0;
   for (size_t i : idx) {
     const ImageScore& r = *records.scores[i];
     for (const auto& [id, hit] : records.classes[i]) {
@@ -103,6 +106,10 @@ Values aggregate(const Records& records, const std::vector<size_t>& idx) {
     hold += r.relations_hold;
     coloured += r.coloured;
     bound += r.bound;
+    if (r.clip_score) {
+      ++clip_images;
+      clip_sum += *r.clip_score;
+    }
   }
   Values v;
   const auto set = [&v](StatId s, double num, int den) {
@@ -123,6 +130,7 @@ Values aggregate(const Records& records, const std::vector<size_t>& idx) {
   set(Position, hold, relations);
   set(PositionFound, hold, found);
   set(Binding, bound, coloured);
+  set(ClipScore, clip_sum, clip_images);
   return v;
 }
 
@@ -375,6 +383,7 @@ nlohmann::json to_json(const ImageScore& score) {
   j[kNames[Position]] = pair(score.relations_hold, score.relations);
   j[kNames[PositionFound]] = pair(score.relations_hold, score.relations_found);
   j[kNames[Binding]] = pair(score.bound, score.coloured);
+  if (score.clip_score) j[kNames[ClipScore]] = *score.clip_score;
   return j;
 }
 
@@ -404,6 +413,12 @@ ImageScore image_score_from_json(const nlohmann::json& j) {
       throw Error("\"position_given_found\" disagrees with \"position\"");
     if (s.groups_found > s.groups || int(s.shapes.size()) > s.groups)
       throw Error("\"soa_c\" names more shapes than \"soa_i\" counts groups");
+    if (j.contains(kNames[ClipScore])) {
+      const auto& clip = j[kNames[ClipScore]];
+      if (!clip.is_number() || !(clip.get<double>() >= 0 && clip.get<double>() <= 100))
+        throw Error("\"clip_score\": expected a number in [0, 100]");
+      s.clip_score = clip.get<double>();
+    }
     return s;
   } catch (const nlohmann::json::exception& e) {
     throw Error(fmt::format("image score: {}", e.what()));
@@ -413,17 +428,23 @@ ImageScore image_score_from_json(const nlohmann::json& j) {
 }
 
 std::string format_table(const std::vector<std::pair<std::string, PromptMetrics>>& rows) {
-  // Rates print in percent with one decimal; count_error is a count difference, two decimals.
+  // Rates print in percent with one decimal; count_error is a count difference, two decimals;
+  // the CLIP score is on its own 0-100 scale, one decimal, and only when a row has one.
+  const bool clip = std::any_of(rows.begin(), rows.end(),
+                                [](const auto& row) { return row.second.clip_score.value; });
+  const int stats = clip ? kStats : ClipScore;
   const std::array<std::string, kStats + 2> header = {
       "set",          "images",   "SOA-C %",          "SOA-I %",         "count err",
-      "count exact %", "position %", "position|found %", "colour binding %"};
-  std::vector<std::vector<std::string>> table = {{header.begin(), header.end()}};
+      "count exact %", "position %", "position|found %", "colour binding %", "CLIP score"};
+  std::vector<std::vector<std::string>> table = {{header.begin(), header.begin() + stats + 2}};
   for (const auto& [label, m] : rows) {
-    std::vector<std::string> line(kStats + 2);
+    std::vector<std::string> line(stats + 2);
     line[0] = label;
     line[1] = std::to_string(m.images);
-    for (int s = 0; s < kStats; ++s)
-      line[s + 2] = s == CountError ? cell(m.*kFields[s], 1, 2) : cell(m.*kFields[s], 100, 1);
+    for (int s = 0; s < stats; ++s)
+      line[s + 2] = s == CountError  ? cell(m.*kFields[s], 1, 2)
+                    : s == ClipScore ? cell(m.*kFields[s], 1, 1)
+                                     : cell(m.*kFields[s], 100, 1);
     table.push_back(line);
   }
   return align_columns(table);

@@ -106,6 +106,10 @@ struct ImageScore {
   int count_exact = 0;                 // those with |D(g)| == count
   int relations = 0, relations_found = 0, relations_hold = 0;  // position, position_given_found
   int coloured = 0, bound = 0;                                 // colour_binding
+  // clip_score: 100 * max(cos, 0) between the image and its prompt under a judge CLIP
+  // (models/clip.h); unset when the evaluation had none. The statistic is the mean over the
+  // images that have one.
+  std::optional<double> clip_score;
 };
 
 struct MetricOptions {
@@ -133,6 +137,7 @@ struct PromptMetrics {
   Stat count_error, count_exact;
   Stat position, position_given_found;
   Stat colour_binding;
+  Stat clip_score;  // 0-100; undefined without a judge CLIP
 };
 
 // Throws recap::Error for a relation index outside target.groups, a non-finite detection centre
@@ -167,6 +172,7 @@ struct PairedMetrics {
   Difference count_error, count_exact;
   Difference position, position_given_found;
   Difference colour_binding;
+  Difference clip_score;
   // The difference of the statistic named `key` (the to_json names: "soa_c", ...); an unknown
   // key is a bug (std::logic_error).
   const Difference& at(std::string_view key) const;

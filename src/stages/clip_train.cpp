@@ -371,7 +371,51 @@ ClipTrainResult train_clip(const fs::path& corpus_dir, const fs::path& tokenizer
       {"last_loss", result.last_loss},
       {"check", to_json(result.check)}};
   write_file_atomic(out_dir / "clip.json", report.dump(2) + "\n");
+  write_file_atomic(out_dir / "tokenizer.model", tokenizer.model_bytes());
   return result;
+}
+
+ClipJudge load_clip_judge(const fs::path& dir) {
+  const auto tokenizer_file = dir / "tokenizer.model";
+  if (!fs::exists(tokenizer_file))
+    throw Error(fmt::format("{}: missing; a judge CLIP folder is a `recap clip train --out` "
+                            "folder", tokenizer_file.string()));
+  auto tokenizer = text::Tokenizer::load(tokenizer_file);
+  auto model = load_clip(dir, tokenizer);
+  nlohmann::json check;
+  const auto report = dir / "clip.json";
+  if (fs::exists(report)) {
+    try {
+      check = nlohmann::json::parse(read_file(report)).at("check");
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(fmt::format("{}: bad JSON: {}", report.string(), e.what()));
+    }
+  }
+  return {std::move(model), std::move(tokenizer), std::move(check)};
+}
+
+std::vector<double> clip_scores(ClipJudge& judge, const torch::Tensor& images,
+                                const std::vector<std::string>& prompts, int64_t batch) {
+  if (images.size(0) != static_cast<int64_t>(prompts.size()))
+    throw std::invalid_argument("clip_scores: one prompt per image");
+  torch::NoGradGuard no_grad;
+  auto& model = judge.model;
+  const auto device = model->parameters().front().device();
+  std::vector<double> out;
+  for (int64_t i = 0; i < images.size(0); i += batch) {
+    const int64_t end = std::min(images.size(0), i + batch);
+    const std::vector<std::string> part(prompts.begin() + i, prompts.begin() + end);
+    const auto ids =
+        prompt_ids(judge.tokenizer, part, model->options().text_encoder.max_length).to(device);
+    const auto cos = (model->encode_image(images.slice(0, i, end).to(device)) *
+                      model->encode_text(ids))
+                         .sum(1)
+                         .clamp_min(0)
+                         .to(torch::kDouble)
+                         .cpu();
+    for (int64_t j = 0; j < cos.size(0); ++j) out.push_back(100 * cos[j].item<double>());
+  }
+  return out;
 }
 
 fs::path clip_weights_path(const fs::path& dir_or_file) {

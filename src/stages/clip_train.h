@@ -67,11 +67,29 @@ struct ClipTrainResult {
 // Trains on corpus_dir's web split (or, with `renders`, on fresh scenes of its world from a
 // seed stream of their own, each with its exact long or short caption) with train::train (checkpoints and metrics.jsonl under
 // out_dir/train, resumed from there; the check at every validation), then writes
-// out_dir/clip.safetensors (metadata: clip_options, tokenizer_sha256, captions, steps) and
-// out_dir/clip.json (options, loss, check). `recap_files` are needed for the recap sources.
+// out_dir/clip.safetensors (metadata: clip_options, tokenizer_sha256, captions, steps),
+// out_dir/clip.json (options, loss, check) and out_dir/tokenizer.model (a copy of the
+// tokenizer's, so the folder is a self-contained judge). `recap_files` are needed for the recap sources.
 ClipTrainResult train_clip(const fs::path& corpus_dir, const fs::path& tokenizer_model,
                            const std::vector<fs::path>& recap_files, const fs::path& out_dir,
                            const Config& config, int threads);
+
+// A trained CLIP as a judge of generated images (`recap eval --clip DIR`): the model, the
+// tokenizer it reads (DIR/tokenizer.model, which train_clip copies there) and its clip.json
+// check, printed beside its scores as the evaluator's accuracy is. Throws recap::Error naming
+// the file that is missing or bad.
+struct ClipJudge {
+  models::Clip model{nullptr};
+  text::Tokenizer tokenizer;
+  nlohmann::json check;  // clip.json's "check"
+};
+ClipJudge load_clip_judge(const fs::path& dir);
+
+// CLIPScore (Hessel et al. 2021, without their 2.5 weight): 100 * max(cos, 0) between each
+// image [N, 3, S, S] in [-1, 1] and its prompt, `batch` at a time. Prompts longer than the
+// judge's text_encoder.max_length tokens are cut there, as CLIP cuts at 77.
+std::vector<double> clip_scores(ClipJudge& judge, const torch::Tensor& images,
+                                const std::vector<std::string>& prompts, int64_t batch);
 
 // out_dir/clip.safetensors for a folder, the path itself for a .safetensors file.
 fs::path clip_weights_path(const fs::path& dir_or_file);

@@ -16,6 +16,7 @@
 #include "data/tensor_batch.h"
 #include "models/evaluator.h"
 #include "models/inception.h"
+#include "stages/clip_train.h"
 #include "stages/corpus.h"
 #include "stages/evaluator_train.h"
 #include "stages/sample.h"
@@ -45,6 +46,7 @@ struct Judge {
   models::DetectionDecodeOptions decode;
   nlohmann::json accuracy;  // evaluator_accuracy.json, null when absent
   models::InceptionV3 inception{nullptr};  // FID features when set, else the detector's
+  std::optional<ClipJudge> clip;            // CLIP scores when set
 };
 
 Judge load_judge(const fs::path& evaluator_dir, const fs::path& corpus_dir,
@@ -59,6 +61,10 @@ Judge load_judge(const fs::path& evaluator_dir, const fs::path& corpus_dir,
   if (options.inception && options.fid) {
     judge.inception = models::load_inception(*options.inception);
     judge.inception->to(judge.detector->parameters().front().device());
+  }
+  if (options.clip) {
+    judge.clip = load_clip_judge(*options.clip);
+    judge.clip->model->to(judge.detector->parameters().front().device());
   }
   const fs::path accuracy =
       evaluator_weights_path(evaluator_dir).parent_path() / "evaluator_accuracy.json";
@@ -235,17 +241,26 @@ EvalReport evaluate_images(const fs::path& images_dir, const fs::path& evaluator
   report.name = images_dir.filename().empty() ? images_dir.parent_path().filename().string()
                                               : images_dir.filename().string();
   report.images = static_cast<int64_t>(images.size());
+  std::vector<double> clip;
+  if (judge.clip) {
+    std::vector<std::string> prompts;
+    for (const auto& image : images) prompts.push_back(image.id.prompt);
+    clip = clip_scores(*judge.clip, data::to_tensor_batch(decoded).images, prompts,
+                       options.batch_size);
+    report.clip_judge = judge.clip->check;
+  }
   std::vector<eval::ImageScore> scores;
+  std::map<world::Suite, std::vector<eval::ImageScore>> by_suite;
   for (size_t i = 0; i < images.size(); ++i) {
     scores.push_back(eval::score_image(images[i], options.metrics));
+    if (judge.clip) scores.back().clip_score = clip[i];
     report.per_image.push_back({sampled[i].record.at("file").get<std::string>(),
                                 sampled[i].request.suite, images[i], scores.back()});
+    if (sampled[i].request.suite) by_suite[*sampled[i].request.suite].push_back(scores.back());
   }
   report.overall = eval::summarize(scores, options.metrics);
-  std::vector<eval::ImageDetections> in_suites;
-  for (size_t i = 0; i < images.size(); ++i)
-    if (sampled[i].request.suite) in_suites.push_back(images[i]);
-  if (!in_suites.empty()) report.suites = eval::score_by_suite(in_suites, options.metrics);
+  for (const auto& [suite, part] : by_suite)
+    report.suites.emplace(suite, eval::summarize(part, options.metrics));
   if (options.fid) {
     const auto reference =
         judge_images(judge, reference_renders(corpus_dir, judge), options.batch_size).features;
@@ -323,7 +338,8 @@ nlohmann::json to_json(const EvalReport& report) {
           {"suites", suites},
           {"fid", fid_json(report.fid)},
           {"fid_floor", fid_json(report.fid_floor)},
-          {"evaluator_accuracy", report.evaluator_accuracy}};
+          {"evaluator_accuracy", report.evaluator_accuracy},
+          {"clip_judge", report.clip_judge}};
 }
 
 std::string format_eval_table(const std::vector<EvalReport>& reports) {

@@ -35,6 +35,9 @@ struct EvaluateOptions {
   // FID/KID on the pool3 features of this InceptionV3 (models/inception.h, weights a user
   // exports from pytorch-fid) instead of the evaluator's: the standard FID for natural images.
   std::optional<fs::path> inception;
+  // A judge CLIP folder (`recap clip train --out`, stages/clip_train.h): every image also gets
+  // its CLIP score against its prompt (eval::ImageScore::clip_score).
+  std::optional<fs::path> clip;
 };
 
 struct FidResult {
@@ -52,6 +55,7 @@ struct EvalReport {
   std::optional<FidResult> fid;                        // generated vs reference renders
   std::optional<FidResult> fid_floor;  // fresh real renders vs reference (noise floor)
   nlohmann::json evaluator_accuracy;   // evaluator_accuracy.json of the evaluator used
+  nlohmann::json clip_judge;           // the judge CLIP's retrieval check; null without one
   // evaluate_images: one per image, in images.jsonl order, what `overall` and `suites` are
   // computed from; for eval::write_image_results_beside the summary. Empty for the ceiling.
   std::vector<eval::ImageResult> per_image;
@@ -61,7 +65,8 @@ struct EvalReport {
 // the prompt text with the world parser when "target" is null; each image's prompt and "seed"
 // are its eval::ImageId). Detects with the evaluator (evaluator_dir/evaluator.safetensors),
 // scores every image (eval::score_image, kept in per_image) and summarises them
-// (eval::summarize; per suite eval::score_by_suite, images with a suite only); FID/KID on
+// (eval::summarize; per suite the same over the images of the suite); with options.clip also
+// each image's CLIP score against its prompt under that judge; FID/KID on
 // evaluator features vs the corpus's eval-split reference renders; the noise floor compares
 // as many freshly rendered scenes (world sampler, a seed stream of its own) with the same
 // reference set. The report is named after images_dir. Throws recap::Error naming the file for
@@ -80,7 +85,8 @@ EvalReport evaluate_reference(const fs::path& evaluator_dir, const fs::path& cor
 
 // {"name", "images", "overall": eval::to_json(PromptMetrics), "suites": {"counting": ...},
 // "fid": {"fid", "kid": {"mean", "std", "std_error", "subsets", "subset_size"},
-// "n_generated", "n_reference"} | null, "fid_floor": same | null, "evaluator_accuracy"}.
+// "n_generated", "n_reference"} | null, "fid_floor": same | null, "evaluator_accuracy",
+// "clip_judge": the judge CLIP's check | null}.
 nlohmann::json to_json(const EvalReport& report);
 // Rows of reports in one table: metrics with intervals (eval::format_table; one row per report
 // and one per report and suite), then FID/KID and the floor per report.

@@ -65,6 +65,8 @@ struct MetricRow {
   int decimals;
   bool lower_is_better;
   double paper_alt, paper_recap;
+  bool optional = false;  // shown only where some column measured it (and absent from older
+                          // eval files)
 };
 constexpr double kNone = std::numeric_limits<double>::quiet_NaN();
 // The abstract says "semantic object accuracy" without naming the SOA variant; it sits beside
@@ -77,6 +79,7 @@ constexpr MetricRow kMetricRows[] = {
     {"position", "positional alignment (%)", 100, 1, false, 57.60, 62.42},
     {"position_given_found", "position given both found (%)", 100, 1, false, kNone, kNone},
     {"colour_binding", "colour binding (%)", 100, 1, false, kNone, kNone},
+    {"clip_score", "CLIP score (judge CLIP, 0-100)", 1, 1, false, kNone, kNone, true},
 };
 constexpr double kPaperFidAlt = 17.87, kPaperFidRecap = 14.84;
 
@@ -110,7 +113,8 @@ eval::Stat parse_stat(const json& j) {
 Metrics parse_metrics(const json& j) {
   Metrics m;
   m.images = j.at("images").get<int64_t>();
-  for (const auto& row : kMetricRows) m.stats[row.key] = parse_stat(j.at(row.key));
+  for (const auto& row : kMetricRows)
+    m.stats[row.key] = row.optional && !j.contains(row.key) ? eval::Stat{} : parse_stat(j.at(row.key));
   return m;
 }
 
@@ -230,6 +234,11 @@ Table metric_table(const std::vector<Column>& columns, const std::string& set,
   t.rows.push_back(std::move(images));
 
   for (const auto& row : kMetricRows) {
+    if (row.optional && std::none_of(columns.begin(), columns.end(), [&](const auto& c) {
+          const Metrics* m = metrics_of(c, set);
+          return m && m->stats.at(row.key).value;
+        }))
+      continue;
     std::vector<Cell> line{row.label};
     for (const auto& c : columns) {
       const Metrics* m = metrics_of(c, set);
