@@ -35,7 +35,7 @@ nlohmann::json read_json(const fs::path& path) { return nlohmann::json::parse(re
 void expect_complete_metrics(const nlohmann::json& metrics, const std::string& where,
                              const std::vector<std::string>& measured = {"soa_c", "soa_i"}) {
   for (const char* key : {"soa_c", "soa_i", "count_error", "count_exact", "position",
-                          "position_given_found", "colour_binding"}) {
+                          "position_given_found", "colour_binding", "clip_score"}) {
     const std::string what = where + " " + key;
     ASSERT_TRUE(metrics.contains(key)) << where << " lacks " << key;
     const auto& m = metrics[key];
@@ -54,6 +54,10 @@ void expect_complete_metrics(const nlohmann::json& metrics, const std::string& w
 
 const std::vector<std::string> kAllMeasured = {"soa_c",    "soa_i",   "count_error",
                                                "count_exact", "position", "colour_binding"};
+// An arm's images are also scored by the smoke preset's judge CLIP (run.judge_clip).
+const std::vector<std::string> kArmMeasured = {"soa_c",       "soa_i",    "count_error",
+                                               "count_exact", "position", "colour_binding",
+                                               "clip_score"};
 
 // Same keys, strings and integers; floating-point numbers within 1e-9 relative. The detector's
 // metrics come out bit-identical, but FID and KID go through LAPACK's eigensolver, whose last
@@ -106,13 +110,17 @@ TEST(RunSmoke, EveryStageReportAndStatus) {
   EXPECT_TRUE(fs::exists(layout.recaption("long") / "web-00000.recap.jsonl"));
   EXPECT_FALSE(fs::exists(layout.recaption("short")));  // no recap-mix arm asked for
   EXPECT_TRUE(fs::exists(layout.caption_quality_json()));
+  EXPECT_TRUE(fs::exists(layout.judge_clip() / "clip.safetensors"));
+  EXPECT_EQ(Safetensors::load(layout.judge_clip() / "clip.safetensors").metadata().at("captions"),
+            "renders");
   EXPECT_TRUE(fs::exists(layout.report() / "report.md"));
   for (const auto& arm : kArms) {
     EXPECT_TRUE(fs::exists(layout.t2i_weights(arm))) << arm;
     EXPECT_TRUE(fs::exists(layout.samples(arm) / "images.jsonl")) << arm;
     auto eval = read_json(layout.eval_json(arm));
     EXPECT_EQ(eval["name"], arm);
-    expect_complete_metrics(eval["overall"], arm, kAllMeasured);
+    expect_complete_metrics(eval["overall"], arm, kArmMeasured);
+    EXPECT_TRUE(eval["clip_judge"].contains("short_captions")) << arm;
     for (const char* suite : {"counting", "position", "colour_binding", "multi_object"})
       expect_complete_metrics(eval["suites"][suite], arm + "/" + suite);
     EXPECT_TRUE(eval["fid"].is_object()) << arm;
@@ -145,6 +153,7 @@ TEST(RunSmoke, EveryStageReportAndStatus) {
   const auto report = read_file(layout.report() / "report.md");
   EXPECT_THAT(report, ::testing::Not(HasSubstr("intermediate checkpoints: not run")));
   EXPECT_THAT(report, HasSubstr("recap - alt: paired difference"));
+  EXPECT_THAT(report, HasSubstr("CLIP score (judge CLIP, 0-100)"));
   EXPECT_THAT(report, ::testing::Not(HasSubstr("Paired differences: not available")));
 
   auto manifest = read_json(layout.manifest());

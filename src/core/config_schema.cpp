@@ -42,6 +42,9 @@ std::vector<ConfigKey> build_schema() {
               "steps of one base text-to-image model trained on the web alt-text with [t2i]'s "
               "settings, which every arm then fine-tunes for t2i.steps (the paper fine-tunes "
               "Stable Diffusion); 0: every arm starts from random weights"),
+      flag("run.judge_clip", false,
+           "train a judge CLIP on fresh world renders ([clip] keys, clip.data = renders) and "
+           "score every arm's images with it (the CLIP score of the report)"),
       integer("run.checkpoint_evals", 0, 0, 1000,
               "intermediate t2i checkpoints (the latest kept) sampled and scored for the "
               "report's sample-efficiency plot; each costs one more samples stage per arm"),

@@ -20,6 +20,7 @@
 #include "stages/autoencoder_train.h"
 #include "stages/caption_eval.h"
 #include "stages/captioner_train.h"
+#include "stages/clip_train.h"
 #include "stages/corpus.h"
 #include "stages/evaluate.h"
 #include "stages/model_settings.h"
@@ -185,6 +186,30 @@ std::vector<PlannedStage> plan(const Config& config, const RunLayout& layout,
          ctx.output(layout.caption_quality_json());
        }});
 
+  // The judge CLIP: trained on renders of a seed stream of its own, never on the experiment's
+  // images or captions; every arm's evaluation scores its images with it.
+  const bool judge_clip = config.get_bool("run.judge_clip");
+  if (judge_clip)
+    stages.push_back({{"judge-clip", sections(config, {"clip", "text_encoder"}),
+                       {"corpus", "tokenizer"}, {}},
+                      [&config, layout, corpus, tokenizer, threads](StageContext& ctx) {
+                        Config judge = config;
+                        judge.set("clip.data", "renders", "the judge CLIP");
+                        train_clip(corpus, tokenizer, {}, layout.judge_clip(), judge, threads);
+                        ctx.output(clip_weights_path(layout.judge_clip()));
+                        ctx.output(layout.judge_clip() / "clip.json");
+                        ctx.output(layout.judge_clip() / "tokenizer.model");
+                      }});
+  // What an arm's evaluation reads: the evaluator, the corpus and, when trained, the judge.
+  const auto eval_options = [&config, layout, judge_clip] {
+    auto options = evaluate_settings(config);
+    if (judge_clip) options.clip = layout.judge_clip();
+    return options;
+  };
+  const auto eval_inputs = [judge_clip](std::vector<std::string> inputs) {
+    if (judge_clip) inputs.push_back("judge-clip");
+    return inputs;
+  };
   const auto eval_params = sections(config, {"eval"});
   stages.push_back({{"eval/ceiling", eval_params, {"evaluator", "corpus"}, {}},
                     [&config, layout](StageContext& ctx) {
@@ -303,10 +328,11 @@ std::vector<PlannedStage> plan(const Config& config, const RunLayout& layout,
                         ctx.output(layout.samples(arm));
                       }});
 
-    stages.push_back({{"eval/" + arm, eval_params, {"samples-" + arm, "evaluator", "corpus"}, {}},
-                      [&config, layout, arm](StageContext& ctx) {
+    stages.push_back({{"eval/" + arm, eval_params,
+                       eval_inputs({"samples-" + arm, "evaluator", "corpus"}), {}},
+                      [layout, arm, eval_options](StageContext& ctx) {
                         auto report = evaluate_images(layout.samples(arm), layout.evaluator(),
-                                                      layout.corpus(), evaluate_settings(config));
+                                                      layout.corpus(), eval_options());
                         report.name = arm;
                         write_file_atomic(layout.eval_json(arm), to_json(report).dump(2) + "\n");
                         ctx.output(layout.eval_json(arm));
@@ -325,8 +351,10 @@ std::vector<PlannedStage> plan(const Config& config, const RunLayout& layout,
       params["images_per_prompt"] = config.get_int("run.images_per_prompt");
       params["checkpoint_evals"] = checkpoint_evals;
       stages.push_back(
-          {{"checkpoints-" + arm, params, {"t2i-" + arm, "evaluator", "corpus", "tokenizer"}, {}},
-           [&config, layout, corpus, tokenizer, arm, checkpoint_evals](StageContext& ctx) {
+          {{"checkpoints-" + arm, params,
+            eval_inputs({"t2i-" + arm, "evaluator", "corpus", "tokenizer"}), {}},
+           [&config, layout, corpus, tokenizer, arm, checkpoint_evals,
+            eval_options](StageContext& ctx) {
              const auto checkpoints = intermediate_checkpoints(
                  layout, arm, config.get_int("t2i.steps"), checkpoint_evals);
              if (checkpoints.empty())
@@ -351,8 +379,8 @@ std::vector<PlannedStage> plan(const Config& config, const RunLayout& layout,
                                      dir / "t2i.safetensors");
                sample_suites(dir / "t2i.safetensors", tokenizer, corpus, dir,
                              sample_run_options(config));
-               auto report = evaluate_images(dir, layout.evaluator(), layout.corpus(),
-                                             evaluate_settings(config));
+               auto report =
+                   evaluate_images(dir, layout.evaluator(), layout.corpus(), eval_options());
                report.name = fmt::format("{}-step-{}", arm, step);
                write_file_atomic(layout.eval_json(arm, step), to_json(report).dump(2) + "\n");
                ctx.output(layout.eval_json(arm, step));

@@ -38,6 +38,7 @@ struct RunLayout {
   // The latent space (t2i.space = latent): train/, autoencoder.safetensors, autoencoder.json
   // (options, loss, the reconstruction check).
   fs::path autoencoder() const { return root / "autoencoder"; }
+  fs::path judge_clip() const { return root / "judge-clip"; }
   fs::path autoencoder_json() const { return autoencoder() / "autoencoder.json"; }
   // train/ (checkpoints, metrics.jsonl), grids/step-NNNNNN.png, t2i.safetensors
   fs::path t2i(std::string_view arm) const { return root / ("t2i-" + std::string(arm)); }
