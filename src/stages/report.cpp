@@ -374,6 +374,25 @@ void evaluator_section(Doc& doc, const RunLayout& layout, const EvalFile* ceilin
         "value near 0 means garbage samples cannot score.");
     doc.table(t);
   }
+  const fs::path clip = layout.judge_clip() / "clip.json";
+  if (fs::exists(clip)) {
+    const json j = read_json(clip);
+    doc.para(parse_fields(clip, "a CLIP report", [&] {
+      const json& check = j.at("check");
+      const auto top1 = [&](const char* kind) {
+        return percent(check.at(kind).at("image_to_text").get<double>());
+      };
+      return fmt::format(
+          "The judge CLIP behind the CLIP score (judge-clip/: {} steps on fresh world renders "
+          "with exact captions, none of the experiment's) finds an image's own caption first "
+          "among {} held-out scenes for {}% of them with short captions and {}% with long "
+          "ones. It reads at most {} tokens of a prompt; longer prompts are cut, as CLIP cuts "
+          "at 77.",
+          j.at("steps").get<int64_t>(), check.at("short_captions").at("pairs").get<int64_t>(),
+          top1("short_captions"), top1("long_captions"),
+          j.at("options").at("text_encoder").at("max_length").get<int64_t>());
+    }));
+  }
   doc.para(ceiling ? "Ceiling: the reference renders themselves scored like generated images "
                      "(eval/ceiling.json), in the \"ceiling\" column of the tables above."
                    : "Ceiling (eval/ceiling.json): not run.");
