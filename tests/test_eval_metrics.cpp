@@ -421,6 +421,64 @@ TEST(EvalMetrics, ClipScoreIsAMeanAndPairsLikeTheRest) {
   EXPECT_THAT(format_table({{"a", m}}), ::testing::HasSubstr("CLIP score"));
 }
 
+// The pairwise rule on hand-made tallies: each key decides only when the ones before it tie.
+TEST(EvalMetrics, MoreFaithfulComparesGroupsThenColoursCountsRelations) {
+  ImageScore base;
+  base.groups = 3, base.groups_found = 2, base.coloured = 3, base.bound = 1;
+  base.counted = 3, base.count_exact = 1, base.count_abs_error = 2;
+  base.relations = 2, base.relations_hold = 1;
+  EXPECT_EQ(more_faithful(base, base), 0);
+  auto check = [&](const char* what, auto change, bool better) {
+    ImageScore other = base;
+    change(other);
+    EXPECT_EQ(more_faithful(other, base), better ? 1 : -1) << what;
+    EXPECT_EQ(more_faithful(base, other), better ? -1 : 1) << what;
+  };
+  // A group more outweighs everything after it.
+  check("groups", [](ImageScore& s) { s.groups_found = 3, s.bound = 0, s.relations_hold = 0; },
+        true);
+  check("colours", [](ImageScore& s) { s.bound = 2, s.count_exact = 0, s.count_abs_error = 5; },
+        true);
+  check("exact counts", [](ImageScore& s) { s.count_exact = 0, s.relations_hold = 2; }, false);
+  check("count error", [](ImageScore& s) { s.count_abs_error = 1, s.relations_hold = 0; }, true);
+  check("relations", [](ImageScore& s) { s.relations_hold = 0; }, false);
+  // What the rule does not read (the CLIP score, the prompted totals) cannot decide.
+  ImageScore same = base;
+  same.clip_score = 99;
+  same.shapes = {{"circle", true}};
+  EXPECT_EQ(more_faithful(same, base), 0);
+}
+
+TEST(EvalMetrics, WinRateCountsWinsTiesAndLossesWithPairedIntervals) {
+  // 100 pairs: the treatment draws one more group in 50, one fewer in 20, the same in 30.
+  std::vector<std::pair<int, int>> changes;
+  for (int i = 0; i < 50; ++i) changes.emplace_back(i, 1);
+  for (int i = 50; i < 70; ++i) changes.emplace_back(i, -1);
+  const auto [a, b] = arms(std::vector<int>(100, 1), changes);
+  const WinRate w = win_rate(a, b, paired());
+  EXPECT_EQ(w.images, 100);
+  EXPECT_NEAR(*w.win.value, 0.5, 1e-12);
+  EXPECT_NEAR(*w.tie.value, 0.3, 1e-12);
+  EXPECT_NEAR(*w.loss.value, 0.2, 1e-12);
+  EXPECT_NEAR(*w.win_of_decided.value, 50.0 / 70, 1e-12);
+  EXPECT_EQ(w.win_of_decided.n, 70);
+  // Binomial standard error of the win share: sqrt(0.25 / 100) = 0.05; the 95% interval is
+  // about +- 0.1 around 0.5.
+  EXPECT_NEAR((w.win.ci->hi - w.win.ci->lo) / 2, 0.098, 0.015);
+  EXPECT_GT(w.win_of_decided.ci->lo, 0.5);  // the treatment is preferred
+  // The other way round: the shares swap.
+  const WinRate back = win_rate(b, a, paired());
+  EXPECT_NEAR(*back.win.value, 0.2, 1e-12);
+  EXPECT_NEAR(*back.loss.value, 0.5, 1e-12);
+  // All ties: no decided pairs, no preference.
+  const WinRate same = win_rate(a, a, paired());
+  EXPECT_NEAR(*same.tie.value, 1.0, 1e-12);
+  EXPECT_FALSE(same.win_of_decided.value);
+  // Unpaired sets are refused as compare_paired refuses them.
+  std::vector<ImageScore> shorter(a.begin(), a.end() - 1);
+  EXPECT_THROW(win_rate(a, shorter, paired()), Error);
+}
+
 TEST(EvalMetrics, IdenticalArmsDifferByNothing) {
   std::vector<int> found;
   for (int i = 0; i < 150; ++i) found.push_back(i % 3);

@@ -154,6 +154,7 @@ TEST(RunSmoke, EveryStageReportAndStatus) {
   EXPECT_THAT(report, ::testing::Not(HasSubstr("intermediate checkpoints: not run")));
   EXPECT_THAT(report, HasSubstr("recap - alt: paired difference"));
   EXPECT_THAT(report, HasSubstr("CLIP score (judge CLIP, 0-100)"));
+  EXPECT_THAT(report, HasSubstr("Pairwise faithfulness"));
   EXPECT_THAT(report, HasSubstr("The judge CLIP behind the CLIP score (judge-clip/: 6 steps"));
   EXPECT_THAT(report, ::testing::Not(HasSubstr("Paired differences: not available")));
 

@@ -284,9 +284,11 @@ const Difference& PairedMetrics::at(std::string_view key) const {
   throw std::logic_error(fmt::format("PairedMetrics: no statistic named '{}'", key));
 }
 
-PairedMetrics compare_paired(const std::vector<ImageScore>& baseline,
-                             const std::vector<ImageScore>& treatment,
-                             const PairedOptions& options) {
+namespace {
+
+// The checks every paired statistic makes of its options and its two sets.
+void check_pairs(const std::vector<ImageScore>& baseline, const std::vector<ImageScore>& treatment,
+                 const PairedOptions& options) {
   check_interval_options("resamples", options.resamples, options.level);
   const size_t n = baseline.size();
   if (treatment.size() != n)
@@ -299,6 +301,63 @@ PairedMetrics compare_paired(const std::vector<ImageScore>& baseline,
                               "treatment; a paired comparison needs the same prompts and seeds "
                               "in the same order",
                               i, describe_image(baseline[i].id), describe_image(treatment[i].id)));
+}
+
+}  // namespace
+
+int more_faithful(const ImageScore& a, const ImageScore& b) {
+  // Lexicographic; higher is better in every key.
+  const auto key = [](const ImageScore& s) {
+    return std::tuple(s.groups_found, s.bound, s.count_exact, -s.count_abs_error,
+                      s.relations_hold);
+  };
+  const auto ka = key(a), kb = key(b);
+  return ka > kb ? 1 : ka < kb ? -1 : 0;
+}
+
+WinRate win_rate(const std::vector<ImageScore>& baseline,
+                 const std::vector<ImageScore>& treatment, const PairedOptions& options) {
+  check_pairs(baseline, treatment, options);
+  const size_t n = baseline.size();
+  std::vector<int> outcome(n);  // +1: the treatment's image wins, -1: it loses, 0: a tie
+  for (size_t i = 0; i < n; ++i) outcome[i] = more_faithful(treatment[i], baseline[i]);
+  // win, tie, loss shares and the win share among decided pairs, over the images `idx`.
+  const auto shares = [&](const std::vector<size_t>& idx) {
+    std::array<std::optional<double>, 4> v;
+    std::array<int, 3> tally{};
+    for (size_t i : idx) ++tally[size_t(1 - outcome[i])];  // [win, tie, loss]
+    if (idx.empty()) return std::pair(v, tally);
+    for (size_t k = 0; k < 3; ++k) v[k] = double(tally[k]) / double(idx.size());
+    if (tally[0] + tally[2] > 0) v[3] = double(tally[0]) / double(tally[0] + tally[2]);
+    return std::pair(v, tally);
+  };
+  std::vector<size_t> idx(n);
+  std::iota(idx.begin(), idx.end(), size_t{0});
+  const auto [point, tally] = shares(idx);
+  std::array<std::vector<double>, 4> draws;
+  Rng rng(derive_seed(options.seed, 2));
+  for (int r = 0; r < options.resamples && n > 0; ++r) {
+    for (size_t& i : idx) i = size_t(rng.below(n));
+    const auto v = shares(idx).first;
+    for (size_t k = 0; k < 4; ++k)
+      if (v[k]) draws[k].push_back(*v[k]);
+  }
+  WinRate w;
+  w.images = int(n);
+  Stat* stats[] = {&w.win, &w.tie, &w.loss, &w.win_of_decided};
+  for (size_t k = 0; k < 4; ++k) {
+    stats[k]->n = k < 3 ? int(n) : tally[0] + tally[2];
+    stats[k]->value = point[k];
+    if (point[k]) stats[k]->ci = percentile_interval(draws[k], options.level);
+  }
+  return w;
+}
+
+PairedMetrics compare_paired(const std::vector<ImageScore>& baseline,
+                             const std::vector<ImageScore>& treatment,
+                             const PairedOptions& options) {
+  check_pairs(baseline, treatment, options);
+  const size_t n = baseline.size();
 
   // Both arms in one table, the baseline's images at [0, n) and the treatment's at [n, 2n), so
   // that a resample or a permutation is a choice of record indices for each arm.

@@ -185,6 +185,25 @@ PairedMetrics compare_paired(const std::vector<ImageScore>& baseline,
                              const std::vector<ImageScore>& treatment,
                              const PairedOptions& options);
 
+// Pairwise faithfulness, the automatic analogue of the paper's human study (raters picked the
+// image more faithful to its prompt; RECAP's won 64.3%): of two images of the same prompt and
+// seed, the more faithful one shows more of the prompted groups' shapes (soa_i's numerator),
+// then more groups in their stated colour (colour_binding's), then more groups counted
+// exactly, then the smaller counting error, then more relations that hold; equal on all five
+// is a tie. 1: `a` is more faithful, -1: `b`, 0: a tie.
+int more_faithful(const ImageScore& a, const ImageScore& b);
+
+struct WinRate {
+  int images = 0;       // pairs
+  Stat win, tie, loss;  // shares of the pairs where the treatment's image is more faithful, ...
+  Stat win_of_decided;  // wins / (wins + losses); unset when every pair ties
+};
+// The treatment's win, tie and loss shares against the baseline, pair i with pair i, each
+// with a paired percentile bootstrap interval (the pairs resampled together; options.seed's
+// own stream). Throws what compare_paired throws for unpaired sets or bad options.
+WinRate win_rate(const std::vector<ImageScore>& baseline, const std::vector<ImageScore>& treatment,
+                 const PairedOptions& options);
+
 // {"images": n, "soa_c": {"value": x|null, "ci": [lo, hi]|null, "n": n}, ...}; keys are the
 // PromptMetrics field names.
 nlohmann::json to_json(const Stat& stat);
