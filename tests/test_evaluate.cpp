@@ -355,6 +355,24 @@ TEST_F(Evaluate, CommandPrintsTableAccuracyAndJson) {
   EXPECT_THAT(r.output, HasSubstr("eval.images.jsonl"));
   EXPECT_EQ(eval::read_image_results(dir / "eval.images.jsonl").size(), 100u);
 
+  // Against its own per-image file: every difference 0, every pair a tie.
+  auto versus = test::run_recap("eval --threads 1 --no-fid --images " + renders().string() +
+                                " --evaluator " + evaluator().string() + " --corpus " +
+                                corpus().string() + " --set eval.bootstrap=20 --versus " +
+                                (dir / "eval.images.jsonl").string());
+  ASSERT_EQ(versus.status, 0) << versus.output;
+  EXPECT_THAT(versus.output, AllOf(HasSubstr("renders - eval.images.jsonl (100 pairs)"),
+                                   HasSubstr("+0.00"), HasSubstr("wins of the decided pairs")));
+  EXPECT_THAT(versus.output, ::testing::ContainsRegex("ties +100\\.0"));
+  auto one = read_file(dir / "eval.images.jsonl");
+  write_file_atomic(dir / "short.images.jsonl", one.substr(0, one.find('\n') + 1));
+  auto unpaired = test::run_recap("eval --no-fid --images " + renders().string() +
+                                  " --evaluator " + evaluator().string() + " --corpus " +
+                                  corpus().string() + " --versus " +
+                                  (dir / "short.images.jsonl").string());
+  EXPECT_EQ(unpaired.status, 2) << unpaired.output;
+  EXPECT_THAT(unpaired.output, HasSubstr("the baseline has 1 images, the treatment 100"));
+
   auto missing = test::run_recap("eval --images " + dir.path().string() + " --evaluator " +
                                  evaluator().string() + " --corpus " + corpus().string());
   EXPECT_EQ(missing.status, 2);

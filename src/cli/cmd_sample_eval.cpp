@@ -23,7 +23,7 @@ struct SampleArgs {
 
 struct EvalArgs {
   std::string images, evaluator, corpus, prompts, json;
-  std::string inception, clip;
+  std::string inception, clip, versus;
   bool no_fid = false, ceiling = false;
 };
 
@@ -135,6 +135,10 @@ void add_sample_eval_commands(Cli& cli) {
                        "also score every image's CLIP score against its prompt under this "
                        "judge CLIP (a `recap clip train --out` folder; train it with --set "
                        "clip.data=renders so it shares nothing with the experiment)");
+  evaluate->add_option("--versus", eval->versus,
+                       "compare with another evaluation of the same prompts and seeds, given "
+                       "its per-image file (NAME.images.jsonl): paired differences and the "
+                       "pairwise faithfulness win rate of these images against those");
   evaluate->add_flag("--ceiling", eval->ceiling,
                      "add the ceiling row: the metrics on the reference renders themselves");
   cli.add_set_option(evaluate);
@@ -154,6 +158,23 @@ void add_sample_eval_commands(Cli& cli) {
     fmt::print("{}\n{}{}\n", stages::format_eval_table(reports),
                accuracy_line(reports.front().evaluator_accuracy),
                clip_judge_line(reports.front().clip_judge));
+    if (!eval->versus.empty()) {
+      std::vector<recap::eval::ImageScore> baseline, treatment;
+      for (auto& r : recap::eval::read_image_results(eval->versus))
+        baseline.push_back(std::move(r.score));
+      for (const auto& r : reports.front().per_image) treatment.push_back(r.score);
+      const recap::eval::PairedOptions paired{options.metrics.bootstrap_samples,
+                                              options.metrics.level, options.metrics.seed};
+      try {
+        fmt::print("\n{}", recap::eval::format_paired(
+                               recap::eval::compare_paired(baseline, treatment, paired),
+                               recap::eval::win_rate(baseline, treatment, paired),
+                               reports.front().name,
+                               std::filesystem::path(eval->versus).filename().string()));
+      } catch (const Error& e) {
+        throw Error(fmt::format("{} vs {}: {}", eval->images, eval->versus, e.what()));
+      }
+    }
     if (!eval->json.empty()) {
       nlohmann::json out = stages::to_json(reports.front());
       if (eval->ceiling) out["ceiling"] = stages::to_json(reports.back());

@@ -509,6 +509,41 @@ std::string format_table(const std::vector<std::pair<std::string, PromptMetrics>
   return align_columns(table);
 }
 
+std::string format_paired(const PairedMetrics& paired, const WinRate& wins,
+                          const std::string& treatment, const std::string& baseline) {
+  const std::array<const char*, kStats> labels = {
+      "SOA-C (points)",      "SOA-I (points)",    "count err",
+      "count exact (points)", "position (points)", "position|found (points)",
+      "colour binding (points)", "CLIP score"};
+  std::vector<std::vector<std::string>> table = {
+      {fmt::format("{} - {} ({} pairs)", treatment, baseline, paired.images), "difference",
+       "95% interval", "p"}};
+  for (int s = 0; s < kStats; ++s) {
+    const Difference& d = paired.*kDifferences[s];
+    if (!d.value) continue;
+    const double scale = s == CountError || s == ClipScore ? 1 : 100;
+    const auto num = [&](double v) { return fmt::format("{:+.2f}", v * scale); };
+    table.push_back({labels[size_t(s)], num(*d.value),
+                     d.ci ? fmt::format("[{}, {}]", num(d.ci->lo), num(d.ci->hi)) : "-",
+                     d.p ? fmt::format("{:.4f}", *d.p) : "-"});
+  }
+  std::string out = align_columns(table);
+  std::vector<std::vector<std::string>> shares = {
+      {fmt::format("{}'s image more faithful (more_faithful)", treatment), "share %",
+       "interval %"}};
+  const auto row = [&](const char* label, const Stat& stat) {
+    shares.push_back({label, stat.value ? fmt::format("{:.1f}", 100 * *stat.value) : "-",
+                      stat.ci ? fmt::format("[{:.1f}, {:.1f}]", 100 * stat.ci->lo,
+                                            100 * stat.ci->hi)
+                              : "-"});
+  };
+  row("wins", wins.win);
+  row("ties", wins.tie);
+  row("losses", wins.loss);
+  row("wins of the decided pairs", wins.win_of_decided);
+  return out + '\n' + align_columns(shares);
+}
+
 std::string align_columns(const std::vector<std::vector<std::string>>& rows) {
   std::vector<size_t> width;
   for (const auto& line : rows) {

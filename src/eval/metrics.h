@@ -220,6 +220,12 @@ nlohmann::json to_json(const ImageScore& score);
 // negative, larger than its denominator, or disagrees with the same tally in another field.
 ImageScore image_score_from_json(const nlohmann::json& json);
 
+// A plain-text table of `treatment` minus `baseline` (compare_paired) and its win rate: one
+// row per statistic both define (rates in percentage points, count_error and clip_score as
+// they are), with its paired interval and permutation p, then the win, tie and loss shares.
+std::string format_paired(const PairedMetrics& paired, const WinRate& wins,
+                          const std::string& treatment, const std::string& baseline);
+
 // A plain-text table, one row per (label, metrics): rates in percent, count_error as is, each
 // with its interval; "-" where undefined.
 std::string format_table(const std::vector<std::pair<std::string, PromptMetrics>>& rows);
