@@ -153,6 +153,12 @@ TEST(RunSmoke, EveryStageReportAndStatus) {
   const auto report = read_file(layout.report() / "report.md");
   EXPECT_THAT(report, ::testing::Not(HasSubstr("intermediate checkpoints: not run")));
   EXPECT_THAT(report, HasSubstr("recap - alt: paired difference"));
+  // The main table and each of the four suites' tables have the paired column.
+  size_t paired_tables = 0;
+  for (size_t at = report.find("recap - alt: paired difference"); at != std::string::npos;
+       at = report.find("recap - alt: paired difference", at + 1))
+    ++paired_tables;
+  EXPECT_EQ(paired_tables, 5u);
   EXPECT_THAT(report, HasSubstr("CLIP score (judge CLIP, 0-100)"));
   EXPECT_THAT(report, HasSubstr("Pairwise faithfulness"));
   EXPECT_THAT(report, HasSubstr("The judge CLIP behind the CLIP score (judge-clip/: 6 steps"));

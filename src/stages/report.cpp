@@ -203,6 +203,7 @@ const Metrics* metrics_of(const Column& c, const std::string& set) {
 // Metric rows x columns for one set ("overall" or a suite). With `compare` (the main table),
 // the paper's numbers, the FID/KID rows and the treatment-minus-baseline column are added: the
 // paired differences in `paired` ("-" without them), KID's from the two arms' standard errors.
+// Without `compare` (a suite's table), `paired` alone adds that column.
 Table metric_table(const std::vector<Column>& columns, const std::string& set,
                    const ReportOptions& options, bool compare,
                    const std::optional<eval::PairedMetrics>& paired = std::nullopt) {
@@ -215,12 +216,14 @@ Table metric_table(const std::vector<Column>& columns, const std::string& set,
     if (c.name == options.baseline) base = &c;
     if (c.name == options.treatment) treat = &c;
   }
+  const bool paired_column = compare || paired;
   if (compare) {
     t.header.push_back("paper: alt-text");
     t.header.push_back("paper: RECAP");
+  }
+  if (paired_column)
     t.header.push_back(fmt::format("{} - {}: paired difference [{:g}%]", options.treatment,
                                    options.baseline, 100 * options.paired.level));
-  }
   const auto paper = [](double v, int decimals) {
     return std::isnan(v) ? "" : number(v, decimals);
   };
@@ -230,7 +233,8 @@ Table metric_table(const std::vector<Column>& columns, const std::string& set,
     const Metrics* m = metrics_of(c, set);
     images.push_back(!c.file ? kNotRun : m ? std::to_string(m->images) : "-");
   }
-  if (compare) images.insert(images.end(), {"", "", ""});
+  if (compare) images.insert(images.end(), {"", ""});
+  if (paired_column) images.push_back("");
   t.rows.push_back(std::move(images));
 
   for (const auto& row : kMetricRows) {
@@ -250,10 +254,11 @@ Table metric_table(const std::vector<Column>& columns, const std::string& set,
     if (compare) {
       line.push_back(paper(row.paper_alt, 2));
       line.push_back(paper(row.paper_recap, 2));
+    }
+    if (paired_column)
       line.push_back(paired ? difference_cell(paired->at(row.key), row.scale, row.decimals,
                                               row.lower_is_better)
                             : "-");
-    }
     t.rows.push_back(std::move(line));
   }
   if (!compare) return t;
@@ -660,6 +665,7 @@ int curves_section(Doc& doc, const RunLayout& layout, const ReportOptions& optio
 struct ArmComparison {
   eval::PairedMetrics paired;
   eval::WinRate wins;
+  std::map<std::string, eval::PairedMetrics> suites;  // the same, per suite name
 };
 
 std::optional<ArmComparison> compare_arms(const RunLayout& layout,
@@ -677,21 +683,37 @@ std::optional<ArmComparison> compare_arms(const RunLayout& layout,
         fmt::join(missing, " and "));
     return std::nullopt;
   }
-  const auto scores = [&](const std::string& arm, const EvalFile& summary) {
+  const auto results = [&](const std::string& arm, const EvalFile& summary) {
     const fs::path path = layout.eval_images(arm);
-    std::vector<eval::ImageScore> out;
-    for (auto& r : eval::read_image_results(path)) out.push_back(std::move(r.score));
+    auto out = eval::read_image_results(path);
     if (static_cast<int64_t>(out.size()) != summary.images)
       throw Error(fmt::format("{}: {} images, but {} counts {}: not the same evaluation",
                               path.string(), out.size(), layout.eval_json(arm).string(),
                               summary.images));
     return out;
   };
+  // The scores of the images of `suite` (every image when unset).
+  const auto scores = [](const std::vector<eval::ImageResult>& all,
+                         std::optional<world::Suite> suite) {
+    std::vector<eval::ImageScore> out;
+    for (const auto& r : all)
+      if (!suite || r.suite == suite) out.push_back(r.score);
+    return out;
+  };
   try {
-    const auto baseline = scores(options.baseline, base->second);
-    const auto treatment = scores(options.treatment, treat->second);
-    return ArmComparison{eval::compare_paired(baseline, treatment, options.paired),
-                         eval::win_rate(baseline, treatment, options.paired)};
+    const auto baseline = results(options.baseline, base->second);
+    const auto treatment = results(options.treatment, treat->second);
+    const auto a = scores(baseline, std::nullopt), b = scores(treatment, std::nullopt);
+    ArmComparison out{eval::compare_paired(a, b, options.paired),
+                      eval::win_rate(a, b, options.paired), {}};
+    std::set<world::Suite> suites;
+    for (const auto& r : baseline)
+      if (r.suite) suites.insert(*r.suite);
+    for (const auto suite : suites)
+      out.suites.emplace(world::suite_name(suite),
+                         eval::compare_paired(scores(baseline, suite), scores(treatment, suite),
+                                              options.paired));
+    return out;
   } catch (const Error& e) {
     throw Error(fmt::format("{} vs {}: {}", layout.eval_images(options.baseline).string(),
                             layout.eval_images(options.treatment).string(), e.what()));
@@ -830,7 +852,11 @@ ReportResult write_report(const RunLayout& layout, const ReportOptions& options)
   }
   for (const auto& suite : suites_of(with_ceiling)) {
     doc.heading(3, "Suite: " + suite);
-    doc.table(metric_table(with_ceiling, suite, options, false));
+    std::optional<eval::PairedMetrics> in_suite;
+    if (compared)
+      if (auto it = compared->suites.find(suite); it != compared->suites.end())
+        in_suite = it->second;
+    doc.table(metric_table(with_ceiling, suite, options, false, in_suite));
   }
 
   evaluator_section(doc, layout, ceiling ? &*ceiling : nullptr);
