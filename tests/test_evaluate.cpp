@@ -97,6 +97,11 @@ TEST_F(Evaluate, ReferenceRendersScoreAsTheCeilingWithFidZero) {
   // Same images, same parsed targets, same detector and bootstrap: the same metrics.
   EXPECT_EQ(eval::to_json(images.overall), eval::to_json(ceiling.overall));
   EXPECT_TRUE(images.suites.empty());  // plain prompts belong to no suite
+  // The ceiling keeps its images too, named by sample key, paired with the folder's by prompt.
+  ASSERT_EQ(ceiling.per_image.size(), 100u);
+  EXPECT_EQ(ceiling.per_image[3].file, "eval-000000003");
+  EXPECT_EQ(ceiling.per_image[3].image.id.prompt, images.per_image[3].image.id.prompt);
+  EXPECT_EQ(eval::to_json(ceiling.per_image[3].score), eval::to_json(images.per_image[3].score));
 
   // The folder against the reference set it copies: identical features, FID ~0; fresh
   // renders of other scenes are further away.

@@ -84,6 +84,20 @@ struct Judged {
   torch::Tensor features;  // [N, width]
 };
 
+// With a judge CLIP: each image's CLIP score against its prompt (scores[i].id.prompt), set in
+// scores[i], and the judge's check in `report`. Nothing without one.
+void score_with_clip(Judge& judge, const std::vector<data::DecodedSample>& images,
+                     std::vector<eval::ImageScore>& scores, int64_t batch_size,
+                     EvalReport& report) {
+  if (!judge.clip) return;
+  std::vector<std::string> prompts;
+  for (const auto& score : scores) prompts.push_back(score.id.prompt);
+  const auto clip =
+      clip_scores(*judge.clip, data::to_tensor_batch(images).images, prompts, batch_size);
+  for (size_t i = 0; i < scores.size(); ++i) scores[i].clip_score = clip[i];
+  report.clip_judge = judge.clip->check;
+}
+
 // images: canvas-sized RGB, judged `batch_size` at a time.
 Judged judge_images(Judge& judge, const std::vector<data::DecodedSample>& images,
                     int64_t batch_size) {
@@ -133,6 +147,7 @@ std::vector<data::DecodedSample> reference_renders(const fs::path& corpus_dir, c
                                 reject->reason, reject->detail));
       const auto& sample = std::get<data::Sample>(*item);
       auto decoded = decode_checked(sample.image_bytes, shard.string() + ": " + sample.key, judge);
+      decoded.key = sample.key;
       decoded.caption = sample.caption;
       out.push_back(std::move(decoded));
     }
@@ -241,22 +256,14 @@ EvalReport evaluate_images(const fs::path& images_dir, const fs::path& evaluator
   report.name = images_dir.filename().empty() ? images_dir.parent_path().filename().string()
                                               : images_dir.filename().string();
   report.images = static_cast<int64_t>(images.size());
-  std::vector<double> clip;
-  if (judge.clip) {
-    std::vector<std::string> prompts;
-    for (const auto& image : images) prompts.push_back(image.id.prompt);
-    clip = clip_scores(*judge.clip, data::to_tensor_batch(decoded).images, prompts,
-                       options.batch_size);
-    report.clip_judge = judge.clip->check;
-  }
   std::vector<eval::ImageScore> scores;
+  for (const auto& image : images) scores.push_back(eval::score_image(image, options.metrics));
+  score_with_clip(judge, decoded, scores, options.batch_size, report);
   std::map<world::Suite, std::vector<eval::ImageScore>> by_suite;
   for (size_t i = 0; i < images.size(); ++i) {
-    scores.push_back(eval::score_image(images[i], options.metrics));
-    if (judge.clip) scores.back().clip_score = clip[i];
     report.per_image.push_back({sampled[i].record.at("file").get<std::string>(),
-                                sampled[i].request.suite, images[i], scores.back()});
-    if (sampled[i].request.suite) by_suite[*sampled[i].request.suite].push_back(scores.back());
+                                sampled[i].request.suite, images[i], scores[i]});
+    if (sampled[i].request.suite) by_suite[*sampled[i].request.suite].push_back(scores[i]);
   }
   report.overall = eval::summarize(scores, options.metrics);
   for (const auto& [suite, part] : by_suite)
@@ -278,13 +285,19 @@ EvalReport evaluate_reference(const fs::path& evaluator_dir, const fs::path& cor
   const world::CaptionParser parser(judge.world);
   const auto renders = reference_renders(corpus_dir, judge);
   std::vector<eval::ImageDetections> images;
-  for (const auto& r : renders) images.push_back({{}, parser.parse(r.caption), {}, {}});
+  for (const auto& r : renders)
+    images.push_back({{}, parser.parse(r.caption), {}, {r.caption, std::nullopt}});
   const auto judged = judge_images(judge, renders, options.batch_size);
   images = with_detections(std::move(images), judged);
   EvalReport report;
   report.name = "ceiling";
   report.images = static_cast<int64_t>(images.size());
-  report.overall = eval::score_prompts(images, options.metrics);
+  std::vector<eval::ImageScore> scores;
+  for (const auto& image : images) scores.push_back(eval::score_image(image, options.metrics));
+  score_with_clip(judge, renders, scores, options.batch_size, report);
+  for (size_t i = 0; i < images.size(); ++i)
+    report.per_image.push_back({renders[i].key, std::nullopt, images[i], scores[i]});
+  report.overall = eval::summarize(scores, options.metrics);
   if (options.fid)
     report.fid_floor =
         fid_against(judge, floor_features(judge, report.images, options.batch_size),

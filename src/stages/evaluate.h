@@ -56,8 +56,9 @@ struct EvalReport {
   std::optional<FidResult> fid_floor;  // fresh real renders vs reference (noise floor)
   nlohmann::json evaluator_accuracy;   // evaluator_accuracy.json of the evaluator used
   nlohmann::json clip_judge;           // the judge CLIP's retrieval check; null without one
-  // evaluate_images: one per image, in images.jsonl order, what `overall` and `suites` are
-  // computed from; for eval::write_image_results_beside the summary. Empty for the ceiling.
+  // One per image, what `overall` and `suites` are computed from, for
+  // eval::write_image_results_beside the summary: in images.jsonl order (evaluate_images), or
+  // the eval split's order, named by sample key (evaluate_reference).
   std::vector<eval::ImageResult> per_image;
 };
 
@@ -77,8 +78,8 @@ EvalReport evaluate_images(const fs::path& images_dir, const fs::path& evaluator
                            const fs::path& corpus_dir, const EvaluateOptions& options);
 
 // The ceiling row ("ceiling"): the same metrics on the reference renders themselves (eval
-// split images, targets parsed from their human long captions): ~100% accuracy and ~0
-// counting error when the evaluator works. Its fid is unset (the set against itself); its
+// split images, targets parsed from their human long captions, which are also their prompts
+// for the CLIP score): ~100% accuracy and ~0 counting error when the evaluator works. Its fid is unset (the set against itself); its
 // fid_floor is the noise floor for as many images as the reference set holds.
 EvalReport evaluate_reference(const fs::path& evaluator_dir, const fs::path& corpus_dir,
                               const EvaluateOptions& options);

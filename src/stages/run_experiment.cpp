@@ -211,14 +211,16 @@ std::vector<PlannedStage> plan(const Config& config, const RunLayout& layout,
     return inputs;
   };
   const auto eval_params = sections(config, {"eval"});
-  stages.push_back({{"eval/ceiling", eval_params, {"evaluator", "corpus"}, {}},
-                    [&config, layout](StageContext& ctx) {
+  stages.push_back({{"eval/ceiling", eval_params, eval_inputs({"evaluator", "corpus"}), {}},
+                    [layout, eval_options](StageContext& ctx) {
                       auto report = evaluate_reference(layout.evaluator(), layout.corpus(),
-                                                       evaluate_settings(config));
+                                                       eval_options());
                       report.name = "ceiling";
                       write_file_atomic(layout.eval_json("ceiling"),
                                         to_json(report).dump(2) + "\n");
                       ctx.output(layout.eval_json("ceiling"));
+                      ctx.output(eval::write_image_results_beside(layout.eval_json("ceiling"),
+                                                                  report.per_image));
                     }});
 
   // Latent space: one autoencoder for every arm, trained on the web images (never their
