@@ -24,6 +24,7 @@
 #include "stages/t2i_model.h"
 #include "stages/t2i_train.h"
 #include "stages/tokenizer_train.h"
+#include "smoke_corpus.h"
 #include "test_util.h"
 #include "world/sampler.h"
 
@@ -113,9 +114,7 @@ class LatentSpace : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new test::TempDir("latent");
-    corpus::make_corpus(Config::load("smoke"), corpus(), 2);
-    corpus::train_corpus_tokenizer(corpus(), tokenizer_path(),
-                                   corpus::tokenizer_options(corpus::corpus_config(corpus())));
+    test::make_smoke_corpus(corpus(), tokenizer_path());
     const auto config = Config::load("smoke");
     train_evaluator(world_settings(config), evaluator_settings(config), evaluator());
     train_autoencoder(corpus(), autoencoder(),

@@ -16,6 +16,7 @@
 #include "stages/model_settings.h"
 #include "stages/settings.h"
 #include "stages/tokenizer_train.h"
+#include "smoke_corpus.h"
 #include "test_util.h"
 
 namespace recap::stages {
@@ -28,9 +29,7 @@ class CaptionerTrain : public ::testing::Test {
   // One corpus and tokenizer for the whole suite: making them is most of the cost.
   static void SetUpTestSuite() {
     dir_ = new test::TempDir("captioner");
-    corpus::make_corpus(Config::load("smoke"), corpus_dir(), 2);
-    corpus::train_corpus_tokenizer(corpus_dir(), tokenizer_path(),
-                                   corpus::tokenizer_options(Config::load("smoke")));
+    test::make_smoke_corpus(corpus_dir(), tokenizer_path());
   }
   static void TearDownTestSuite() {
     delete dir_;

@@ -24,6 +24,7 @@
 #include "stages/t2i_model.h"
 #include "stages/t2i_train.h"
 #include "stages/tokenizer_train.h"
+#include "smoke_corpus.h"
 #include "test_util.h"
 
 namespace recap::stages {
@@ -137,10 +138,8 @@ class ClipTrain : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new test::TempDir("clip");
-    corpus::make_corpus(
-        Config::load("smoke", {"corpus.web_samples=3000", "corpus.shard_size=1000"}), corpus(), 2);
-    corpus::train_corpus_tokenizer(corpus(), tokenizer_path(),
-                                   corpus::tokenizer_options(corpus::corpus_config(corpus())));
+    test::make_smoke_corpus(corpus(), tokenizer_path(),
+                            {"corpus.web_samples=3000", "corpus.shard_size=1000"});
     tokenizer_ = new Tokenizer(Tokenizer::load(tokenizer_path()));
   }
   static void TearDownTestSuite() {

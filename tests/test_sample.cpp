@@ -17,6 +17,7 @@
 #include "stages/t2i_model.h"
 #include "stages/t2i_train.h"
 #include "stages/tokenizer_train.h"
+#include "smoke_corpus.h"
 #include "test_util.h"
 
 namespace recap::stages {
@@ -28,9 +29,7 @@ class Sample : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new test::TempDir("sample");
-    corpus::make_corpus(Config::load("smoke"), corpus(), 2);
-    corpus::train_corpus_tokenizer(corpus(), tokenizer(),
-                                   corpus::tokenizer_options(corpus::corpus_config(corpus())));
+    test::make_smoke_corpus(corpus(), tokenizer());
     const auto tok = text::Tokenizer::load(tokenizer());
     auto options = t2i_train_options(Config::load("smoke"), tok.vocab_size(), 32);
     options.sample.steps = 3;

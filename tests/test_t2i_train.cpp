@@ -29,6 +29,7 @@
 #include "stages/t2i_model.h"
 #include "stages/t2i_train.h"
 #include "stages/tokenizer_train.h"
+#include "smoke_corpus.h"
 #include "test_util.h"
 
 namespace recap::stages {
@@ -43,9 +44,7 @@ class T2iTrain : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new test::TempDir("t2i");
-    corpus::make_corpus(Config::load("smoke"), corpus(), 2);
-    corpus::train_corpus_tokenizer(corpus(), tokenizer_path(),
-                                   corpus::tokenizer_options(corpus::corpus_config(corpus())));
+    test::make_smoke_corpus(corpus(), tokenizer_path());
     tokenizer_ = new Tokenizer(Tokenizer::load(tokenizer_path()));
   }
   static void TearDownTestSuite() {

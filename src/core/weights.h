@@ -8,6 +8,10 @@
 #include <utility>
 #include <vector>
 
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
 #include "core/safetensors.h"
 #include "core/torch_pch.h"
 
@@ -44,5 +48,22 @@ LoadReport load_module(const std::filesystem::path& path, torch::nn::Module& mod
                        bool allow_partial = false);
 void save_module(const std::filesystem::path& path, const torch::nn::Module& module,
                  const std::map<std::string, std::string>& metadata = {});
+
+// The options a model file keeps as JSON in its metadata under `key`, parsed into `Options`
+// (nlohmann's from_json). Throws recap::Error naming `file` when the key is missing ("not a
+// recap WHAT") or its JSON does not parse into `Options`.
+template <typename Options>
+Options options_from_metadata(const std::map<std::string, std::string>& metadata,
+                              const std::filesystem::path& file, const std::string& key,
+                              const std::string& what) {
+  const auto it = metadata.find(key);
+  if (it == metadata.end())
+    throw Error(fmt::format("{}: not a recap {} (no {} metadata)", file.string(), what, key));
+  try {
+    return nlohmann::json::parse(it->second).get<Options>();
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("{}: bad {} metadata: {}", file.string(), key, e.what()));
+  }
+}
 
 }  // namespace recap

@@ -58,6 +58,17 @@ Recaptions load_recaptions(const std::vector<fs::path>& files) {
 ArmCaptions::ArmCaptions(std::string who, ArmCaptionOptions options, Recaptions recaptions)
     : who_(std::move(who)), options_(options), recaptions_(std::move(recaptions)) {}
 
+void ArmCaptions::save_counts(nlohmann::json& cursor) const {
+  cursor["used"] = counts_.used;
+  cursor["fell_back"] = counts_.fell_back;
+  cursor["skipped"] = counts_.skipped;
+}
+
+void ArmCaptions::restore_counts(const nlohmann::json& cursor) {
+  counts_ = {cursor.at("used").get<int64_t>(), cursor.at("fell_back").get<int64_t>(),
+             cursor.at("skipped").get<int64_t>()};
+}
+
 std::optional<std::string> ArmCaptions::choose(const data::DecodedSample& sample, Rng& mix) {
   auto human = [&](const char* field) {
     const auto& captions = sample.meta.contains("captions") ? sample.meta["captions"]

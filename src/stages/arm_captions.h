@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "core/rng.h"
 #include "data/loader.h"
 
@@ -60,7 +62,10 @@ class ArmCaptions {
   std::optional<std::string> choose(const data::DecodedSample& sample, Rng& mix);
 
   const CaptionCounts& counts() const { return counts_; }
-  void set_counts(const CaptionCounts& counts) { counts_ = counts; }
+  // The counts as fields "used", "fell_back", "skipped" of a trainer's data cursor, and back
+  // from one (a resumed run counts on from where it stopped).
+  void save_counts(nlohmann::json& cursor) const;
+  void restore_counts(const nlohmann::json& cursor);
 
  private:
   std::string who_;

@@ -329,17 +329,8 @@ models::Autoencoder load_autoencoder(const fs::path& dir_or_file) {
   if (!fs::exists(file))
     throw Error(fmt::format("{}: no autoencoder here (run `recap autoencoder train`)",
                             file.string()));
-  const auto metadata = Safetensors::load(file).metadata();
-  auto it = metadata.find(kOptionsKey);
-  if (it == metadata.end())
-    throw Error(fmt::format("{}: not a recap autoencoder (no {} metadata)", file.string(),
-                            kOptionsKey));
-  models::AutoencoderOptions options;
-  try {
-    nlohmann::json::parse(it->second).get_to(options);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(fmt::format("{}: bad {} metadata: {}", file.string(), kOptionsKey, e.what()));
-  }
+  const auto options = options_from_metadata<models::AutoencoderOptions>(
+      Safetensors::load(file).metadata(), file, kOptionsKey, "autoencoder");
   models::Autoencoder model(nullptr);
   try {
     model = models::Autoencoder(options);

@@ -150,9 +150,9 @@ class CorpusPairs final : public PairSource {
   }
 
   nlohmann::json cursor() const override {
-    const auto& n = captions_.counts();
-    return {{"loader", loader_->cursor().to_json()}, {"batches", batches_},
-            {"used", n.used}, {"fell_back", n.fell_back}, {"skipped", n.skipped}};
+    nlohmann::json c = {{"loader", loader_->cursor().to_json()}, {"batches", batches_}};
+    captions_.save_counts(c);
+    return c;
   }
 
   void restore(const nlohmann::json& c) override {
@@ -160,8 +160,7 @@ class CorpusPairs final : public PairSource {
     loader_ = std::make_unique<data::Loader>(loader_options_, nullptr,
                                              data::Cursor::from_json(c.at("loader")));
     batches_ = c.at("batches").get<uint64_t>();
-    captions_.set_counts({c.at("used").get<int64_t>(), c.at("fell_back").get<int64_t>(),
-                          c.at("skipped").get<int64_t>()});
+    captions_.restore_counts(c);
   }
 
   const CaptionCounts& counts() const override { return captions_.counts(); }
@@ -428,19 +427,12 @@ models::Clip load_clip(const fs::path& dir_or_file, const text::Tokenizer& token
   if (!fs::exists(file))
     throw Error(fmt::format("{}: no CLIP here (run `recap clip train`)", file.string()));
   const auto metadata = Safetensors::load(file).metadata();
-  auto it = metadata.find(kOptionsKey);
-  if (it == metadata.end())
-    throw Error(fmt::format("{}: not a recap CLIP (no {} metadata)", file.string(), kOptionsKey));
+  const auto options =
+      options_from_metadata<models::ClipOptions>(metadata, file, kOptionsKey, "CLIP");
   const auto sha = sha256_hex(tokenizer.model_bytes());
   if (auto t = metadata.find("tokenizer_sha256"); t == metadata.end() || t->second != sha)
     throw Error(fmt::format("{}: trained with another tokenizer than the one given",
                             file.string()));
-  models::ClipOptions options;
-  try {
-    nlohmann::json::parse(it->second).get_to(options);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(fmt::format("{}: bad {} metadata: {}", file.string(), kOptionsKey, e.what()));
-  }
   models::Clip model(nullptr);
   try {
     model = models::Clip(options);

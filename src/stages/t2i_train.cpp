@@ -150,9 +150,9 @@ class T2iTask : public train::Task {
   }
 
   nlohmann::json cursor() const override {
-    return {{"loader", loader_->cursor().to_json()}, {"batches", batches_},
-            {"used", captions_.counts().used}, {"fell_back", captions_.counts().fell_back},
-            {"skipped", captions_.counts().skipped}};
+    nlohmann::json c = {{"loader", loader_->cursor().to_json()}, {"batches", batches_}};
+    captions_.save_counts(c);
+    return c;
   }
 
   void restore(const nlohmann::json& c) override {
@@ -160,8 +160,7 @@ class T2iTask : public train::Task {
     loader_ = std::make_unique<data::Loader>(loader_options_, nullptr,
                                              data::Cursor::from_json(c.at("loader")));
     batches_ = c.at("batches").get<uint64_t>();
-    captions_.set_counts({c.at("used").get<int64_t>(), c.at("fell_back").get<int64_t>(),
-                          c.at("skipped").get<int64_t>()});
+    captions_.restore_counts(c);
   }
 
   void validate(int64_t step, train::Metrics& metrics) override {
