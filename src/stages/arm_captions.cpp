@@ -1,6 +1,7 @@
 #include "stages/arm_captions.h"
 
 #include <iterator>
+#include <stdexcept>
 
 #include <fmt/format.h>
 
@@ -111,6 +112,37 @@ std::optional<std::string> ArmCaptions::choose(const data::DecodedSample& sample
   }
   ++counts_.fell_back;
   return sample.caption;
+}
+
+ArmBatches::ArmBatches(data::LoaderOptions loader, ArmCaptions captions)
+    : loader_options_(std::move(loader)), captions_(std::move(captions)),
+      loader_(std::make_unique<data::Loader>(loader_options_)) {}
+
+ArmBatches::Batch ArmBatches::next(uint64_t mix_seed) {
+  std::vector<data::DecodedSample> batch;
+  Batch out;
+  while (out.samples.empty()) {
+    if (!loader_->next_batch(batch)) throw std::logic_error("the endless web loader ended");
+    Rng mix(mix_seed);
+    for (auto& sample : batch)
+      if (auto caption = captions_.choose(sample, mix)) {
+        out.captions.push_back(std::move(*caption));
+        out.samples.push_back(std::move(sample));
+      }
+  }
+  return out;
+}
+
+void ArmBatches::save(nlohmann::json& cursor) const {
+  cursor["loader"] = loader_->cursor().to_json();
+  captions_.save_counts(cursor);
+}
+
+void ArmBatches::restore(const nlohmann::json& cursor) {
+  loader_.reset();  // its threads stop before the new one starts reading
+  loader_ = std::make_unique<data::Loader>(loader_options_, nullptr,
+                                           data::Cursor::from_json(cursor.at("loader")));
+  captions_.restore_counts(cursor);
 }
 
 }  // namespace recap::stages

@@ -1,11 +1,13 @@
 // Which caption each web image is trained with, per experiment arm: its alt-text (the
 // baseline), a recaption (long, or short and long mixed), or the exact human captions only a
-// synthetic world has. Shared by every trainer that reads (image, caption) pairs of the web
-// corpus: the text-to-image model and the CLIP whose text encoder it may start from.
+// synthetic world has; and the web corpus read batch by batch with them (ArmBatches). Shared
+// by every trainer that reads (image, caption) pairs of the web corpus: the text-to-image
+// model and the CLIP whose text encoder it may start from.
 #pragma once
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -72,6 +74,32 @@ class ArmCaptions {
   ArmCaptionOptions options_;
   Recaptions recaptions_;
   CaptionCounts counts_;
+};
+
+// The web corpus batch by batch, each sample with its arm's caption: what the text-to-image
+// model and a CLIP train on. Resumable from its cursor.
+class ArmBatches {
+ public:
+  struct Batch {
+    std::vector<data::DecodedSample> samples;  // those with a caption under this arm
+    std::vector<std::string> captions;         // one per sample
+  };
+
+  ArmBatches(data::LoaderOptions loader, ArmCaptions captions);
+
+  // The next loader batch's samples that have a caption. The mixed sources draw from an Rng
+  // seeded `mix_seed` afresh for every loader batch; a batch skipped whole (recap_fallback =
+  // skip) is replaced by the next one.
+  Batch next(uint64_t mix_seed);
+  // The loader's position ("loader") and the caption counts as fields of `cursor`, and back.
+  void save(nlohmann::json& cursor) const;
+  void restore(const nlohmann::json& cursor);
+  const CaptionCounts& counts() const { return captions_.counts(); }
+
+ private:
+  data::LoaderOptions loader_options_;
+  ArmCaptions captions_;
+  std::unique_ptr<data::Loader> loader_;
 };
 
 }  // namespace recap::stages

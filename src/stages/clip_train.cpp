@@ -126,51 +126,34 @@ class PairSource {
   virtual const CaptionCounts& counts() const = 0;
 };
 
-// The corpus's web images, each with one arm's caption (ArmCaptions).
+// The corpus's web images, each with one arm's caption (ArmBatches).
 class CorpusPairs final : public PairSource {
  public:
-  CorpusPairs(data::LoaderOptions loader, ArmCaptions captions, uint64_t mix_stream)
-      : loader_options_(std::move(loader)), captions_(std::move(captions)),
-        mix_stream_(mix_stream), loader_(std::make_unique<data::Loader>(loader_options_)) {}
+  CorpusPairs(ArmBatches batches, uint64_t mix_stream)
+      : batches_(std::move(batches)), mix_stream_(mix_stream) {}
 
   Pairs next() override {
-    std::vector<data::DecodedSample> batch, kept;
-    std::vector<std::string> captions;
-    // A batch skipped whole (recap_fallback = skip) is replaced by the next one.
-    while (kept.empty()) {
-      if (!loader_->next_batch(batch)) throw std::logic_error("clip: the endless loader ended");
-      Rng mix(derive_seed(mix_stream_, batches_++));
-      for (auto& sample : batch)
-        if (auto caption = captions_.choose(sample, mix)) {
-          captions.push_back(std::move(*caption));
-          kept.push_back(std::move(sample));
-        }
-    }
-    return {data::to_tensor_batch(kept).images, std::move(captions)};
+    auto batch = batches_.next(derive_seed(mix_stream_, calls_++));
+    return {data::to_tensor_batch(batch.samples).images, std::move(batch.captions)};
   }
 
   nlohmann::json cursor() const override {
-    nlohmann::json c = {{"loader", loader_->cursor().to_json()}, {"batches", batches_}};
-    captions_.save_counts(c);
+    nlohmann::json c = {{"batches", calls_}};
+    batches_.save(c);
     return c;
   }
 
   void restore(const nlohmann::json& c) override {
-    loader_.reset();  // its threads stop before the new one starts reading
-    loader_ = std::make_unique<data::Loader>(loader_options_, nullptr,
-                                             data::Cursor::from_json(c.at("loader")));
-    batches_ = c.at("batches").get<uint64_t>();
-    captions_.restore_counts(c);
+    calls_ = c.at("batches").get<uint64_t>();
+    batches_.restore(c);
   }
 
-  const CaptionCounts& counts() const override { return captions_.counts(); }
+  const CaptionCounts& counts() const override { return batches_.counts(); }
 
  private:
-  data::LoaderOptions loader_options_;
-  ArmCaptions captions_;
+  ArmBatches batches_;
   uint64_t mix_stream_;
-  std::unique_ptr<data::Loader> loader_;
-  uint64_t batches_ = 0;  // loader batches drawn: seeds each one's mix draws
+  uint64_t calls_ = 0;  // batches drawn: seeds each one's mix draws
 };
 
 // Fresh scenes of the world from a seed stream of their own, rendered, each with its exact
@@ -323,10 +306,11 @@ ClipTrainResult train_clip(const fs::path& corpus_dir, const fs::path& tokenizer
     source = fmt::format("{} web shard(s), {} captions", lo.sources.size(),
                          caption_source_name(options.captions.source));
     pairs = std::make_unique<CorpusPairs>(
-        std::move(lo),
-        ArmCaptions("clip", options.captions,
-                    needs_recaptions(options.captions.source) ? load_recaptions(recap_files)
-                                                              : Recaptions{}),
+        ArmBatches(std::move(lo),
+                   ArmCaptions("clip", options.captions,
+                               needs_recaptions(options.captions.source)
+                                   ? load_recaptions(recap_files)
+                                   : Recaptions{})),
         clip_mix_stream(options.seed));
   }
   fs::create_directories(out_dir);

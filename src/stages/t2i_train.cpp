@@ -109,21 +109,20 @@ class T2iTask : public train::Task {
           fs::path grid_dir, std::optional<Probe> probe,
           std::map<std::string, torch::Tensor> latents, nn::ConvBackbone repa_encoder)
       : model_(std::move(model)), tokenizer_(tokenizer), options_(options),
-        loader_options_(std::move(loader)), captions_("t2i", options.captions, std::move(recaptions)),
+        batches_(std::move(loader),
+                 ArmCaptions("t2i", options.captions, std::move(recaptions))),
         prompts_(std::move(prompts)), grid_dir_(std::move(grid_dir)), probe_(std::move(probe)),
         latents_(std::move(latents)), repa_encoder_(std::move(repa_encoder)),
-        schedule_(noise_schedule(options.sample)) {
-    loader_ = std::make_unique<data::Loader>(loader_options_);
-  }
+        schedule_(noise_schedule(options.sample)) {}
 
   torch::nn::Module& module() override { return *model_; }
-  const CaptionCounts& counts() const { return captions_.counts(); }
+  const CaptionCounts& counts() const { return batches_.counts(); }
 
   torch::Tensor loss(train::Metrics& metrics) override {
     const auto batch = next_batch();
     const auto b = static_cast<int64_t>(batch.captions.size());
-    auto gen = at::detail::createCPUGenerator(derive_seed(noise_stream(options_.seed), batches_));
-    ++batches_;
+    auto gen = at::detail::createCPUGenerator(derive_seed(noise_stream(options_.seed), calls_));
+    ++calls_;
     const auto device = model_->parameters().front().device();
     auto ids = prompt_ids(tokenizer_, batch.captions, options_.model.text.max_length);
     auto drop = diffusion::condition_dropout_mask(b, options_.cfg_dropout, gen);
@@ -135,7 +134,7 @@ class T2iTask : public train::Task {
     models::FeatureTap tap{options_.repa_level, {}};
     auto out = model_->forward(schedule_.add_noise(x0, eps, t), t, ids,
                                repa_encoder_ ? &tap : nullptr);
-    const auto& counts = captions_.counts();
+    const auto& counts = batches_.counts();
     metrics["captions_used"] = static_cast<double>(counts.used);
     metrics["captions_fell_back"] = static_cast<double>(counts.fell_back);
     metrics["captions_skipped"] = static_cast<double>(counts.skipped);
@@ -150,17 +149,14 @@ class T2iTask : public train::Task {
   }
 
   nlohmann::json cursor() const override {
-    nlohmann::json c = {{"loader", loader_->cursor().to_json()}, {"batches", batches_}};
-    captions_.save_counts(c);
+    nlohmann::json c = {{"batches", calls_}};
+    batches_.save(c);
     return c;
   }
 
   void restore(const nlohmann::json& c) override {
-    loader_.reset();  // its threads stop before the new one starts reading
-    loader_ = std::make_unique<data::Loader>(loader_options_, nullptr,
-                                             data::Cursor::from_json(c.at("loader")));
-    batches_ = c.at("batches").get<uint64_t>();
-    captions_.restore_counts(c);
+    calls_ = c.at("batches").get<uint64_t>();
+    batches_.restore(c);
   }
 
   void validate(int64_t step, train::Metrics& metrics) override {
@@ -228,53 +224,37 @@ class T2iTask : public train::Task {
     std::vector<std::string> captions;
   };
 
-  // The next loader batch with this arm's captions. Skipped samples leave the batch; a batch
-  // skipped whole is replaced by the next one.
+  // The next loader batch with this arm's captions (ArmBatches: skipped samples leave it),
+  // as pixels, latents or both.
   Batch next_batch() {
-    std::vector<data::DecodedSample> batch;
-    while (true) {
-      if (!loader_->next_batch(batch))
-        throw std::logic_error("t2i: the endless loader ended");
-      Rng mix(derive_seed(mix_stream(options_.seed), batches_));
-      std::vector<data::DecodedSample> kept;
-      std::vector<std::string> captions;
-      for (auto& sample : batch) {
-        auto caption = captions_.choose(sample, mix);
-        if (!caption) continue;
-        captions.push_back(std::move(*caption));
-        kept.push_back(std::move(sample));
-      }
-      if (kept.empty()) continue;
-      Batch out{{}, {}, std::move(captions)};
-      // Latent space needs the pixels only as REPA's target.
-      if (latents_.empty() || repa_encoder_) out.images = data::to_tensor_batch(kept).images;
-      if (latents_.empty()) return out;
-      std::vector<torch::Tensor> z;
-      for (const auto& sample : kept) {
-        auto it = latents_.find(sample.key);
-        if (it == latents_.end())
-          throw Error(fmt::format("t2i: {} in {} was not encoded before training", sample.key,
-                                  sample.shard));
-        z.push_back(it->second);
-      }
-      out.latents = torch::stack(z);
-      return out;
+    auto [kept, captions] = batches_.next(derive_seed(mix_stream(options_.seed), calls_));
+    Batch out{{}, {}, std::move(captions)};
+    // Latent space needs the pixels only as REPA's target.
+    if (latents_.empty() || repa_encoder_) out.images = data::to_tensor_batch(kept).images;
+    if (latents_.empty()) return out;
+    std::vector<torch::Tensor> z;
+    for (const auto& sample : kept) {
+      auto it = latents_.find(sample.key);
+      if (it == latents_.end())
+        throw Error(fmt::format("t2i: {} in {} was not encoded before training", sample.key,
+                                sample.shard));
+      z.push_back(it->second);
     }
+    out.latents = torch::stack(z);
+    return out;
   }
 
   T2iModel model_;
   const text::Tokenizer& tokenizer_;
   T2iTrainOptions options_;
-  data::LoaderOptions loader_options_;
-  ArmCaptions captions_;
+  ArmBatches batches_;
   std::vector<std::string> prompts_;
   fs::path grid_dir_;
   std::optional<Probe> probe_;
   std::map<std::string, torch::Tensor> latents_;
   nn::ConvBackbone repa_encoder_;
   diffusion::NoiseSchedule schedule_;
-  std::unique_ptr<data::Loader> loader_;
-  uint64_t batches_ = 0;  // loss() calls so far: seeds this batch's noise and mix draws
+  uint64_t calls_ = 0;  // loss() calls so far: seeds this batch's noise and mix draws
 };
 
 }  // namespace
