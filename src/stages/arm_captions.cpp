@@ -114,11 +114,12 @@ std::optional<std::string> ArmCaptions::choose(const data::DecodedSample& sample
   return sample.caption;
 }
 
-ArmBatches::ArmBatches(data::LoaderOptions loader, ArmCaptions captions)
+ArmBatches::ArmBatches(data::LoaderOptions loader, ArmCaptions captions, uint64_t mix_stream)
     : loader_options_(std::move(loader)), captions_(std::move(captions)),
-      loader_(std::make_unique<data::Loader>(loader_options_)) {}
+      mix_stream_(mix_stream), loader_(std::make_unique<data::Loader>(loader_options_)) {}
 
-ArmBatches::Batch ArmBatches::next(uint64_t mix_seed) {
+ArmBatches::Batch ArmBatches::next() {
+  const uint64_t mix_seed = derive_seed(mix_stream_, draws_++);
   std::vector<data::DecodedSample> batch;
   Batch out;
   while (out.samples.empty()) {
@@ -135,6 +136,7 @@ ArmBatches::Batch ArmBatches::next(uint64_t mix_seed) {
 
 void ArmBatches::save(nlohmann::json& cursor) const {
   cursor["loader"] = loader_->cursor().to_json();
+  cursor["batches"] = draws_;
   captions_.save_counts(cursor);
 }
 
@@ -142,6 +144,7 @@ void ArmBatches::restore(const nlohmann::json& cursor) {
   loader_.reset();  // its threads stop before the new one starts reading
   loader_ = std::make_unique<data::Loader>(loader_options_, nullptr,
                                            data::Cursor::from_json(cursor.at("loader")));
+  draws_ = cursor.at("batches").get<uint64_t>();
   captions_.restore_counts(cursor);
 }
 

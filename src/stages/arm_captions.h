@@ -85,13 +85,17 @@ class ArmBatches {
     std::vector<std::string> captions;         // one per sample
   };
 
-  ArmBatches(data::LoaderOptions loader, ArmCaptions captions);
+  // `mix_stream`: the seed stream of the mixed sources' long/short draws.
+  ArmBatches(data::LoaderOptions loader, ArmCaptions captions, uint64_t mix_stream);
 
-  // The next loader batch's samples that have a caption. The mixed sources draw from an Rng
-  // seeded `mix_seed` afresh for every loader batch; a batch skipped whole (recap_fallback =
-  // skip) is replaced by the next one.
-  Batch next(uint64_t mix_seed);
-  // The loader's position ("loader") and the caption counts as fields of `cursor`, and back.
+  // The next loader batch's samples that have a caption. Batch n (counting from 0, = draws()
+  // before the call) draws its long/short choices from an Rng seeded derive_seed(mix_stream,
+  // n), afresh for every loader batch; a batch skipped whole (recap_fallback = skip) is
+  // replaced by the next one.
+  Batch next();
+  uint64_t draws() const { return draws_; }  // next() calls so far
+  // The loader's position ("loader"), draws() ("batches") and the caption counts as fields of
+  // a trainer's data cursor, and back.
   void save(nlohmann::json& cursor) const;
   void restore(const nlohmann::json& cursor);
   const CaptionCounts& counts() const { return captions_.counts(); }
@@ -99,7 +103,9 @@ class ArmBatches {
  private:
   data::LoaderOptions loader_options_;
   ArmCaptions captions_;
+  uint64_t mix_stream_;
   std::unique_ptr<data::Loader> loader_;
+  uint64_t draws_ = 0;
 };
 
 }  // namespace recap::stages

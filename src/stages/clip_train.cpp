@@ -129,31 +129,22 @@ class PairSource {
 // The corpus's web images, each with one arm's caption (ArmBatches).
 class CorpusPairs final : public PairSource {
  public:
-  CorpusPairs(ArmBatches batches, uint64_t mix_stream)
-      : batches_(std::move(batches)), mix_stream_(mix_stream) {}
+  explicit CorpusPairs(ArmBatches batches) : batches_(std::move(batches)) {}
 
   Pairs next() override {
-    auto batch = batches_.next(derive_seed(mix_stream_, calls_++));
+    auto batch = batches_.next();
     return {data::to_tensor_batch(batch.samples).images, std::move(batch.captions)};
   }
-
   nlohmann::json cursor() const override {
-    nlohmann::json c = {{"batches", calls_}};
+    nlohmann::json c = nlohmann::json::object();
     batches_.save(c);
     return c;
   }
-
-  void restore(const nlohmann::json& c) override {
-    calls_ = c.at("batches").get<uint64_t>();
-    batches_.restore(c);
-  }
-
+  void restore(const nlohmann::json& c) override { batches_.restore(c); }
   const CaptionCounts& counts() const override { return batches_.counts(); }
 
  private:
   ArmBatches batches_;
-  uint64_t mix_stream_;
-  uint64_t calls_ = 0;  // batches drawn: seeds each one's mix draws
 };
 
 // Fresh scenes of the world from a seed stream of their own, rendered, each with its exact
@@ -310,8 +301,8 @@ ClipTrainResult train_clip(const fs::path& corpus_dir, const fs::path& tokenizer
                    ArmCaptions("clip", options.captions,
                                needs_recaptions(options.captions.source)
                                    ? load_recaptions(recap_files)
-                                   : Recaptions{})),
-        clip_mix_stream(options.seed));
+                                   : Recaptions{}),
+                   clip_mix_stream(options.seed)));
   }
   fs::create_directories(out_dir);
   ClipTask task(model, tokenizer, options, std::move(pairs),

@@ -109,8 +109,8 @@ class T2iTask : public train::Task {
           fs::path grid_dir, std::optional<Probe> probe,
           std::map<std::string, torch::Tensor> latents, nn::ConvBackbone repa_encoder)
       : model_(std::move(model)), tokenizer_(tokenizer), options_(options),
-        batches_(std::move(loader),
-                 ArmCaptions("t2i", options.captions, std::move(recaptions))),
+        batches_(std::move(loader), ArmCaptions("t2i", options.captions, std::move(recaptions)),
+                 mix_stream(options.seed)),
         prompts_(std::move(prompts)), grid_dir_(std::move(grid_dir)), probe_(std::move(probe)),
         latents_(std::move(latents)), repa_encoder_(std::move(repa_encoder)),
         schedule_(noise_schedule(options.sample)) {}
@@ -119,10 +119,10 @@ class T2iTask : public train::Task {
   const CaptionCounts& counts() const { return batches_.counts(); }
 
   torch::Tensor loss(train::Metrics& metrics) override {
+    const uint64_t call = batches_.draws();  // this batch's index: seeds its noise
     const auto batch = next_batch();
     const auto b = static_cast<int64_t>(batch.captions.size());
-    auto gen = at::detail::createCPUGenerator(derive_seed(noise_stream(options_.seed), calls_));
-    ++calls_;
+    auto gen = at::detail::createCPUGenerator(derive_seed(noise_stream(options_.seed), call));
     const auto device = model_->parameters().front().device();
     auto ids = prompt_ids(tokenizer_, batch.captions, options_.model.text.max_length);
     auto drop = diffusion::condition_dropout_mask(b, options_.cfg_dropout, gen);
@@ -149,15 +149,11 @@ class T2iTask : public train::Task {
   }
 
   nlohmann::json cursor() const override {
-    nlohmann::json c = {{"batches", calls_}};
+    nlohmann::json c = nlohmann::json::object();
     batches_.save(c);
     return c;
   }
-
-  void restore(const nlohmann::json& c) override {
-    calls_ = c.at("batches").get<uint64_t>();
-    batches_.restore(c);
-  }
+  void restore(const nlohmann::json& c) override { batches_.restore(c); }
 
   void validate(int64_t step, train::Metrics& metrics) override {
     if (!prompts_.empty()) {
@@ -227,7 +223,7 @@ class T2iTask : public train::Task {
   // The next loader batch with this arm's captions (ArmBatches: skipped samples leave it),
   // as pixels, latents or both.
   Batch next_batch() {
-    auto [kept, captions] = batches_.next(derive_seed(mix_stream(options_.seed), calls_));
+    auto [kept, captions] = batches_.next();
     Batch out{{}, {}, std::move(captions)};
     // Latent space needs the pixels only as REPA's target.
     if (latents_.empty() || repa_encoder_) out.images = data::to_tensor_batch(kept).images;
@@ -254,7 +250,6 @@ class T2iTask : public train::Task {
   std::map<std::string, torch::Tensor> latents_;
   nn::ConvBackbone repa_encoder_;
   diffusion::NoiseSchedule schedule_;
-  uint64_t calls_ = 0;  // loss() calls so far: seeds this batch's noise and mix draws
 };
 
 }  // namespace
