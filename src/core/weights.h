@@ -66,4 +66,19 @@ Options options_from_metadata(const std::map<std::string, std::string>& metadata
   }
 }
 
+// A model (a TORCH_MODULE holder) built from `options` and loaded from `file`, in eval mode.
+// Throws recap::Error naming `file` when the options are refused or the tensors do not fit.
+template <typename Model, typename Options>
+Model load_model(const std::filesystem::path& file, const Options& options) {
+  Model model(nullptr);
+  try {
+    model = Model(options);
+  } catch (const Error& e) {
+    throw Error(fmt::format("{}: {}", file.string(), e.what()));
+  }
+  load_module(file, *model);
+  model->eval();
+  return model;
+}
+
 }  // namespace recap

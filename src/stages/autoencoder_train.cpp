@@ -331,15 +331,7 @@ models::Autoencoder load_autoencoder(const fs::path& dir_or_file) {
                             file.string()));
   const auto options = options_from_metadata<models::AutoencoderOptions>(
       Safetensors::load(file).metadata(), file, kOptionsKey, "autoencoder");
-  models::Autoencoder model(nullptr);
-  try {
-    model = models::Autoencoder(options);
-  } catch (const Error& e) {
-    throw Error(fmt::format("{}: {}", file.string(), e.what()));
-  }
-  load_module(file, *model);
-  model->eval();
-  return model;
+  return load_model<models::Autoencoder>(file, options);
 }
 
 }  // namespace recap::stages

@@ -408,15 +408,7 @@ models::Clip load_clip(const fs::path& dir_or_file, const text::Tokenizer& token
   if (auto t = metadata.find("tokenizer_sha256"); t == metadata.end() || t->second != sha)
     throw Error(fmt::format("{}: trained with another tokenizer than the one given",
                             file.string()));
-  models::Clip model(nullptr);
-  try {
-    model = models::Clip(options);
-  } catch (const Error& e) {
-    throw Error(fmt::format("{}: {}", file.string(), e.what()));
-  }
-  load_module(file, *model);
-  model->eval();
-  return model;
+  return load_model<models::Clip>(file, options);
 }
 
 }  // namespace recap::stages
