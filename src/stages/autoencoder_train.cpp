@@ -36,19 +36,6 @@ uint64_t ae_init_seed(uint64_t seed) { return derive_seed(seed, 0xAE00'0000); }
 uint64_t ae_loader_seed(uint64_t seed) { return derive_seed(seed, 0xAE00'0001); }
 uint64_t ae_check_stream(uint64_t seed) { return derive_seed(seed, 0xAE00'0002); }
 
-data::LoaderOptions web_loader(const fs::path& corpus_dir, const Config& config, int workers,
-                               int64_t batch_size) {
-  data::LoaderOptions lo;
-  lo.sources = corpus::list_shards(corpus_dir, corpus::Split::Web);
-  if (lo.sources.empty()) throw Error(fmt::format("{}: no web shards", corpus_dir.string()));
-  lo.image_size = static_cast<int>(corpus::corpus_config(corpus_dir).get_int("world.canvas"));
-  lo.workers = std::max(1, workers);
-  lo.batch_size = static_cast<size_t>(batch_size);
-  lo.read = read_limits(config);
-  lo.decode = decode_limits(config);
-  return lo;
-}
-
 class AutoencoderTask : public train::Task {
  public:
   // `perceptual`: the frozen feature network of the perceptual term (null: L1 only).
@@ -163,7 +150,7 @@ std::map<std::string, torch::Tensor> encode_corpus(models::Autoencoder& model,
                                                    const Config& config, int workers,
                                                    int64_t limit) {
   torch::NoGradGuard no_grad;
-  auto lo = web_loader(corpus_dir, config, workers, kEncodeBatch);
+  auto lo = corpus::split_loader(corpus_dir, corpus::Split::Web, config, workers, kEncodeBatch);
   lo.shuffle_buffer = 0;  // shard order: the batches, and so the latents' bits, never vary
   lo.shuffle_sources = false;
   data::Loader loader(lo);
@@ -241,7 +228,8 @@ AutoencoderTrainResult train_autoencoder(const fs::path& corpus_dir, const fs::p
     throw Error(fmt::format("autoencoder: batch_size ({}), stats_images ({}) and "
                             "heldout_scenes ({}) must be positive", options.batch_size,
                             options.stats_images, options.heldout_scenes));
-  auto lo = web_loader(corpus_dir, config, threads, options.batch_size);
+  auto lo = corpus::split_loader(corpus_dir, corpus::Split::Web, config, threads,
+                                 options.batch_size);
   lo.seed = ae_loader_seed(options.seed);
   lo.epochs = 0;
   const int64_t canvas = lo.image_size;

@@ -38,20 +38,6 @@ uint64_t clip_loader_seed(uint64_t seed) { return derive_seed(seed, 0xC11F'0001)
 uint64_t clip_mix_stream(uint64_t seed) { return derive_seed(seed, 0xC11F'0002); }
 uint64_t clip_render_stream(uint64_t seed) { return derive_seed(seed, 0xC11F'0003); }
 
-data::LoaderOptions split_loader(const fs::path& corpus_dir, corpus::Split split,
-                                 const Config& config, int workers, int64_t batch_size) {
-  data::LoaderOptions lo;
-  lo.sources = corpus::list_shards(corpus_dir, split);
-  if (lo.sources.empty())
-    throw Error(fmt::format("{}: no {} shards", corpus_dir.string(), corpus::split_name(split)));
-  lo.image_size = static_cast<int>(corpus::corpus_config(corpus_dir).get_int("world.canvas"));
-  lo.workers = std::max(1, workers);
-  lo.batch_size = static_cast<size_t>(batch_size);
-  lo.read = read_limits(config);
-  lo.decode = decode_limits(config);
-  return lo;
-}
-
 // The held-out pairs of the check, read once: images [n, 3, S, S] and both exact captions.
 struct HeldOut {
   torch::Tensor images;
@@ -59,7 +45,7 @@ struct HeldOut {
 };
 
 HeldOut read_heldout(const fs::path& corpus_dir, const Config& config, int64_t n, int workers) {
-  auto lo = split_loader(corpus_dir, corpus::Split::Eval, config, workers, kEncodeBatch);
+  auto lo = corpus::split_loader(corpus_dir, corpus::Split::Eval, config, workers, kEncodeBatch);
   lo.shuffle_buffer = 0;  // shard order: the same scenes on every call
   lo.shuffle_sources = false;
   lo.epochs = 1;
@@ -291,7 +277,8 @@ ClipTrainResult train_clip(const fs::path& corpus_dir, const fs::path& tokenizer
                                           clip_render_stream(options.seed), options.batch_size);
     source = "world renders with exact captions";
   } else {
-    auto lo = split_loader(corpus_dir, corpus::Split::Web, config, threads, options.batch_size);
+    auto lo =
+        corpus::split_loader(corpus_dir, corpus::Split::Web, config, threads, options.batch_size);
     lo.seed = clip_loader_seed(options.seed);
     lo.epochs = 0;
     source = fmt::format("{} web shard(s), {} captions", lo.sources.size(),

@@ -136,6 +136,20 @@ std::vector<fs::path> list_shards(const fs::path& dir, Split split) {
   return out;
 }
 
+data::LoaderOptions split_loader(const fs::path& dir, Split split, const Config& config,
+                                 int workers, int64_t batch_size) {
+  data::LoaderOptions lo;
+  lo.sources = list_shards(dir, split);
+  if (lo.sources.empty())
+    throw Error(fmt::format("{}: no {} shards", dir.string(), split_name(split)));
+  lo.image_size = static_cast<int>(corpus_config(dir).get_int("world.canvas"));
+  lo.workers = std::max(1, workers);
+  lo.batch_size = static_cast<size_t>(batch_size);
+  lo.read = read_limits(config);
+  lo.decode = decode_limits(config);
+  return lo;
+}
+
 std::string sample_key(Split split, int64_t index) {
   return fmt::format("{}-{:09d}", split_name(split), index);
 }

@@ -385,16 +385,11 @@ T2iTrainResult train_t2i(const fs::path& corpus_dir, const fs::path& tokenizer_m
                             caption_source_name(options.captions.source)));
   if (options.batch_size < 1) throw Error("t2i: batch_size must be positive");
 
-  data::LoaderOptions lo;
-  lo.sources = corpus::list_shards(corpus_dir, corpus::Split::Web);
-  if (lo.sources.empty()) throw Error(fmt::format("{}: no web shards", corpus_dir.string()));
-  lo.image_size = static_cast<int>(canvas);
-  lo.workers = std::max(1, options.workers > 0 ? options.workers : threads);
-  lo.batch_size = static_cast<size_t>(options.batch_size);
+  auto lo = corpus::split_loader(corpus_dir, corpus::Split::Web, config,
+                                 options.workers > 0 ? options.workers : threads,
+                                 options.batch_size);
   lo.seed = loader_seed(options.seed);
   lo.epochs = 0;
-  lo.read = read_limits(config);
-  lo.decode = decode_limits(config);
 
   // The initial weights come from torch's global generator; seeding it makes them a function
   // of the run seed.
