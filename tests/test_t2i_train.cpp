@@ -162,6 +162,42 @@ TEST_F(T2iTrain, ResumeIsBitIdentical) {
   EXPECT_EQ(read_file(out / "t2i.safetensors"), weights);
 }
 
+// The curriculum: its steps see only scenes of at most curriculum_max_groups groups, the
+// steps after see any; a run killed inside it resumes bit-exactly; a corpus without scene
+// metadata is refused by name.
+TEST_F(T2iTrain, CurriculumShowsSmallScenesFirstAndResumes) {
+  torch::set_num_threads(1);
+  test::TempDir out("t2i-curriculum");
+  const auto config = smoke({"t2i.captions=human", "t2i.steps=11", "checkpoint.every=2",
+                             "t2i.curriculum_steps=10", "t2i.curriculum_max_groups=1"});
+  const auto full = train_t2i(corpus(), tokenizer_path(), {}, out.path(), config, 2);
+  std::map<int64_t, double> largest;  // by step
+  for (const auto& line : read_jsonl(out / "train" / "metrics.jsonl"))
+    if (line.contains("scene_groups_max"))
+      largest[line.at("step").get<int64_t>()] = line.at("scene_groups_max").get<double>();
+  ASSERT_TRUE(largest.contains(1) && largest.contains(11));  // steps count from 1
+  for (const auto& [step, groups] : largest)
+    if (step <= 10) EXPECT_EQ(groups, 1.0) << "step " << step;  // inside the curriculum
+  EXPECT_GT(largest.at(11), 1.0);  // after it: 8 scenes of 1-3 groups
+  // Passed-over samples still count as drawn with their caption.
+  EXPECT_GT(full.captions.used, 11 * 8);
+
+  const auto weights = read_file(out / "t2i.safetensors");
+  fs::remove_all(out / "train" / "checkpoints" / "step-000000011");
+  fs::remove_all(out / "train" / "checkpoints" / "step-000000010");
+  fs::remove(out / "t2i.safetensors");
+  const auto resumed = train_t2i(corpus(), tokenizer_path(), {}, out.path(), config, 2);
+  EXPECT_EQ(resumed.start_step, 8);
+  EXPECT_EQ(read_file(out / "t2i.safetensors"), weights);
+
+  data::DecodedSample bare;
+  bare.key = "web-000000007";
+  bare.shard = "a.tar";
+  EXPECT_THAT([&] { scene_groups(bare); },
+              ::testing::ThrowsMessage<Error>(AllOf(HasSubstr("web-000000007 in a.tar"),
+                                                    HasSubstr("t2i.curriculum_steps"))));
+}
+
 TEST_F(T2iTrain, FrozenLoadedTextEncoderStaysBitIdenticalAndResumesBitExactly) {
   torch::set_num_threads(1);
   test::TempDir out("t2i-frozen");

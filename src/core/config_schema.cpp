@@ -281,6 +281,12 @@ std::vector<ConfigKey> build_schema() {
       integer("t2i.repa_level", 1, 0, 16, "the UNet down-path level REPA aligns"),
       integer("t2i.probe_images", 100, 1, 100000,
               "competence probe images (the dev multi-object prompts, cycled with new seeds)"),
+      integer("t2i.curriculum_steps", 0, 0, 1e9,
+              "a curriculum: for the first N steps train only on scenes of at most "
+              "t2i.curriculum_max_groups object groups (needs the world's scene metadata); "
+              "0 off"),
+      integer("t2i.curriculum_max_groups", 1, 1, 64,
+              "the most object groups a scene may have during the curriculum"),
       flag("t2i.freeze_text", false, "keep the text encoder's weights fixed (train the UNet only)"),
       flag("t2i.allow_partial", false,
            "t2i.text_encoder may lack tensors; those keep their initialisation"),

@@ -39,6 +39,7 @@ namespace recap::stages {
 namespace {
 
 constexpr int64_t kGridColumns = 8;   // prompts per suite in the validation grid
+constexpr int kCurriculumDraws = 1000;  // loader batches one curriculum batch may take
 constexpr const char* kGridSuites[] = {"counting", "position"};
 
 // Independent streams derived from the run seed.
@@ -119,8 +120,9 @@ class T2iTask : public train::Task {
   const CaptionCounts& counts() const { return batches_.counts(); }
 
   torch::Tensor loss(train::Metrics& metrics) override {
-    const uint64_t call = batches_.draws();  // this batch's index: seeds its noise
+    const uint64_t call = batches_.draws();  // this batch's first draw: seeds its noise
     const auto batch = next_batch();
+    ++steps_;
     const auto b = static_cast<int64_t>(batch.captions.size());
     auto gen = at::detail::createCPUGenerator(derive_seed(noise_stream(options_.seed), call));
     const auto device = model_->parameters().front().device();
@@ -139,6 +141,8 @@ class T2iTask : public train::Task {
     metrics["captions_fell_back"] = static_cast<double>(counts.fell_back);
     metrics["captions_skipped"] = static_cast<double>(counts.skipped);
     metrics["batch"] = static_cast<double>(b);
+    if (options_.curriculum_steps > 0)
+      metrics["scene_groups_max"] = static_cast<double>(batch.max_groups);
     auto loss = diffusion::diffusion_loss(schedule_, out, x0, eps, t,
                                           {options_.sample.prediction, options_.min_snr_gamma});
     if (!repa_encoder_) return loss;
@@ -149,11 +153,15 @@ class T2iTask : public train::Task {
   }
 
   nlohmann::json cursor() const override {
-    nlohmann::json c = nlohmann::json::object();
+    nlohmann::json c = {{"steps", steps_}};
     batches_.save(c);
     return c;
   }
-  void restore(const nlohmann::json& c) override { batches_.restore(c); }
+  void restore(const nlohmann::json& c) override {
+    batches_.restore(c);
+    // Checkpoints from before the curriculum drew one batch per step.
+    steps_ = c.value("steps", c.at("batches").get<uint64_t>());
+  }
 
   void validate(int64_t step, train::Metrics& metrics) override {
     if (!prompts_.empty()) {
@@ -218,13 +226,40 @@ class T2iTask : public train::Task {
     torch::Tensor images;   // [B, 3, S, S] in [-1, 1]; undefined in latent space without REPA
     torch::Tensor latents;  // latent space: [B, C, S / f, S / f]; else undefined
     std::vector<std::string> captions;
+    int64_t max_groups;  // the largest scene's groups, with a curriculum; else 0
   };
 
   // The next loader batch with this arm's captions (ArmBatches: skipped samples leave it),
-  // as pixels, latents or both.
+  // as pixels, latents or both. During the curriculum, loader batches are drawn until
+  // batch_size samples of small enough scenes are found; the others are passed over.
   Batch next_batch() {
     auto [kept, captions] = batches_.next();
-    Batch out{{}, {}, std::move(captions)};
+    if (static_cast<int64_t>(steps_) < options_.curriculum_steps) {
+      std::vector<data::DecodedSample> small;
+      std::vector<std::string> small_captions;
+      for (int draws = 1;; ++draws) {
+        for (size_t i = 0; i < kept.size(); ++i) {
+          if (static_cast<int64_t>(small.size()) == options_.batch_size) break;
+          if (scene_groups(kept[i]) > options_.curriculum_max_groups) continue;
+          small.push_back(std::move(kept[i]));
+          small_captions.push_back(std::move(captions[i]));
+        }
+        if (static_cast<int64_t>(small.size()) == options_.batch_size) break;
+        if (draws == kCurriculumDraws)
+          throw Error(fmt::format("t2i: {} loader batches hold only {} scenes of at most {} "
+                                  "groups (t2i.curriculum_max_groups); the corpus has too few",
+                                  draws, small.size(), options_.curriculum_max_groups));
+        auto more = batches_.next();
+        kept = std::move(more.samples);
+        captions = std::move(more.captions);
+      }
+      kept = std::move(small);
+      captions = std::move(small_captions);
+    }
+    Batch out{{}, {}, std::move(captions), 0};
+    if (options_.curriculum_steps > 0)
+      for (const auto& sample : kept)
+        out.max_groups = std::max(out.max_groups, scene_groups(sample));
     // Latent space needs the pixels only as REPA's target.
     if (latents_.empty() || repa_encoder_) out.images = data::to_tensor_batch(kept).images;
     if (latents_.empty()) return out;
@@ -250,6 +285,7 @@ class T2iTask : public train::Task {
   std::map<std::string, torch::Tensor> latents_;
   nn::ConvBackbone repa_encoder_;
   diffusion::NoiseSchedule schedule_;
+  uint64_t steps_ = 0;  // loss() calls so far: whether the curriculum still holds
 };
 
 }  // namespace
@@ -290,6 +326,8 @@ T2iTrainOptions t2i_train_options(const Config& c, int64_t vocab_size, int64_t c
     throw Error("t2i: set t2i.init (the whole model) or t2i.text_encoder, not both: the "
                 "model t2i.init names has its own text encoder");
   o.freeze_text = c.get_bool("t2i.freeze_text");
+  o.curriculum_steps = c.get_int("t2i.curriculum_steps");
+  o.curriculum_max_groups = c.get_int("t2i.curriculum_max_groups");
   o.allow_partial = c.get_bool("t2i.allow_partial");
   // A path key another setting makes necessary.
   auto required = [&c](const char* key, const char* because, const char* what) {
@@ -308,6 +346,16 @@ T2iTrainOptions t2i_train_options(const Config& c, int64_t vocab_size, int64_t c
   o.probe_evaluator = c.get_string("t2i.probe_evaluator");
   o.probe_images = c.get_int("t2i.probe_images");
   return o;
+}
+
+int64_t scene_groups(const data::DecodedSample& sample) {
+  const auto& meta = sample.meta;
+  if (!meta.is_object() || !meta.contains("scene") || !meta["scene"].is_object() ||
+      !meta["scene"].contains("groups") || !meta["scene"]["groups"].is_array())
+    throw Error(fmt::format("t2i: {} in {} has no scene.groups in its metadata; the curriculum "
+                            "(t2i.curriculum_steps) needs a corpus made by `recap corpus make`",
+                            sample.key, sample.shard));
+  return static_cast<int64_t>(meta["scene"]["groups"].size());
 }
 
 LoadReport load_text_encoder(const fs::path& path, models::TextEncoder& encoder,

@@ -48,6 +48,10 @@ struct T2iTrainOptions {
   double repa_weight = 0;      // REPA loss weight; 0: off
   fs::path repa_encoder;       // REPA's frozen encoder: a detector (its backbone's features)
   int64_t repa_level = 1;      // the UNet down-path level aligned with it
+  // A curriculum (fewer objects first, as MOSAIC suggests): the first curriculum_steps
+  // batches hold only scenes of at most curriculum_max_groups groups; 0: off.
+  int64_t curriculum_steps = 0;
+  int64_t curriculum_max_groups = 1;
   fs::path probe_evaluator;    // competence probe at every validation; empty: none
   int64_t probe_images = 100;
 };
@@ -63,6 +67,11 @@ T2iTrainOptions t2i_train_options(const Config& config, int64_t vocab_size, int6
 // recap::Error naming the file whose tensors do not fit or that is not a checkpoint.
 void export_t2i_checkpoint(const fs::path& final_model, const fs::path& checkpoint,
                            const text::Tokenizer& tokenizer, const fs::path& out);
+
+// The number of object groups of a web sample's scene (its metadata's scene.groups), for the
+// curriculum. Throws recap::Error naming the sample when it has no scene metadata (a corpus
+// not made by `recap corpus make`).
+int64_t scene_groups(const data::DecodedSample& sample);
 
 // Loads `path` into `encoder`: either a bare text encoder (names as in models::TextEncoder),
 // a whole t2i model or a CLIP (stages/clip_train.h), whose "text_encoder.*" tensors are taken
