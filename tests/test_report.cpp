@@ -251,6 +251,29 @@ TEST(Report, TablesCarryIntervalsPaperNumbersAndNotRun) {
   EXPECT_NE(result.main_table.find("+10.0 [+7."), std::string::npos);
 }
 
+// With an oracle arm, each RECAP arm's share of the alt -> oracle gap, per metric; without
+// one, no such table.
+TEST(Report, GapClosedNeedsAnOracleArm) {
+  test::TempDir tmp("report-gap");
+  RunLayout layout{tmp / "run"};
+  make_run(layout);
+  EXPECT_EQ(read_file(stages::write_report(layout, options()).report_md).find("gap closed"),
+            std::string::npos);  // the human arm did not run
+  write_json(layout.eval_json("human"), eval_report("human", stat(0.900, 0.88, 0.92),
+                                                    stat(1.30, 1.20, 1.40), fid(10.0, 0.005)));
+  const std::string md = read_file(stages::write_report(layout, options()).report_md);
+  ASSERT_NE(md.find("share of the alt -> human gap closed (%)"), std::string::npos);
+  // SOA-I: (84.3 - 78.9) / (90.0 - 78.9) = 49%; counting error: (1.45 - 1.5) / (1.3 - 1.5) =
+  // 25%; SOA-C is 0.9 in every arm: no gap, no share.
+  const auto table = md.find("gap closed (%)");
+  const auto row = [&](const std::string& label) {
+    const auto at = md.find("| " + label, table);
+    return at == std::string::npos ? std::string() : md.substr(at, md.find('\n', at) - at);
+  };
+  EXPECT_THAT(row("object accuracy SOA-I (%)"), ::testing::HasSubstr("| 49"));
+  EXPECT_THAT(row("counting error (lower is better)"), ::testing::HasSubstr("| 25"));
+}
+
 TEST(Report, PairedColumnNeedsBothArmsPerImageResults) {
   test::TempDir tmp("report");
   RunLayout layout{tmp / "run"};
