@@ -223,7 +223,19 @@ TEST(EvalMetrics, BootstrapIsDeterministicBySeed) {
 }
 
 TEST(EvalMetrics, BySuiteScoresEachSuiteOnItsOwn) {
-  const auto per_suite = score_by_suite(hand_set(), options());
+  std::vector<ImageScore> scores;
+  std::vector<std::optional<world::Suite>> suites;
+  for (const auto& image : hand_set()) {
+    scores.push_back(score_image(image, options()));
+    suites.push_back(image.suite);
+  }
+  EXPECT_THROW(summarize_by_suite(scores, {}, options()), std::invalid_argument);
+  // An image of no suite counts in none: one position image without its suite leaves two.
+  auto without_one = suites;
+  *std::find(without_one.begin(), without_one.end(), world::Suite::Position) = std::nullopt;
+  EXPECT_EQ(summarize_by_suite(scores, without_one, options()).at(world::Suite::Position).images,
+            2);
+  const auto per_suite = summarize_by_suite(scores, suites, options());
   ASSERT_EQ(per_suite.size(), 2u);
   const PromptMetrics& counting = per_suite.at(world::Suite::Counting);
   EXPECT_EQ(counting.images, 1);

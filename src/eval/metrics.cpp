@@ -269,12 +269,16 @@ PromptMetrics score_prompts(const std::vector<ImageDetections>& images,
   return summarize(scores, options);
 }
 
-std::map<world::Suite, PromptMetrics> score_by_suite(const std::vector<ImageDetections>& images,
-                                                     const MetricOptions& options) {
-  std::map<world::Suite, std::vector<ImageDetections>> split;
-  for (const auto& image : images) split[image.suite].push_back(image);
+std::map<world::Suite, PromptMetrics> summarize_by_suite(
+    const std::vector<ImageScore>& scores, const std::vector<std::optional<world::Suite>>& suites,
+    const MetricOptions& options) {
+  if (scores.size() != suites.size())
+    throw std::invalid_argument("summarize_by_suite: one suite (or none) per score");
+  std::map<world::Suite, std::vector<ImageScore>> split;
+  for (size_t i = 0; i < scores.size(); ++i)
+    if (suites[i]) split[*suites[i]].push_back(scores[i]);
   std::map<world::Suite, PromptMetrics> out;
-  for (const auto& [suite, part] : split) out.emplace(suite, score_prompts(part, options));
+  for (const auto& [suite, part] : split) out.emplace(suite, summarize(part, options));
   return out;
 }
 

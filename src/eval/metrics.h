@@ -149,9 +149,11 @@ PromptMetrics summarize(const std::vector<ImageScore>& scores, const MetricOptio
 // summarize of score_image of every image.
 PromptMetrics score_prompts(const std::vector<ImageDetections>& images,
                             const MetricOptions& options);
-// The same per suite (each scored on its own images only), for the suites present.
-std::map<world::Suite, PromptMetrics> score_by_suite(const std::vector<ImageDetections>& images,
-                                                     const MetricOptions& options);
+// summarize per suite, each over its own images only: scores[i] belongs to suites[i] (unset:
+// to none). One entry per suite present; std::invalid_argument when the sizes differ.
+std::map<world::Suite, PromptMetrics> summarize_by_suite(
+    const std::vector<ImageScore>& scores, const std::vector<std::optional<world::Suite>>& suites,
+    const MetricOptions& options);
 
 struct PairedOptions {
   int resamples = 1000;  // bootstrap resamples, and as many sign-flip permutations; 0: neither

@@ -259,15 +259,14 @@ EvalReport evaluate_images(const fs::path& images_dir, const fs::path& evaluator
   std::vector<eval::ImageScore> scores;
   for (const auto& image : images) scores.push_back(eval::score_image(image, options.metrics));
   score_with_clip(judge, decoded, scores, options.batch_size, report);
-  std::map<world::Suite, std::vector<eval::ImageScore>> by_suite;
+  std::vector<std::optional<world::Suite>> suites;
   for (size_t i = 0; i < images.size(); ++i) {
     report.per_image.push_back({sampled[i].record.at("file").get<std::string>(),
                                 sampled[i].request.suite, images[i], scores[i]});
-    if (sampled[i].request.suite) by_suite[*sampled[i].request.suite].push_back(scores[i]);
+    suites.push_back(sampled[i].request.suite);
   }
   report.overall = eval::summarize(scores, options.metrics);
-  for (const auto& [suite, part] : by_suite)
-    report.suites.emplace(suite, eval::summarize(part, options.metrics));
+  report.suites = eval::summarize_by_suite(scores, suites, options.metrics);
   if (options.fid) {
     const auto reference =
         judge_images(judge, reference_renders(corpus_dir, judge), options.batch_size).features;
