@@ -163,12 +163,10 @@ void add_sample_eval_commands(Cli& cli) {
       for (auto& r : recap::eval::read_image_results(eval->versus))
         baseline.push_back(std::move(r.score));
       for (const auto& r : reports.front().per_image) treatment.push_back(r.score);
-      const recap::eval::PairedOptions paired{options.metrics.bootstrap_samples,
-                                              options.metrics.level, options.metrics.seed};
       try {
         fmt::print("\n{}", recap::eval::format_paired(
-                               recap::eval::compare_paired(baseline, treatment, paired),
-                               recap::eval::win_rate(baseline, treatment, paired),
+                               recap::eval::compare_paired(baseline, treatment, options.paired),
+                               recap::eval::win_rate(baseline, treatment, options.paired),
                                reports.front().name,
                                std::filesystem::path(eval->versus).filename().string()));
       } catch (const Error& e) {

@@ -35,6 +35,11 @@ uint64_t floor_stream(uint64_t corpus_seed) { return derive_seed(corpus_seed, 0x
 // Bootstrap and KID subset draws.
 uint64_t metrics_stream(uint64_t seed) { return derive_seed(seed, 0xE7A1'F101); }
 uint64_t kid_stream(uint64_t seed) { return derive_seed(seed, 0xE7A1'F102); }
+// Paired comparisons of two evaluations: "PAIRED" below the metrics stream, as the run's
+// report has drawn it since paired statistics came in.
+uint64_t paired_stream(uint64_t seed) {
+  return derive_seed(metrics_stream(seed), 0x504149524544ull);
+}
 
 // The evaluator and the world it judges.
 struct Judge {
@@ -380,6 +385,7 @@ EvaluateOptions evaluate_settings(const Config& config) {
   o.metrics.bootstrap_samples = static_cast<int>(config.get_int("eval.bootstrap"));
   o.metrics.level = config.get_float("eval.level");
   o.metrics.seed = metrics_stream(seed);
+  o.paired = {o.metrics.bootstrap_samples, o.metrics.level, paired_stream(seed)};
   o.kid.subsets = static_cast<int>(config.get_int("eval.kid_subsets"));
   o.kid.subset_size = config.get_int("eval.kid_subset_size");
   o.kid.seed = kid_stream(seed);

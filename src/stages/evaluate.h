@@ -26,6 +26,9 @@ namespace fs = std::filesystem;
 
 struct EvaluateOptions {
   eval::MetricOptions metrics;  // relation margin: world::relation_margin_px of the corpus world
+  // Comparing two evaluations image by image (the report's verdict, `recap eval --versus`):
+  // the same resamples and level as `metrics`, a seed stream of its own.
+  eval::PairedOptions paired;
   eval::KidOptions kid;
   int64_t batch_size = 100;
   bool fid = true;

@@ -38,7 +38,6 @@ namespace recap::stages {
 namespace {
 
 constexpr uint64_t kSampleStream = 0x53414d504c45ull;  // "SAMPLE": evaluation sample seeds
-constexpr uint64_t kPairedStream = 0x504149524544ull;  // "PAIRED": the report's comparison
 
 // A stage of the plan: what decides its output (spec) and how to produce it (body).
 struct PlannedStage {
@@ -450,10 +449,7 @@ RunResult run_experiment(const Config& config, const fs::path& run_dir,
   ReportOptions report_options;
   report_options.arms = arms;
   report_options.treatment = treatment_arm(arms);
-  // The arms' paired comparison resamples as the [eval] intervals do, on a stream of its own.
-  const auto metrics = evaluate_settings(effective).metrics;
-  report_options.paired = {metrics.bootstrap_samples, metrics.level,
-                           derive_seed(metrics.seed, kPairedStream)};
+  report_options.paired = evaluate_settings(effective).paired;
   auto report = write_report(layout, report_options);
   return {report.index_html, report.report_md, report.main_table, report.competence_table};
 }
