@@ -40,6 +40,30 @@ TEST(TextEncoder, ShapesCausalityAndNames) {
   EXPECT_THROW(enc->forward(torch::zeros({1, 17}, torch::kLong)), Error);  // over max_length
 }
 
+TEST(TextEncoder, BidirectionalSeesTheWholeCaptionButNotItsPadding) {
+  torch::manual_seed(0);
+  TextEncoderOptions o{100, 16, 32, 2, 4};
+  o.causal = false;
+  TextEncoder enc(o);
+  // Row 0: 6 real tokens then padding (Tokenizer::kPad = 0); ids 3..99 are never padding.
+  auto ids = torch::randint(3, 100, {1, 10}, torch::kLong);
+  ids.narrow(1, 6, 4).fill_(0);
+  auto h = enc->forward(ids);
+  // A later real token changes an earlier token's state (a causal encoder would not).
+  auto later = ids.clone();
+  later.index_put_({0, 5}, ids[0][5].item<int64_t>() % 97 + 3);
+  EXPECT_FALSE(torch::allclose(h.narrow(1, 0, 1), enc->forward(later).narrow(1, 0, 1), 1e-4,
+                               1e-4));
+  // Dropping the padding leaves the real tokens' states alone.
+  auto shorter = enc->forward(ids.narrow(1, 0, 6));
+  EXPECT_TRUE(torch::allclose(h.narrow(1, 0, 6), shorter, 1e-5, 1e-5));
+  // The option travels with the weights: files without it read a causal encoder.
+  EXPECT_FALSE(nlohmann::json(o).get<TextEncoderOptions>().causal);
+  auto old = nlohmann::json(o);
+  old.erase("causal");
+  EXPECT_TRUE(old.get<TextEncoderOptions>().causal);
+}
+
 UNetOptions small_unet() {
   UNetOptions o;
   o.channels = 16;

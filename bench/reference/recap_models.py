@@ -115,8 +115,10 @@ class TransformerBlock(nn.Module):
         self.ff = nn.Sequential(nn.Linear(dim, dim * mlp_ratio), nn.GELU(),
                                 nn.Linear(dim * mlp_ratio, dim))
 
-    def forward(self, x, context=None, causal=False, cache=None, context_padding=None):
-        h = x + self.attn1(self.norm1(x), None, causal, cache['self'] if cache else None)
+    def forward(self, x, context=None, causal=False, cache=None, context_padding=None,
+                padding=None):
+        h = x + self.attn1(self.norm1(x), None, causal, cache['self'] if cache else None,
+                           padding)
         if self.has_cross:
             h = h + self.attn2(self.norm2(h), context, False, cache['cross'] if cache else None,
                                context_padding)
@@ -243,12 +245,14 @@ class TextEncoder(nn.Module):
         self.blocks = nn.ModuleList(
             [TransformerBlock(o['dim'], o['heads']) for _ in range(o['layers'])])
         self.final_norm = nn.LayerNorm(o['dim'])
+        self.causal = o.get('causal', True)
 
     def forward(self, ids):
         positions = torch.arange(ids.size(1))
         h = self.token_embedding(ids) + self.position_embedding(positions).unsqueeze(0)
+        padding = None if self.causal else ids == PAD
         for block in self.blocks:
-            h = block(h, None, True)
+            h = block(h, None, self.causal, None, None, padding)
         return self.final_norm(h)
 
 

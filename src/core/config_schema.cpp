@@ -100,6 +100,8 @@ std::vector<ConfigKey> build_schema() {
       integer("text_encoder.layers", 4, 1, 128, "transformer blocks"),
       integer("text_encoder.heads", 4, 1, 128, "attention heads; divides dim"),
       integer("text_encoder.max_length", 64, 4, 4096, "tokens per caption, BOS and EOS included"),
+      flag("text_encoder.causal", true,
+              "each token sees only earlier ones (CLIP); false: the whole caption (T5)"),
 
       // [unet]: the denoiser, Stable Diffusion's structure scaled down.
       integer("unet.channels", 64, 4, 4096, "width of the first level"),

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "text/tokenizer.h"
 
 namespace recap::models {
 
@@ -24,8 +25,10 @@ torch::Tensor TextEncoderImpl::forward(const torch::Tensor& ids) {
                             "{}", options_.max_length, ids.dim(), ids.dim() ? ids.size(-1) : 0));
   auto positions = torch::arange(ids.size(1), ids.options());
   auto h = token_embedding(ids) + position_embedding(positions).unsqueeze(0);
+  torch::Tensor padding;  // [B, T] true on padding; bidirectional attention only
+  if (!options_.causal) padding = ids == text::Tokenizer::kPad;
   for (const auto& block : *blocks)
-    h = block->as<nn::TransformerBlock>()->forward(h, {}, /*causal=*/true);
+    h = block->as<nn::TransformerBlock>()->forward(h, {}, options_.causal, nullptr, {}, padding);
   return final_norm(h);
 }
 

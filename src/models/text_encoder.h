@@ -1,5 +1,6 @@
-// The text encoder: a causal transformer over tokenizer ids, like CLIP's text tower. Its
-// per-token hidden states [B, T, D] are the context the UNet cross-attends to. Trained
+// The text encoder: a transformer over tokenizer ids, causal like CLIP's text tower or
+// bidirectional like T5's encoder (Imagen). Its per-token hidden states [B, T, D] are the
+// context the UNet cross-attends to. Trained
 // jointly with the UNet from scratch by default, or loaded from safetensors and frozen.
 #pragma once
 #include <cstdint>
@@ -18,18 +19,23 @@ struct TextEncoderOptions {
   int64_t dim = 128;
   int64_t layers = 4;
   int64_t heads = 4;
+  // true: each token sees only those before it (CLIP). false: every token sees the whole
+  // caption, padding excluded, so "purple" in "purple circles" can know its noun (T5).
+  bool causal = true;
 };
 
-// Saved in weight-file metadata so a model can be rebuilt from its file.
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TextEncoderOptions, vocab_size, max_length, dim, layers,
-                                   heads)
+// Saved in weight-file metadata so a model can be rebuilt from its file; files written before
+// a field existed read its default.
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TextEncoderOptions, vocab_size, max_length, dim,
+                                                layers, heads, causal)
 
 class TextEncoderImpl : public torch::nn::Module {
  public:
   explicit TextEncoderImpl(TextEncoderOptions options);
 
-  // ids [B, T] (T <= max_length, right-padded) -> hidden states [B, T, D]. Causal attention
-  // keeps padding after the real tokens from influencing them.
+  // ids [B, T] (T <= max_length, right-padded with Tokenizer::kPad) -> hidden states
+  // [B, T, D]. Padding never influences the real tokens: causal attention puts it after
+  // them, bidirectional attention masks it.
   torch::Tensor forward(const torch::Tensor& ids);
   const TextEncoderOptions& options() const { return options_; }
 

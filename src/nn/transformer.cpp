@@ -22,8 +22,10 @@ TransformerBlockImpl::TransformerBlockImpl(TransformerBlockOptions o) {
 
 torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& context,
                                             bool causal, BlockCache* cache,
-                                            const torch::Tensor& context_padding) {
-  auto h = x + dropout(attn1->forward(norm1(x), {}, causal, cache ? &cache->self : nullptr));
+                                            const torch::Tensor& context_padding,
+                                            const torch::Tensor& padding) {
+  auto h = x + dropout(
+                   attn1->forward(norm1(x), {}, causal, cache ? &cache->self : nullptr, padding));
   if (attn2) {
     if (!context.defined()) throw Error("transformer block: cross-attention needs a context");
     h = h + dropout(attn2->forward(norm2(h), context, false, cache ? &cache->cross : nullptr,

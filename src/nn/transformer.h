@@ -26,10 +26,12 @@ class TransformerBlockImpl : public torch::nn::Module {
   explicit TransformerBlockImpl(TransformerBlockOptions options);
 
   // x [B, T, D]; context [B, S, Dc] when the block has cross-attention; `context_padding`
-  // [B, S] true on padded context positions.
+  // [B, S] true on padded context positions; `padding` [B, T] true on padded positions of x,
+  // which self-attention then ignores.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& context = {},
                         bool causal = false, BlockCache* cache = nullptr,
-                        const torch::Tensor& context_padding = {});
+                        const torch::Tensor& context_padding = {},
+                        const torch::Tensor& padding = {});
 
   torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr}, norm3{nullptr};
   Attention attn1{nullptr}, attn2{nullptr};  // self, cross (null without context)

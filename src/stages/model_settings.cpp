@@ -10,7 +10,8 @@ namespace recap {
 
 models::TextEncoderOptions text_encoder_settings(const Config& c, int64_t vocab_size) {
   return {vocab_size, c.get_int("text_encoder.max_length"), c.get_int("text_encoder.dim"),
-          c.get_int("text_encoder.layers"), c.get_int("text_encoder.heads")};
+          c.get_int("text_encoder.layers"), c.get_int("text_encoder.heads"),
+          c.get_bool("text_encoder.causal")};
 }
 
 models::UNetOptions unet_settings(const Config& c) {
