@@ -41,21 +41,17 @@ MetricOptions options(int samples = 0, uint64_t seed = 1) {
 std::vector<ImageDetections> hand_set() {
   std::vector<ImageDetections> set(4);
   // 1: "three red squares"; two red and a blue square found.
-  set[0].suite = world::Suite::Counting;
   set[0].target.groups = {group("red", "square", 3)};
   set[0].detections = {det("red", "square"), det("red", "square"), det("blue", "square")};
   // 2: "a red circle left of a blue star"; both found, relation holds (30 - 10 > 2).
-  set[1].suite = world::Suite::Position;
   set[1].target.groups = {group("red", "circle", 1), group("blue", "star", 1)};
   world::add_relation(set[1].target, {0, 1, Relation::LeftOf});
   set[1].detections = {det("red", "circle", 10, 20), det("blue", "star", 30, 20)};
   // 3: "a green heart above a yellow cross"; both found, but the heart is below.
-  set[2].suite = world::Suite::Position;
   set[2].target.groups = {group("green", "heart", 1), group("yellow", "cross", 1)};
   world::add_relation(set[2].target, {0, 1, Relation::Above});
   set[2].detections = {det("green", "heart", 20, 30), det("yellow", "cross", 20, 10)};
   // 4: "a red star right of a blue heart"; only a blue star found (wrong colour, no heart).
-  set[3].suite = world::Suite::Position;
   set[3].target.groups = {group("red", "star", 1), group("blue", "heart", 1)};
   world::add_relation(set[3].target, {0, 1, Relation::RightOf});
   set[3].detections = {det("blue", "star")};
@@ -115,7 +111,7 @@ TEST(EvalMetrics, MinScoreDropsDetections) {
 std::vector<ImageDetections> perfect(const std::vector<world::Prompt>& prompts, double canvas) {
   std::vector<ImageDetections> out;
   for (const auto& p : prompts) {
-    ImageDetections img{p.suite, p.target, {}, {}};
+    ImageDetections img{p.target, {}, {}};
     std::vector<world::Point> at(p.target.groups.size(), {canvas / 2, canvas / 2});
     for (const auto& r : p.target.relations) {
       const double d = canvas / 4;
@@ -224,24 +220,23 @@ TEST(EvalMetrics, BootstrapIsDeterministicBySeed) {
 
 TEST(EvalMetrics, BySuiteScoresEachSuiteOnItsOwn) {
   std::vector<ImageScore> scores;
-  std::vector<std::optional<world::Suite>> suites;
-  for (const auto& image : hand_set()) {
-    scores.push_back(score_image(image, options()));
-    suites.push_back(image.suite);
-  }
+  // hand_set's first image is a counting prompt, the other three position prompts.
+  std::vector<std::optional<std::string>> suites = {"counting", "position", "position",
+                                                    "position"};
+  for (const auto& image : hand_set()) scores.push_back(score_image(image, options()));
   EXPECT_THROW(summarize_by_suite(scores, {}, options()), std::invalid_argument);
   // An image of no suite counts in none: one position image without its suite leaves two.
   auto without_one = suites;
-  *std::find(without_one.begin(), without_one.end(), world::Suite::Position) = std::nullopt;
-  EXPECT_EQ(summarize_by_suite(scores, without_one, options()).at(world::Suite::Position).images,
+  without_one[2] = std::nullopt;
+  EXPECT_EQ(summarize_by_suite(scores, without_one, options()).at("position").images,
             2);
   const auto per_suite = summarize_by_suite(scores, suites, options());
   ASSERT_EQ(per_suite.size(), 2u);
-  const PromptMetrics& counting = per_suite.at(world::Suite::Counting);
+  const PromptMetrics& counting = per_suite.at("counting");
   EXPECT_EQ(counting.images, 1);
   EXPECT_DOUBLE_EQ(*counting.count_error.value, 1);
   EXPECT_FALSE(counting.position.value);
-  const PromptMetrics& position = per_suite.at(world::Suite::Position);
+  const PromptMetrics& position = per_suite.at("position");
   EXPECT_EQ(position.images, 3);
   EXPECT_DOUBLE_EQ(*position.position.value, 1.0 / 3);
 }

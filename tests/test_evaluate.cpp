@@ -137,11 +137,13 @@ TEST_F(Evaluate, ReferenceRendersScoreAsTheCeilingWithFidZero) {
 
 TEST_F(Evaluate, SuitePromptsAreScoredPerSuite) {
   test::TempDir dir("evaluate-suites");
-  // Counting and position prompts on arbitrary images: the report's shape, not its values.
+  // Counting and position prompts, and a suite of the user's own (multi-object prompts under
+  // another name), on arbitrary images: the report's shape, not its values.
   std::string index;
   int k = 0;
-  for (const char* suite : {"counting", "position"}) {
-    const auto prompts = read_jsonl(corpus::prompts_path(corpus(), suite));
+  for (const char* suite : {"counting", "position", "my_suite"}) {
+    const std::string source = suite == std::string("my_suite") ? "multi_object" : suite;
+    const auto prompts = read_jsonl(corpus::prompts_path(corpus(), source));
     for (int i = 0; i < 3; ++i, ++k) {
       const std::string file = fmt::format("{:06d}.png", k);
       fs::copy_file(renders() / file, dir / file);
@@ -158,25 +160,30 @@ TEST_F(Evaluate, SuitePromptsAreScoredPerSuite) {
   auto o = options();
   o.fid = false;
   const auto report = evaluate_images(dir.path(), evaluator(), corpus(), o);
-  EXPECT_EQ(report.images, 6);
-  ASSERT_EQ(report.suites.size(), 2u);
-  EXPECT_EQ(report.suites.at(world::Suite::Counting).images, 3);
-  EXPECT_EQ(report.suites.at(world::Suite::Position).images, 3);
-  EXPECT_EQ(report.suites.at(world::Suite::Position).position.n, 3);  // one relation each
+  EXPECT_EQ(report.images, 9);
+  ASSERT_EQ(report.suites.size(), 3u);
+  EXPECT_EQ(report.suites.at("my_suite").images, 3);
+  EXPECT_EQ(report.suites.at("counting").images, 3);
+  EXPECT_EQ(report.suites.at("position").images, 3);
+  EXPECT_EQ(report.suites.at("position").position.n, 3);  // one relation each
   EXPECT_FALSE(report.fid);
   const auto json = to_json(report);
   EXPECT_TRUE(json["suites"].contains("counting"));
   EXPECT_TRUE(json["fid"].is_null());
+  EXPECT_TRUE(json["suites"].contains("my_suite"));
   EXPECT_THAT(format_eval_table({report}), HasSubstr(" / position"));
+  EXPECT_THAT(format_eval_table({report}), HasSubstr(" / my_suite"));
 
-  // A prompts file holding them all passes; one without the position prompts is refused.
+  // A prompts file holding them all passes; one with the counting prompts only is refused.
   o.prompts = corpus::prompts_path(corpus(), "counting");
   EXPECT_THAT([&] { evaluate_images(dir.path(), evaluator(), corpus(), o); },
               ThrowsMessage<Error>(HasSubstr("counting.jsonl does not hold")));
-  write_file_atomic(dir / "both.jsonl", read_file(corpus::prompts_path(corpus(), "counting")) +
-                                            read_file(corpus::prompts_path(corpus(), "position")));
-  o.prompts = dir / "both.jsonl";
-  EXPECT_EQ(evaluate_images(dir.path(), evaluator(), corpus(), o).images, 6);
+  std::string all;
+  for (const char* suite : {"counting", "position", "multi_object"})
+    all += read_file(corpus::prompts_path(corpus(), suite));
+  write_file_atomic(dir / "all.jsonl", all);
+  o.prompts = dir / "all.jsonl";
+  EXPECT_EQ(evaluate_images(dir.path(), evaluator(), corpus(), o).images, 9);
 }
 
 // Suite prompts with seeds on arbitrary images (the eval renders): `per_suite` of each of the
@@ -216,7 +223,7 @@ TEST_F(Evaluate, PerImageResultsRecomputeTheSummary) {
   ASSERT_EQ(results.size(), 60u);
   EXPECT_EQ(results[31].file, "000031.png");
   EXPECT_EQ(results[31].image.id.seed, 7031u);
-  EXPECT_EQ(results[31].suite, world::Suite::Position);
+  EXPECT_EQ(results[31].suite, "position");
   EXPECT_EQ(results[31].image.id.prompt,
             read_jsonl(corpus::prompts_path(corpus(), "position"))[11].at("text"));
 
@@ -225,7 +232,7 @@ TEST_F(Evaluate, PerImageResultsRecomputeTheSummary) {
   // tolerance only says these are separate computations.
   std::vector<eval::ImageScore> scores;
   std::vector<eval::ImageDetections> images;
-  std::map<world::Suite, std::vector<eval::ImageScore>> by_suite;
+  std::map<std::string, std::vector<eval::ImageScore>> by_suite;
   for (const auto& r : results) {
     scores.push_back(r.score);
     images.push_back(r.image);

@@ -174,7 +174,7 @@ TEST_F(Sample, ReadPromptsPlainAndJsonl) {
   ASSERT_EQ(suite.size(), 3u);
   const auto first = world::prompt_from_json(read_jsonl(prompts())[0]);
   EXPECT_EQ(suite[0].text, first.text);
-  EXPECT_EQ(suite[0].suite, world::Suite::Counting);
+  EXPECT_EQ(suite[0].suite, "counting");
   EXPECT_EQ(suite[0].target, first.target);
 
   write_file_atomic(dir / "bad.jsonl", read_file(prompts()) + "\n{\"suite\": \"counting\"}\n");

@@ -1,4 +1,5 @@
 // Embedded world: compositional prompt suites.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <set>
@@ -10,6 +11,9 @@
 namespace recap::world {
 namespace {
 
+using ::testing::HasSubstr;
+using ::testing::ThrowsMessage;
+
 TEST(WorldPrompts, EveryPromptParsesBackToItsTarget) {
   const WorldConfig cfg;
   const CaptionParser parser(cfg);
@@ -18,7 +22,7 @@ TEST(WorldPrompts, EveryPromptParsesBackToItsTarget) {
     ASSERT_EQ(prompts.size(), 500u);
     std::set<std::string> texts;
     for (const auto& p : prompts) {
-      EXPECT_EQ(p.suite, suite);
+      EXPECT_EQ(p.suite, suite_name(suite));
       EXPECT_EQ(parser.parse(p.text), p.target) << p.text;
       texts.insert(p.text);
     }
@@ -69,8 +73,18 @@ TEST(WorldPrompts, JsonRoundTripAndErrors) {
     EXPECT_EQ(back.text, p.text);
     EXPECT_EQ(back.target, p.target);
   }
-  EXPECT_THROW(prompt_from_json(nlohmann::json::parse(R"({"suite":"odd","text":"x","target":{}})")),
-               Error);
+  // A user's own suite name is fine; a name that could not label a table row is refused.
+  auto own = to_json(make_suite(Suite::Counting, cfg, 1, 2)[0]);
+  own["suite"] = "my_suite-2.b";
+  EXPECT_EQ(prompt_from_json(own).suite, "my_suite-2.b");
+  for (const auto& bad : {nlohmann::json(""), nlohmann::json("a b"), nlohmann::json("über"),
+                          nlohmann::json(7)}) {
+    own["suite"] = bad;
+    EXPECT_THAT([&] { prompt_from_json(own); }, ThrowsMessage<Error>(HasSubstr("suite"))) << bad;
+  }
+  EXPECT_THROW(check_suite_name(std::string(65, 'a')), Error);
+  EXPECT_EQ(in_suite_order({"zeta", "position", "alpha", "counting"}),
+            (std::vector<std::string>{"counting", "position", "alpha", "zeta"}));
   WorldConfig one_shape = cfg;
   one_shape.shapes = {"star"};
   EXPECT_THROW(make_suite(Suite::ColourBinding, one_shape, 5, 1), Error);

@@ -28,7 +28,7 @@ nlohmann::json to_json(const ImageResult& r) {
   return {{"file", r.file},
           {"prompt", r.image.id.prompt},
           {"seed", r.image.id.seed ? nlohmann::json(*r.image.id.seed) : nlohmann::json()},
-          {"suite", r.suite ? nlohmann::json(world::suite_name(*r.suite)) : nlohmann::json()},
+          {"suite", r.suite ? nlohmann::json(*r.suite) : nlohmann::json()},
           {"target", world::to_json(r.image.target)},
           {"detections", std::move(detections)},
           {"metrics", to_json(r.score)}};
@@ -40,9 +40,8 @@ ImageResult image_result_from_json(const nlohmann::json& j) {
   r.image.id.prompt = j.at("prompt").get<std::string>();
   if (const auto& seed = j.at("seed"); !seed.is_null()) r.image.id.seed = seed.get<uint64_t>();
   if (const auto& suite = j.at("suite"); !suite.is_null()) {
-    r.suite = world::suite_from_name(suite.get<std::string>());
-    if (!r.suite) throw Error(fmt::format("unknown suite '{}'", suite.get<std::string>()));
-    r.image.suite = *r.suite;
+    world::check_suite_name(suite.get<std::string>());
+    r.suite = suite.get<std::string>();
   }
   r.image.target = world::facts_from_json(j.at("target"));
   for (const auto& d : j.at("detections")) r.image.detections.push_back(detection_from_json(d));

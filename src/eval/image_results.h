@@ -20,7 +20,7 @@ namespace fs = std::filesystem;
 
 struct ImageResult {
   std::string file;                   // as the sample folder's images.jsonl names it
-  std::optional<world::Suite> suite;  // unset for a prompt from no suite
+  std::optional<std::string> suite;  // its name; unset for a prompt from no suite
   ImageDetections image;              // id (prompt, seed), target, every detection
   ImageScore score;                   // score_image(image); its id is image.id
 };

@@ -269,15 +269,15 @@ PromptMetrics score_prompts(const std::vector<ImageDetections>& images,
   return summarize(scores, options);
 }
 
-std::map<world::Suite, PromptMetrics> summarize_by_suite(
-    const std::vector<ImageScore>& scores, const std::vector<std::optional<world::Suite>>& suites,
+std::map<std::string, PromptMetrics> summarize_by_suite(
+    const std::vector<ImageScore>& scores, const std::vector<std::optional<std::string>>& suites,
     const MetricOptions& options) {
   if (scores.size() != suites.size())
     throw std::invalid_argument("summarize_by_suite: one suite (or none) per score");
-  std::map<world::Suite, std::vector<ImageScore>> split;
+  std::map<std::string, std::vector<ImageScore>> split;
   for (size_t i = 0; i < scores.size(); ++i)
     if (suites[i]) split[*suites[i]].push_back(scores[i]);
-  std::map<world::Suite, PromptMetrics> out;
+  std::map<std::string, PromptMetrics> out;
   for (const auto& [suite, part] : split) out.emplace(suite, summarize(part, options));
   return out;
 }

@@ -87,7 +87,6 @@ struct ImageId {
 
 // A generated image: the target of the prompt it was generated from and what was detected.
 struct ImageDetections {
-  world::Suite suite = world::Suite::MultiObject;
   world::Facts target;
   std::vector<Detection> detections;
   ImageId id;
@@ -149,10 +148,11 @@ PromptMetrics summarize(const std::vector<ImageScore>& scores, const MetricOptio
 // summarize of score_image of every image.
 PromptMetrics score_prompts(const std::vector<ImageDetections>& images,
                             const MetricOptions& options);
-// summarize per suite, each over its own images only: scores[i] belongs to suites[i] (unset:
-// to none). One entry per suite present; std::invalid_argument when the sizes differ.
-std::map<world::Suite, PromptMetrics> summarize_by_suite(
-    const std::vector<ImageScore>& scores, const std::vector<std::optional<world::Suite>>& suites,
+// summarize per suite, each over its own images only: scores[i] belongs to the suite named
+// suites[i] (unset: to none). One entry per suite present; std::invalid_argument when the
+// sizes differ.
+std::map<std::string, PromptMetrics> summarize_by_suite(
+    const std::vector<ImageScore>& scores, const std::vector<std::optional<std::string>>& suites,
     const MetricOptions& options);
 
 struct PairedOptions {

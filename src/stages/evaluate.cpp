@@ -248,7 +248,6 @@ EvalReport evaluate_images(const fs::path& images_dir, const fs::path& evaluator
   for (const auto& image : sampled) {
     decoded.push_back(decode_checked(read_file(image.file), image.file.string(), judge));
     eval::ImageDetections scored;
-    if (image.request.suite) scored.suite = *image.request.suite;
     scored.target = image.request.target ? *image.request.target : parser.parse(image.request.text);
     scored.id = {image.request.text, image_seed(image, images_dir)};
     images.push_back(std::move(scored));
@@ -264,7 +263,7 @@ EvalReport evaluate_images(const fs::path& images_dir, const fs::path& evaluator
   std::vector<eval::ImageScore> scores;
   for (const auto& image : images) scores.push_back(eval::score_image(image, options.metrics));
   score_with_clip(judge, decoded, scores, options.batch_size, report);
-  std::vector<std::optional<world::Suite>> suites;
+  std::vector<std::optional<std::string>> suites;
   for (size_t i = 0; i < images.size(); ++i) {
     report.per_image.push_back({sampled[i].record.at("file").get<std::string>(),
                                 sampled[i].request.suite, images[i], scores[i]});
@@ -290,7 +289,7 @@ EvalReport evaluate_reference(const fs::path& evaluator_dir, const fs::path& cor
   const auto renders = reference_renders(corpus_dir, judge);
   std::vector<eval::ImageDetections> images;
   for (const auto& r : renders)
-    images.push_back({{}, parser.parse(r.caption), {}, {r.caption, std::nullopt}});
+    images.push_back({parser.parse(r.caption), {}, {r.caption, std::nullopt}});
   const auto judged = judge_images(judge, renders, options.batch_size);
   images = with_detections(std::move(images), judged);
   EvalReport report;
@@ -348,7 +347,7 @@ eval::PromptMetrics PromptScorer::score(const torch::Tensor& images,
 nlohmann::json to_json(const EvalReport& report) {
   nlohmann::json suites = nlohmann::json::object();
   for (const auto& [suite, metrics] : report.suites)
-    suites[std::string(world::suite_name(suite))] = eval::to_json(metrics);
+    suites[suite] = eval::to_json(metrics);
   return {{"name", report.name},
           {"images", report.images},
           {"overall", eval::to_json(report.overall)},
@@ -364,7 +363,7 @@ std::string format_eval_table(const std::vector<EvalReport>& reports) {
   for (const auto& r : reports) {
     rows.emplace_back(r.name, r.overall);
     for (const auto& [suite, metrics] : r.suites)
-      rows.emplace_back(fmt::format("{} / {}", r.name, world::suite_name(suite)), metrics);
+      rows.emplace_back(fmt::format("{} / {}", r.name, suite), metrics);
   }
   std::string out = eval::format_table(rows);
   // FID/KID: one row per report.

@@ -54,7 +54,7 @@ struct EvalReport {
   std::string name;  // e.g. the arm, or "ceiling"
   int64_t images = 0;
   eval::PromptMetrics overall;                         // all images pooled
-  std::map<world::Suite, eval::PromptMetrics> suites;  // per suite
+  std::map<std::string, eval::PromptMetrics> suites;  // per suite name
   std::optional<FidResult> fid;                        // generated vs reference renders
   std::optional<FidResult> fid_floor;  // fresh real renders vs reference (noise floor)
   nlohmann::json evaluator_accuracy;   // evaluator_accuracy.json of the evaluator used

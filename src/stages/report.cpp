@@ -307,11 +307,7 @@ std::vector<std::string> suites_of(const std::vector<Column>& columns) {
     if (c.file)
       for (const auto& [set, m] : c.file->sets)
         if (set != "overall") found.insert(set);
-  std::vector<std::string> out;
-  for (world::Suite s : world::all_suites())
-    if (found.erase(std::string(world::suite_name(s)))) out.emplace_back(world::suite_name(s));
-  out.insert(out.end(), found.begin(), found.end());
-  return out;
+  return world::in_suite_order(std::move(found));
 }
 
 // Each arm's last competence probe (stages/competence.h): whether its model draws at all.
@@ -501,12 +497,9 @@ void grid_section(Doc& doc, const RunLayout& layout, const ReportOptions& option
     doc.para("Samples: not run.");
     return;
   }
-  std::vector<std::string> suites;
-  for (world::Suite s : world::all_suites())
-    if (by_suite.count(std::string(world::suite_name(s))))
-      suites.emplace_back(world::suite_name(s));
-  for (const auto& [suite, arms] : by_suite)
-    if (std::find(suites.begin(), suites.end(), suite) == suites.end()) suites.push_back(suite);
+  std::set<std::string> sampled;
+  for (const auto& [suite, arms] : by_suite) sampled.insert(suite);
+  const auto suites = world::in_suite_order(std::move(sampled));
 
   doc.para(
       fmt::format("The first {} prompts of each suite, one column per arm (same prompts "
@@ -729,7 +722,7 @@ std::optional<ArmComparison> compare_arms(const RunLayout& layout,
   };
   // The scores of the images of `suite` (every image when unset).
   const auto scores = [](const std::vector<eval::ImageResult>& all,
-                         std::optional<world::Suite> suite) {
+                         const std::optional<std::string>& suite) {
     std::vector<eval::ImageScore> out;
     for (const auto& r : all)
       if (!suite || r.suite == suite) out.push_back(r.score);
@@ -741,13 +734,12 @@ std::optional<ArmComparison> compare_arms(const RunLayout& layout,
     const auto a = scores(baseline, std::nullopt), b = scores(treatment, std::nullopt);
     ArmComparison out{eval::compare_paired(a, b, options.paired),
                       eval::win_rate(a, b, options.paired), {}};
-    std::set<world::Suite> suites;
+    std::set<std::string> suites;
     for (const auto& r : baseline)
       if (r.suite) suites.insert(*r.suite);
-    for (const auto suite : suites)
-      out.suites.emplace(world::suite_name(suite),
-                         eval::compare_paired(scores(baseline, suite), scores(treatment, suite),
-                                              options.paired));
+    for (const auto& suite : suites)
+      out.suites.emplace(suite, eval::compare_paired(scores(baseline, suite),
+                                                     scores(treatment, suite), options.paired));
     return out;
   } catch (const Error& e) {
     throw Error(fmt::format("{} vs {}: {}", layout.eval_images(options.baseline).string(),

@@ -119,7 +119,7 @@ SampleRunResult sample_to_folder(const fs::path& model_path, const fs::path& tok
     records.push_back(
         {{"file", image_name(k)},
          {"prompt", p.text},
-         {"suite", p.suite ? nlohmann::json(world::suite_name(*p.suite)) : nlohmann::json()},
+         {"suite", p.suite ? nlohmann::json(*p.suite) : nlohmann::json()},
          {"target", p.target ? world::to_json(*p.target) : nlohmann::json()},
          {"seed", seeds.back()},
          {"sampler", diffusion::sampler_name(settings.sampler)},
@@ -192,9 +192,8 @@ std::vector<SampledImage> read_sample_folder(const fs::path& dir) {
       image.request.text = record.at("prompt").get<std::string>();
       const auto& suite = record.value("suite", nlohmann::json());
       if (!suite.is_null()) {
-        image.request.suite = world::suite_from_name(suite.get<std::string>());
-        if (!image.request.suite)
-          throw Error(fmt::format("unknown suite '{}'", suite.get<std::string>()));
+        world::check_suite_name(suite.get<std::string>());
+        image.request.suite = suite.get<std::string>();
       }
       const auto& target = record.value("target", nlohmann::json());
       if (!target.is_null()) image.request.target = world::facts_from_json(target);

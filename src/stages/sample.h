@@ -23,7 +23,7 @@ namespace fs = std::filesystem;
 
 struct SampleRequest {
   std::string text;
-  std::optional<world::Suite> suite;   // set for suite prompts
+  std::optional<std::string> suite;    // set for suite prompts: the world's or a user's name
   std::optional<world::Facts> target;  // set for suite prompts (their exact target)
 };
 

@@ -3,6 +3,9 @@
 #include "world/prompts.h"
 
 #include <algorithm>
+#include <cctype>
+
+#include <fmt/format.h>
 
 #include "core/error.h"
 #include "world/phrases.h"
@@ -35,7 +38,7 @@ std::string phrase(const Pick& p, int count) {
 }
 
 Prompt make_one(Suite suite, const WorldConfig& cfg, Rng& rng) {
-  Prompt pr{suite, "", {}};
+  Prompt pr{std::string(suite_name(suite)), "", {}};
   switch (suite) {
     case Suite::Counting: {
       const Pick p = pick_groups(cfg, 1, false, rng)[0];
@@ -96,6 +99,26 @@ const std::vector<Suite>& all_suites() {
   return suites;
 }
 
+void check_suite_name(std::string_view name) {
+  const bool ok = !name.empty() && name.size() <= 64 &&
+                  std::all_of(name.begin(), name.end(), [](char c) {
+                    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' ||
+                           c == '.';
+                  });
+  if (!ok)
+    throw Error(fmt::format("suite name '{}' must be 1 to 64 ASCII letters, digits, '_', '-' or "
+                            "'.'",
+                            name.substr(0, 80)));
+}
+
+std::vector<std::string> in_suite_order(std::set<std::string> names) {
+  std::vector<std::string> out;
+  for (Suite s : all_suites())
+    if (names.erase(std::string(suite_name(s)))) out.emplace_back(suite_name(s));
+  out.insert(out.end(), names.begin(), names.end());
+  return out;
+}
+
 std::optional<Suite> suite_from_name(std::string_view name) {
   for (Suite s : all_suites())
     if (suite_name(s) == name) return s;
@@ -123,7 +146,7 @@ std::vector<Prompt> make_suite(Suite suite, const WorldConfig& config, int n, ui
 }
 
 nlohmann::json to_json(const Prompt& prompt) {
-  return {{"suite", suite_name(prompt.suite)},
+  return {{"suite", prompt.suite},
           {"text", prompt.text},
           {"target", to_json(prompt.target)}};
 }
@@ -131,15 +154,17 @@ nlohmann::json to_json(const Prompt& prompt) {
 Prompt prompt_from_json(const nlohmann::json& j) {
   if (!j.is_object()) throw Error("prompt json: not an object");
   const auto suite = j.find("suite"), text = j.find("text"), target = j.find("target");
-  if (suite == j.end() || !suite->is_string() || !suite_from_name(suite->get<std::string>()))
-    throw Error(
-        "prompt json: 'suite' is missing or not one of counting/position/"
-        "colour_binding/multi_object");
+  if (suite == j.end() || !suite->is_string())
+    throw Error("prompt json: 'suite' is missing or not a string");
+  try {
+    check_suite_name(suite->get<std::string>());
+  } catch (const Error& e) {
+    throw Error(std::string("prompt json: ") + e.what());
+  }
   if (text == j.end() || !text->is_string())
     throw Error("prompt json: 'text' is missing or not a string");
   if (target == j.end()) throw Error("prompt json: 'target' is missing");
-  return {*suite_from_name(suite->get<std::string>()), text->get<std::string>(),
-          facts_from_json(*target)};
+  return {suite->get<std::string>(), text->get<std::string>(), facts_from_json(*target)};
 }
 
 }  // namespace recap::world
