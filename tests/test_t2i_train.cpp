@@ -292,6 +292,22 @@ TEST_F(T2iTrain, TextEncoderLoadsFromEitherFileFormAndNamesWhatDoesNotFit) {
               ::testing::ThrowsMessage<Error>(HasSubstr("another tokenizer")));
 }
 
+TEST_F(T2iTrain, OptimizerAndTextEncoderSettingsComeFromTheConfig) {
+  const auto defaults = t2i_train_options(smoke({}), tokenizer().vocab_size(), 32);
+  EXPECT_EQ(defaults.beta1, 0.9);
+  EXPECT_EQ(defaults.beta2, 0.999);
+  EXPECT_EQ(defaults.weight_decay, 0.01);
+  EXPECT_TRUE(defaults.model.text.causal);
+  const auto set = t2i_train_options(
+      smoke({"t2i.beta1=0.8", "t2i.beta2=0.99", "t2i.weight_decay=0", "text_encoder.causal=false"}),
+      tokenizer().vocab_size(), 32);
+  EXPECT_EQ(set.beta1, 0.8);
+  EXPECT_EQ(set.beta2, 0.99);
+  EXPECT_EQ(set.weight_decay, 0);
+  EXPECT_FALSE(set.model.text.causal);
+  EXPECT_THROW(smoke({"t2i.beta2=1.5"}), Error);
+}
+
 TEST_F(T2iTrain, CliStartFlagsReachTheRun) {
   test::TempDir dir("t2i-cli");
   auto [source, sample] = smoke_model();

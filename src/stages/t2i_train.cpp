@@ -307,6 +307,9 @@ T2iTrainOptions t2i_train_options(const Config& c, int64_t vocab_size, int64_t c
   o.warmup_steps = std::min(c.get_int("t2i.warmup_steps"), o.steps);
   o.ema_decay = c.get_float("t2i.ema_decay");
   o.grad_clip = c.get_float("t2i.grad_clip");
+  o.beta1 = c.get_float("t2i.beta1");
+  o.beta2 = c.get_float("t2i.beta2");
+  o.weight_decay = c.get_float("t2i.weight_decay");
   o.cfg_dropout = c.get_float("t2i.cfg_dropout");
   o.min_snr_gamma = c.get_float("t2i.min_snr_gamma");
   o.noise_offset = c.get_float("t2i.noise_offset");
@@ -504,6 +507,9 @@ T2iTrainResult train_t2i(const fs::path& corpus_dir, const fs::path& tokenizer_m
   t.lr = options.lr;
   t.warmup_steps = options.warmup_steps;
   t.grad_clip = options.grad_clip;
+  t.beta1 = options.beta1;
+  t.beta2 = options.beta2;
+  t.weight_decay = options.weight_decay;
   t.ema_decay = options.ema_decay;
   t.checkpoint_every = options.checkpoint_every;
   t.keep_last = options.keep_last;

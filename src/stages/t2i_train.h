@@ -29,6 +29,8 @@ struct T2iTrainOptions {
   int64_t warmup_steps = 100;
   double ema_decay = 0.999;
   double grad_clip = 1.0;
+  double beta1 = 0.9, beta2 = 0.999;  // AdamW's moment decays
+  double weight_decay = 0.01;         // AdamW's decoupled decay
   double cfg_dropout = 0.1;  // share of captions replaced by the empty one
   double min_snr_gamma = 5;
   double noise_offset = 0;
