@@ -309,6 +309,55 @@ TEST(DataShard, BrokenArchiveThrowsNamingShardAndOffset) {
 
 // ---- image folder ------------------------------------------------------------------------
 
+TEST(DataSource, BrokenShardEndsInOneRejectAfterItsSamples) {
+  TempDir dir;
+  ShardWriter writer(dir / "whole.tar");
+  for (int i = 0; i < 5; ++i)
+    writer.add_sample("k" + std::to_string(i), "png", png_of(i, 0, 0),
+                      "caption " + std::to_string(i));
+  writer.commit();
+  const std::string cut = test::cut_tar_at(read_file(dir / "whole.tar"), "k3");
+  ASSERT_FALSE(cut.empty());
+  write_text(dir / "cut.tar", cut);
+
+  auto source = open_source(dir / "cut.tar", {}, OnBroken::kReject);
+  std::vector<std::string> keys;
+  std::vector<Reject> rejects;
+  while (auto item = source->next()) {
+    if (auto* reject = std::get_if<Reject>(&*item))
+      rejects.push_back(*reject);
+    else
+      keys.push_back(std::get<Sample>(*item).key);
+  }
+  EXPECT_EQ(keys, (std::vector<std::string>{"k0", "k1", "k2"}));  // every whole sample
+  ASSERT_EQ(rejects.size(), 1u);
+  EXPECT_EQ(rejects[0].reason, reason::kBrokenShard);
+  EXPECT_EQ(rejects[0].shard, (dir / "cut.tar").string());
+  EXPECT_EQ(rejects[0].key, "");
+  // The detail is the strict reader's error: shard, entry (k3.png is entry 6) and byte offset.
+  EXPECT_EQ(rejects[0].detail, read_error(dir / "cut.tar"));
+  EXPECT_NE(rejects[0].detail.find("cut.tar: broken tar at entry 6 (stopped at byte offset"),
+            std::string::npos)
+      << rejects[0].detail;
+  EXPECT_FALSE(source->next());  // ended, and stays ended
+
+  // Unreadable from the first byte: the one reject is all there is.
+  write_text(dir / "garbage.tar", std::string(3000, 'g'));
+  source = open_source(dir / "garbage.tar", {}, OnBroken::kReject);
+  auto item = source->next();
+  ASSERT_TRUE(item && std::holds_alternative<Reject>(*item));
+  EXPECT_NE(std::get<Reject>(*item).detail.find("garbage.tar: not a readable tar (byte offset 0)"),
+            std::string::npos);
+  EXPECT_FALSE(source->next());
+
+  // Strict, the break throws as it always did, after the whole samples.
+  source = open_source(dir / "cut.tar", {}, OnBroken::kThrow);
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(std::holds_alternative<Sample>(*source->next()));
+  EXPECT_THROW(source->next(), Error);
+  // A path that is not there is a wrong list, not a damaged file: an error either way.
+  EXPECT_THROW(open_source(dir / "nowhere.tar", {}, OnBroken::kReject), Error);
+}
+
 TEST(DataImageFolder, ReadsListAndCountsBadLines) {
   TempDir dir;
   fs::path folder = dir / "images";
@@ -391,6 +440,22 @@ TEST(DataRejectLog, CountsSummarisesAndPublishesAtFinish) {
   ASSERT_EQ(lines.size(), 3u);
   EXPECT_EQ(lines[0]["key"], "k1");
   EXPECT_EQ(lines[2]["shard"], "t.tar");
+}
+
+TEST(DataRejectLog, NamesBrokenShardsOnceAndTheFirstFewInTheSummary) {
+  RejectLog log;
+  log.add({"b.tar", "", std::string(reason::kBrokenShard), "b.tar: broken tar at entry 3"});
+  log.add({"b.tar", "", std::string(reason::kBrokenShard), "b.tar: broken tar at entry 3"});
+  log.add({"a.tar", "k", "image_corrupt", ""});
+  EXPECT_EQ(log.summary(),
+            "used 0, rejected 3 (broken_shard 2, image_corrupt 1); broken shards: b.tar");
+  EXPECT_EQ(log.broken_shards().at("b.tar"), "b.tar: broken tar at entry 3");
+  for (int i = 0; i < 6; ++i)
+    log.add({"c" + std::to_string(i) + ".tar", "", std::string(reason::kBrokenShard), "cut"});
+  EXPECT_EQ(log.summary(),
+            "used 0, rejected 9 (broken_shard 8, image_corrupt 1); broken shards: b.tar, c0.tar, "
+            "c1.tar, c2.tar, c3.tar and 2 more");
+  EXPECT_EQ(log.to_json()["broken_shards"].size(), 7u);
 }
 
 // ---- loader ------------------------------------------------------------------------------
@@ -563,7 +628,7 @@ TEST(DataLoader, DecodeRejectsAreLoggedInOrder) {
   EXPECT_EQ(keys, (std::vector<std::string>{"truncated", "empty", "text", "bomb"}));
 }
 
-TEST(DataLoader, BrokenShardStopsWithErrorAfterEarlierSamples) {
+TEST(DataLoader, StrictStopsAtBrokenShardWithErrorAfterEarlierSamples) {
   TempDir dir;
   std::vector<fs::path> shards = make_corpus(dir);
   write_text(dir / "zz-broken.tar", std::string(2000, 'z'));
@@ -571,6 +636,7 @@ TEST(DataLoader, BrokenShardStopsWithErrorAfterEarlierSamples) {
   options.sources.push_back(dir / "zz-broken.tar");
   options.shuffle_sources = false;
   options.epochs = 1;
+  options.strict = true;
   Loader loader(options);
   std::vector<DecodedSample> batch;
   std::size_t seen = 0;
@@ -581,6 +647,71 @@ TEST(DataLoader, BrokenShardStopsWithErrorAfterEarlierSamples) {
     EXPECT_NE(std::string(e.what()).find("zz-broken.tar"), std::string::npos) << e.what();
   }
   EXPECT_GT(seen, 0u);
+}
+
+// One truncated shard among several: its samples before the break are used, the others are
+// read whole, and the break is one counted, named reject per epoch at the same place in the
+// log whatever the worker count.
+TEST(DataLoader, BrokenShardAmongOthersIsOneRejectAndTheRestIsRead) {
+  TempDir dir;
+  std::vector<fs::path> shards = make_corpus(dir);
+  {
+    ShardWriter writer(dir / "whole-4.tar");
+    for (int i = 0; i < 25; ++i) {
+      std::string key = fmt::format("s4_{}", i);
+      writer.add_sample(key, "png", png_of(200, 10 * i, 7, 12, 10), "caption " + key);
+    }
+    writer.commit();
+  }
+  const std::string cut = test::cut_tar_at(read_file(dir / "whole-4.tar"), "s4_10");
+  ASSERT_FALSE(cut.empty());
+  write_text(dir / "shard-4.tar", cut);
+  shards.insert(shards.begin() + 2, dir / "shard-4.tar");
+  LoaderOptions options = corpus_options(shards);
+
+  auto run_logged = [&](const LoaderOptions& o, const fs::path& log_path) -> Stream {
+    RejectLog log(log_path);
+    Stream stream = run(o, {}, &log);
+    log.finish();
+    EXPECT_EQ(log.count(reason::kBrokenShard), 2u) << log.summary();  // once per epoch
+    EXPECT_EQ(log.broken_shards().size(), 1u);
+    EXPECT_TRUE(log.broken_shards().count((dir / "shard-4.tar").string()));
+    EXPECT_NE(log.summary().find("; broken shards: " + (dir / "shard-4.tar").string()),
+              std::string::npos)
+        << log.summary();
+    EXPECT_EQ(log.rejected(), 6u) << log.summary();  // and the 4 sample rejects of shard 2
+    EXPECT_EQ(log.to_json()["broken_shards"],
+              nlohmann::json::array({(dir / "shard-4.tar").string()}));
+    return stream;
+  };
+  Stream stream = run_logged(options, dir / "rejects-2.jsonl");
+  ASSERT_EQ(stream.keys.size(), 2u * 110);
+  std::set<std::string> epoch0(stream.keys.begin(), stream.keys.begin() + 110);
+  EXPECT_EQ(epoch0.size(), 110u);
+  for (int s = 0; s < 5; ++s)
+    for (int i = 0; i < 25; ++i)
+      EXPECT_EQ(epoch0.count(fmt::format("s{}_{}", s, i)), s < 4 || i < 10 ? 1u : 0u) << s << i;
+
+  std::vector<nlohmann::json> broken;
+  std::ifstream in(dir / "rejects-2.jsonl");
+  for (std::string line; std::getline(in, line);) {
+    auto record = nlohmann::json::parse(line);
+    if (record["reason"] == reason::kBrokenShard) broken.push_back(record);
+  }
+  ASSERT_EQ(broken.size(), 2u);
+  EXPECT_EQ(broken[0]["shard"], (dir / "shard-4.tar").string());
+  const std::string detail = broken[0]["detail"];
+  EXPECT_NE(detail.find("shard-4.tar: broken tar at entry 20 (stopped at byte offset"),
+            std::string::npos)
+      << detail;
+
+  // Deterministic: the same stream and byte-identical reject log with one worker and another
+  // window, so the reject sits at the same place among the others.
+  LoaderOptions one = options;
+  one.workers = 1;
+  one.prefetch = 3;
+  EXPECT_EQ(run_logged(one, dir / "rejects-1.jsonl").keys, stream.keys);
+  EXPECT_EQ(read_file(dir / "rejects-1.jsonl"), read_file(dir / "rejects-2.jsonl"));
 }
 
 TEST(DataLoader, UnlimitedEpochsOverNothingUsableIsAnError) {

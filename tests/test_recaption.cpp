@@ -34,6 +34,7 @@ namespace recap::stages {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr int kWebSamples = 400;  // smoke preset
 constexpr int kWebShards = 8;     // with shard_size 50
@@ -211,6 +212,70 @@ TEST(Recaption, KilledRunResumesToIdenticalSidecarsAndChecksProvenance) {
                                    (dir / "x").string());
   EXPECT_EQ(bad_index.status, 2);
   EXPECT_THAT(bad_index.output, HasSubstr("shard index 2 is outside [0, 2)"));
+}
+
+// One truncated shard among the eight: the other seven are captioned, the broken one's captions
+// before the break are kept under a name no reader takes for a sidecar, the job fails at the
+// end naming it, a rerun does not take the partial file for finished work, and --strict
+// stops at the break as before.
+TEST(Recaption, BrokenShardIsNamedWhileTheOthersFinish) {
+  const World& w = world();
+  test::TempDir dir("recaption-broken");
+  const fs::path in = dir / "in", out = dir / "out", strict = dir / "strict";
+  fs::create_directories(in);
+  for (const auto& shard : corpus::list_shards(w.corpus, corpus::Split::Web))
+    fs::copy_file(shard, in / shard.filename());
+  // Shard 3 holds web samples 150-199; cut it 10 bytes into the first entry of sample 170.
+  const fs::path broken = in / "web-00003.tar";
+  const std::string whole = read_file(broken);
+  const std::string cut = test::cut_tar_at(whole, corpus::sample_key(corpus::Split::Web, 170));
+  ASSERT_FALSE(cut.empty());
+  write_file_atomic(broken, cut);
+  const std::string args = "recaption --threads 1 --model " + w.model.string() + " --tokenizer " +
+                           w.tokenizer.string() + " --in " + in.string() +
+                           " --batch-size 32 --max-length 12 --out ";
+
+  auto r = test::run_recap(args + out.string());
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("sidecars written 7, skipped 0, broken 1"));
+  EXPECT_THAT(r.output, HasSubstr("broken shards: " + broken.string()));  // the reject summary
+  EXPECT_THAT(r.output, HasSubstr("recaption: 1 broken shard(s)"));
+  EXPECT_THAT(r.output, HasSubstr(broken.string() + ": broken tar at entry 60 (stopped at byte "
+                                                    "offset"));
+  auto files = sidecars_in(out);
+  ASSERT_EQ(files.size(), 7u);
+  for (const auto& file : files) EXPECT_EQ(lines_of(file).size(), 50u) << file;
+  const fs::path sidecar = sidecar_path(out, broken);
+  EXPECT_FALSE(fs::exists(sidecar));
+  ASSERT_TRUE(fs::exists(partial_sidecar_path(sidecar)));
+  auto partial = lines_of(partial_sidecar_path(sidecar));
+  ASSERT_EQ(partial.size(), 20u);  // every sample before the break, in shard order
+  for (int i = 0; i < 20; ++i)
+    EXPECT_EQ(partial[i]["key"], corpus::sample_key(corpus::Split::Web, 150 + i));
+
+  // A rerun keeps the seven, tries the broken shard again and fails again.
+  r = test::run_recap(args + out.string());
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("sidecars written 0, skipped 7, broken 1"));
+  EXPECT_EQ(lines_of(partial_sidecar_path(sidecar)).size(), 20u);
+
+  // --strict: today's stop at the break with the reader's error; the shards before it are done,
+  // nothing is written for the broken one or after it.
+  r = test::run_recap(args + strict.string() + " --strict");
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_THAT(r.output, HasSubstr(broken.string() + ": broken tar at entry 60"));
+  EXPECT_THAT(r.output, Not(HasSubstr("broken shard(s)")));
+  EXPECT_EQ(sidecars_in(strict).size(), 3u);
+  EXPECT_FALSE(fs::exists(partial_sidecar_path(sidecar_path(strict, broken))));
+
+  // The shard repaired: a rerun writes its whole sidecar and clears the partial one.
+  write_file_atomic(broken, whole);
+  r = test::run_recap(args + out.string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("sidecars written 1, skipped 7, broken 0"));
+  EXPECT_EQ(lines_of(sidecar).size(), 50u);
+  EXPECT_FALSE(fs::exists(partial_sidecar_path(sidecar)));
+  EXPECT_EQ(std::distance(fs::directory_iterator(out), fs::directory_iterator()), kWebShards);
 }
 
 TEST(CaptionEval, ScoresEverySourceOnTheSameSamples) {

@@ -114,4 +114,13 @@ class Child {
   int status_ = -1;
 };
 
+// `tar` cut 10 bytes into the data of the first entry of sample `key`, as a copy interrupted
+// mid-file leaves it: the samples before `key` are whole, `key` and everything after are lost.
+// Empty when no tar header (512-aligned) names `key`.
+inline std::string cut_tar_at(const std::string& tar, const std::string& key) {
+  for (size_t at = tar.find(key + "."); at != std::string::npos; at = tar.find(key + ".", at + 1))
+    if (at % 512 == 0) return tar.substr(0, at + 512 + 10);
+  return {};
+}
+
 }  // namespace recap::test

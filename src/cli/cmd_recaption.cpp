@@ -118,6 +118,11 @@ void add_recaption_commands(Cli& cli) {
       ->add_option("--num-shards", args->decode.options.num_shards,
                    "processes the shards are split across")
       ->capture_default_str();
+  recaption
+      ->add_flag("--strict", args->decode.options.strict,
+                 "stop at the first broken shard (truncated or corrupt tar) with its error; "
+                 "by default the other shards are captioned and the job fails at the end")
+      ->capture_default_str();
   add_decode_options(recaption, args->decode);
   cli.on_run(recaption, [&cli, args] {
     // Processes with other shard indices share --out, so the unit locked is the sidecar: each
@@ -133,10 +138,11 @@ void add_recaption_commands(Cli& cli) {
     const double seconds = std::max(r.seconds, 1e-9);
     fmt::print(
         "recaption: {} images, {} tokens in {:.1f}s ({:.1f} images/s, {:.0f} tokens/s); "
-        "sidecars written {}, skipped {}; rejected {}; in {}\n",
+        "sidecars written {}, skipped {}, broken {}; rejected {}; in {}\n",
         r.images, r.tokens, r.seconds, static_cast<double>(r.images) / seconds,
-        static_cast<double>(r.tokens) / seconds, r.shards_written, r.shards_skipped, r.rejected,
-        args->out);
+        static_cast<double>(r.tokens) / seconds, r.shards_written, r.shards_skipped,
+        r.broken.size(), r.rejected, args->out);
+    stages::throw_if_broken(r);
   });
 
   struct EvalArgs {

@@ -227,6 +227,9 @@ std::vector<ConfigKey> build_schema() {
               "largest declared image size (width x height) decoded; guards decompression bombs"),
       integer("data.max_caption_bytes", 16384, 1, 1e8, "longest caption accepted, in bytes"),
       integer("data.max_entry_bytes", 67108864, 1, 1e12, "largest tar entry or file read"),
+      flag("data.strict", false,
+           "stop at the first broken shard (truncated or corrupt tar); otherwise its samples "
+           "before the break are used, it is counted and named, and reading goes on"),
 
       // [t2i]: RECAP step 3, the text-to-image model (text encoder + UNet) trained per arm.
       integer("t2i.steps", 2000, 1, 1e9, "optimizer steps"),

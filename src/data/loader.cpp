@@ -5,6 +5,8 @@
 #include <numeric>
 #include <utility>
 
+#include <spdlog/spdlog.h>
+
 #include "core/error.h"
 #include "core/rng.h"
 
@@ -147,7 +149,8 @@ void Loader::feed(uint64_t epoch, uint64_t skip) {
     std::size_t capacity = shuffle_capacity(options_);
     std::vector<Sample> buffer;
     for (std::size_t index : order) {
-      auto source = open_source(options_.sources[index], options_.read);
+      auto source = open_source(options_.sources[index], options_.read,
+                                options_.strict ? OnBroken::kThrow : OnBroken::kReject);
       while (auto item = source->next()) {
         if (auto* reject = std::get_if<Reject>(&*item)) {
           if (!emit(Result(std::move(*reject)), skip)) return;
@@ -236,6 +239,12 @@ bool Loader::next_batch(std::vector<DecodedSample>& batch) {
       batch.push_back(std::move(*sample));
       if (batch.size() >= options_.batch_size) return true;
     } else if (auto* reject = std::get_if<Reject>(&result)) {
+      // Training streams often keep no reject log: a skipped rest of a shard must still show.
+      if (reject->reason == reason::kBrokenShard && warned_broken_.insert(reject->shard).second)
+        spdlog::warn(
+            "data loader: {}; the samples before the break are used, the rest of it "
+            "skipped (data.strict = true or --strict stops there instead)",
+            reject->detail);
       if (rejects_) rejects_->add(*reject);
     } else if (std::holds_alternative<EndOfEpoch>(result)) {
       stop_threads();

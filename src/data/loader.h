@@ -5,7 +5,9 @@
 //
 // Per epoch e, the stream is: sources in an order shuffled with (seed, e); their samples
 // through a shuffle buffer driven by recap::Rng(seed, e); read rejects placed where they
-// are met. Each item of that stream has a position; workers decode samples out of order
+// are met. A source that breaks mid-way (a truncated tar) gives its samples before the break
+// and then one broken_shard reject, and the stream goes on; with `strict` the break stops the
+// stream instead. Each item of that stream has a position; workers decode samples out of order
 // and the consumer re-sequences them by position, so the output never depends on timing.
 #pragma once
 #include <condition_variable>
@@ -15,6 +17,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <variant>
@@ -38,6 +41,10 @@ struct LoaderOptions {
   std::size_t prefetch = 0;  // stream items in flight; 0 picks 2 * batch_size + 4 * workers
   uint64_t seed = 0;
   uint64_t epochs = 1;  // epochs to stream in total; 0 = without end
+  // A broken source throws from next_batch (after the samples before the break) instead of
+  // becoming a broken_shard reject. Not part of the stream's fingerprint: the positions
+  // before a break are the same either way.
+  bool strict = false;
   ReadLimits read;
   DecodeLimits decode;
 };
@@ -76,7 +83,8 @@ class Loader {
 
   // Fills `batch` (cleared first) with up to batch_size samples. A batch never spans two
   // epochs, so an epoch's last batch may be short. False once all epochs are streamed.
-  // Throws recap::Error for a broken source, after the samples before the break.
+  // With options.strict, throws recap::Error for a broken source, after the samples before the
+  // break; otherwise logs a warning naming it, once per source.
   bool next_batch(std::vector<DecodedSample>& batch);
 
   // Where the next batch starts; save it with the model's checkpoint.
@@ -103,6 +111,8 @@ class Loader {
   bool running_ = false;             // threads are streaming epoch_
   uint64_t epoch_started_at_ = 0;    // position this run's epoch began at (non-zero on resume)
   uint64_t delivered_in_epoch_ = 0;  // samples handed out since
+
+  std::set<std::string> warned_broken_;  // broken sources already warned about
 
   mutable std::mutex mutex_;
   std::condition_variable feeder_cv_;    // room in the window

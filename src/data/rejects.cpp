@@ -4,6 +4,14 @@
 
 namespace recap::data {
 
+namespace {
+
+// Broken shards named in summary(): enough to act on, short enough for one log line even when a
+// whole folder is damaged (the JSONL log and to_json() name them all).
+constexpr std::size_t kBrokenNamedInSummary = 5;
+
+}  // namespace
+
 RejectLog::RejectLog() = default;
 
 RejectLog::RejectLog(const std::filesystem::path& path)
@@ -16,6 +24,7 @@ void RejectLog::add(const Reject& reject) {
   auto it = counts_.find(reject.reason);
   if (it == counts_.end()) it = counts_.emplace(reject.reason, 0).first;
   ++it->second;
+  if (reject.reason == reason::kBrokenShard) broken_shards_.emplace(reject.shard, reject.detail);
   if (file_) {
     nlohmann::json line = {{"shard", reject.shard},
                            {"key", reject.key},
@@ -44,13 +53,27 @@ std::string RejectLog::summary() const {
     out += name + " " + std::to_string(n);
     first = false;
   }
-  return out + ")";
+  out += ")";
+  if (broken_shards_.empty()) return out;
+  out += "; broken shards: ";
+  std::size_t named = 0;
+  for (const auto& [shard, detail] : broken_shards_) {
+    if (named == kBrokenNamedInSummary) {
+      out += " and " + std::to_string(broken_shards_.size() - named) + " more";
+      break;
+    }
+    out += (named++ ? ", " : "") + shard;
+  }
+  return out;
 }
 
 nlohmann::json RejectLog::to_json() const {
   nlohmann::json reasons = nlohmann::json::object();
   for (const auto& [name, n] : counts_) reasons[name] = n;
-  return {{"used", used_}, {"rejected", rejected_}, {"reasons", reasons}};
+  nlohmann::json broken = nlohmann::json::array();
+  for (const auto& [shard, detail] : broken_shards_) broken.push_back(shard);
+  return {
+      {"used", used_}, {"rejected", rejected_}, {"reasons", reasons}, {"broken_shards", broken}};
 }
 
 void RejectLog::finish() {

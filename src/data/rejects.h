@@ -38,6 +38,9 @@ inline constexpr std::string_view kImageEmpty = "image_empty";
 inline constexpr std::string_view kImageUnknownFormat = "image_unknown_format";
 inline constexpr std::string_view kImageTooLarge = "image_too_large";  // declared pixels
 inline constexpr std::string_view kImageCorrupt = "image_corrupt";     // incl. truncated
+// The source itself broke (a truncated or corrupt tar, an unreadable caption list): one reject
+// with an empty key stands for everything from the break on, its detail the reader's error.
+inline constexpr std::string_view kBrokenShard = "broken_shard";
 }  // namespace reason
 
 class RejectLog {
@@ -56,10 +59,16 @@ class RejectLog {
   uint64_t rejected() const { return rejected_; }
   uint64_t count(std::string_view reason) const;
   const std::map<std::string, uint64_t, std::less<>>& counts() const { return counts_; }
+  // The sources that broke (broken_shard rejects), by path, with the first break's detail. A
+  // source met again (the next epoch) is counted again but named once.
+  const std::map<std::string, std::string, std::less<>>& broken_shards() const {
+    return broken_shards_;
+  }
 
-  // e.g. "used 98, rejected 2 (caption_too_long 1, image_corrupt 1)"; reasons sorted.
+  // e.g. "used 98, rejected 2 (caption_too_long 1, image_corrupt 1)"; reasons sorted; then
+  // "; broken shards: a.tar, b.tar" naming the first few when some broke.
   std::string summary() const;
-  // {"used": n, "rejected": n, "reasons": {reason: n}} for manifests.
+  // {"used": n, "rejected": n, "reasons": {reason: n}, "broken_shards": [path, ...]}.
   nlohmann::json to_json() const;
 
   // Publishes the JSONL log (no-op without one). Without finish() the log is discarded.
@@ -69,6 +78,7 @@ class RejectLog {
   uint64_t used_ = 0;
   uint64_t rejected_ = 0;
   std::map<std::string, uint64_t, std::less<>> counts_;
+  std::map<std::string, std::string, std::less<>> broken_shards_;
   std::unique_ptr<AtomicFile> file_;
 };
 

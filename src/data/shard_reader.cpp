@@ -99,25 +99,33 @@ void ShardReader::fail(const std::string& what) {
 
 std::optional<SourceItem> ShardReader::next() {
   while (!done_) {
-    archive_entry* entry = nullptr;
-    int status = archive_read_next_header(archive_, &entry);
-    if (status == ARCHIVE_EOF) {
-      done_ = true;
-      break;
+    if (!pending_) {
+      archive_entry* entry = nullptr;
+      int status = archive_read_next_header(archive_, &entry);
+      if (status == ARCHIVE_EOF) {
+        done_ = true;
+        break;
+      }
+      // ARCHIVE_WARN still yields a usable entry (e.g. an unknown pax keyword); RETRY (a bad
+      // checksum), FAILED and FATAL mean the header itself is damaged.
+      if (!usable(status)) fail("cannot read header");
+      const char* raw = archive_entry_pathname(entry);
+      std::string path = raw ? raw : "";
+      // `tar -C dir .` writes ./KEY.png, and "./" for the root directory itself.
+      while (path.starts_with("./")) path.erase(0, 2);
+      if (path == ".") path.clear();
+      pending_.emplace(entry, std::move(path));
+      // A new key completes the group before it: hand that sample out before this entry's
+      // data is read, so a break there does not take a whole sample down with it.
+      if (group_ && group_->key != split_name(pending_->second).first) {
+        SourceItem finished = finish(*group_);
+        group_.reset();
+        return finished;
+      }
     }
-    // ARCHIVE_WARN still yields a usable entry (e.g. an unknown pax keyword); RETRY (a bad
-    // checksum), FAILED and FATAL mean the header itself is damaged.
-    if (!usable(status)) fail("cannot read header");
-    const char* raw = archive_entry_pathname(entry);
-    std::string path = raw ? raw : "";
-    // `tar -C dir .` writes ./KEY.png, and "./" for the root directory itself.
-    while (path.starts_with("./")) path.erase(0, 2);
-    if (path == ".") path.clear();
+    auto [entry, path] = *std::exchange(pending_, std::nullopt);
     auto [key, ext] = split_name(path);
-
-    std::optional<SourceItem> finished;
-    if (!group_ || group_->key != key) {
-      if (group_) finished = finish(*group_);
+    if (!group_) {
       group_.emplace();
       group_->key = key;
       if (!seen_keys_.emplace(key).second) {
@@ -127,7 +135,6 @@ std::optional<SourceItem> ShardReader::next() {
     }
     add_entry(entry, path, ext);
     ++entry_index_;
-    if (finished) return finished;
   }
   if (group_) {
     SourceItem last = finish(*group_);

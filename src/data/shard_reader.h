@@ -3,11 +3,14 @@
 // the image, KEY.txt the caption, KEY.json optional metadata; other extensions are ignored.
 // Bad entries poison their sample, which becomes one reject with the first problem's reason,
 // so every sample is accounted for exactly once. A broken archive (corrupt header,
-// truncation) is not a sample problem: it throws recap::Error naming the shard and where.
+// truncation) is not a sample problem: it throws recap::Error naming the shard, the entry and
+// the byte offset, after every sample completed before the break (one is complete once the
+// next key's header has been read); the sample being read at the break is lost with the rest.
 #pragma once
 #include <filesystem>
 #include <set>
 #include <string>
+#include <utility>
 
 #include "data/source.h"
 
@@ -48,6 +51,9 @@ class ShardReader : public SampleSource {
   ReadLimits limits_;
   archive* archive_ = nullptr;
   std::optional<Group> group_;
+  // A header read but not its data (valid until the next header is read): waits while the
+  // group it ends is handed out.
+  std::optional<std::pair<archive_entry*, std::string>> pending_;
   std::set<std::string, std::less<>> seen_keys_;  // per shard, to catch a key's return
   uint64_t entry_index_ = 0;                      // entries read, for error messages
   uint64_t sample_index_ = 0;                     // groups finished

@@ -29,9 +29,21 @@ class SampleSource {
   virtual std::optional<SourceItem> next() = 0;
 };
 
+// What a source does when it breaks itself (a truncated or corrupt tar, an unreadable caption
+// list), as opposed to one bad sample in it.
+enum class OnBroken {
+  kThrow,  // next() (or opening) throws the recap::Error naming the source and where it broke
+  // next() yields the items before the break, then one broken_shard reject (empty key, the
+  // error as detail), then ends: one bad file among thousands does not end the job. The
+  // sample being read at the break is part of that reject.
+  kReject,
+};
+
 // A directory is an image folder with captions.jsonl; anything else is read as a tar shard
-// (plain or compressed with any filter libarchive detects, e.g. .tar.gz).
+// (plain or compressed with any filter libarchive detects, e.g. .tar.gz). A path that does not
+// exist is an error either way: a wrong list of sources, not a damaged file.
 std::unique_ptr<SampleSource> open_source(const std::filesystem::path& path,
-                                          const ReadLimits& limits = {});
+                                          const ReadLimits& limits = {},
+                                          OnBroken on_broken = OnBroken::kThrow);
 
 }  // namespace recap::data

@@ -264,6 +264,7 @@ CaptionerStageResult run_stage(const Inputs& in, models::Captioner& model, Phase
   lo.epochs = 0;
   lo.read = in.read;
   lo.decode = in.decode;
+  lo.strict = c.get_bool("data.strict");
 
   CaptionerTask task(model, *in.tokenizer, settings, list_shards(in.corpus_dir, Split::Eval));
   train::TrainerOptions t;

@@ -35,9 +35,9 @@ fs::path shard_path(const fs::path& dir, Split split, int64_t shard);
 std::vector<fs::path> list_shards(const fs::path& dir, Split split);
 std::string sample_key(Split split, int64_t index);  // "web-000000042"
 // Loader options for one split of the corpus at `dir`: its shards, the corpus world's canvas,
-// the [data] read and decode limits of `config`, `workers` decode threads (at least 1) and
-// batches of `batch_size`; shuffling, seed and epochs are the caller's. Throws recap::Error
-// naming the folder when the split has no shards.
+// the [data] read and decode limits and data.strict of `config`, `workers` decode threads (at
+// least 1) and batches of `batch_size`; shuffling, seed and epochs are the caller's. Throws
+// recap::Error naming the folder when the split has no shards.
 data::LoaderOptions split_loader(const fs::path& dir, Split split, const Config& config,
                                  int workers, int64_t batch_size);
 // The test prompts of a suite, DIR/prompts/SUITE.jsonl: the final tables only. The dev prompts,

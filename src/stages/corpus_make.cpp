@@ -147,6 +147,7 @@ data::LoaderOptions split_loader(const fs::path& dir, Split split, const Config&
   lo.batch_size = static_cast<size_t>(batch_size);
   lo.read = read_limits(config);
   lo.decode = decode_limits(config);
+  lo.strict = config.get_bool("data.strict");
   return lo;
 }
 

@@ -49,11 +49,17 @@ std::optional<Provenance> read_provenance(const fs::path& sidecar) {
                     record["decode"]};
 }
 
-// A kill -9 leaves "<sidecar>.tmp.<pid>" behind; the shard is redone, so the partial file goes.
-void remove_stale_temps(const fs::path& sidecar) {
-  const std::string prefix = sidecar.filename().string() + ".tmp.";
-  for (const auto& entry : fs::directory_iterator(sidecar.parent_path()))
-    if (entry.path().filename().string().starts_with(prefix)) fs::remove(entry.path());
+// A kill -9 leaves temporaries ("<sidecar>[.partial].tmp.<pid>") behind, a broken shard its
+// "<sidecar>.partial"; the shard is redone, so they go.
+void remove_leftovers(const fs::path& sidecar) {
+  const fs::path partial = partial_sidecar_path(sidecar);
+  fs::remove(partial);
+  const std::string temps = sidecar.filename().string() + ".tmp.";
+  const std::string partial_temps = partial.filename().string() + ".tmp.";
+  for (const auto& entry : fs::directory_iterator(sidecar.parent_path())) {
+    const std::string name = entry.path().filename().string();
+    if (name.starts_with(temps) || name.starts_with(partial_temps)) fs::remove(entry.path());
+  }
 }
 
 }  // namespace
@@ -67,6 +73,7 @@ RecaptionOptions recaption_settings(const Config& c) {
   o.decode.temperature = c.get_float("recaption.temperature");
   o.decode.max_length = c.get_int("recaption.max_length");
   o.decode.seed = static_cast<uint64_t>(c.get_int("run.seed"));
+  o.strict = c.get_bool("data.strict");
   return o;
 }
 
@@ -83,6 +90,8 @@ models::CaptionStyle parse_caption_kind(std::string_view kind) {
 fs::path sidecar_path(const fs::path& out_dir, const fs::path& shard) {
   return out_dir / (shard.stem().string() + ".recap.jsonl");
 }
+
+fs::path partial_sidecar_path(const fs::path& sidecar) { return sidecar.string() + ".partial"; }
 
 nlohmann::json sidecar_line(const std::string& key, const std::string& caption,
                             models::CaptionStyle style, const std::string& model_sha256,
@@ -109,6 +118,7 @@ StreamCounts caption_stream(
   lo.shuffle_sources = false;
   lo.batch_size = static_cast<size_t>(options.batch_size);
   lo.epochs = 1;
+  lo.strict = options.strict;
   data::Loader loader(lo, &rejects);
 
   torch::NoGradGuard no_grad;
@@ -198,8 +208,12 @@ RecaptionResult recaption_shards(const fs::path& model, const fs::path& tokenize
   Progress progress("recaption", static_cast<int64_t>(pending.size()), "shards");
   for (const size_t s : pending) {
     const fs::path sidecar = sidecar_path(out_dir, sorted[s]);
-    remove_stale_temps(sidecar);
-    AtomicFile file(sidecar);
+    remove_leftovers(sidecar);
+    // Written under the partial name and renamed to the sidecar only once the shard was read
+    // to its end, so a broken shard's captions are never taken for a finished sidecar, not
+    // even after a kill between the two renames.
+    const fs::path partial = partial_sidecar_path(sidecar);
+    AtomicFile file(partial);
     const auto counts = caption_stream(
         captioner, tokenizer, {sorted[s]}, options, derive_seed(options.decode.seed, s), 0, rejects,
         [&](const std::string& key, const std::string& caption) {
@@ -208,7 +222,13 @@ RecaptionResult recaption_shards(const fs::path& model, const fs::path& tokenize
               "\n");
         });
     file.commit();
-    ++result.shards_written;
+    const auto broken = rejects.broken_shards().find(sorted[s].string());
+    if (broken != rejects.broken_shards().end()) {
+      result.broken.emplace(broken->first, broken->second);
+    } else {
+      fs::rename(partial, sidecar);
+      ++result.shards_written;
+    }
     result.images += counts.images;
     result.tokens += counts.tokens;
     const double seconds =
@@ -222,6 +242,18 @@ RecaptionResult recaption_shards(const fs::path& model, const fs::path& tokenize
   if (result.rejected > 0) spdlog::warn("recaption: samples {}", rejects.summary());
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
+}
+
+void throw_if_broken(const RecaptionResult& result) {
+  if (result.broken.empty()) return;
+  std::string where;
+  for (const auto& [shard, detail] : result.broken) where += "\n  " + detail;
+  throw Error(fmt::format(
+      "recaption: {} broken shard(s); every other shard is captioned, and the captions before "
+      "each break are in its <sidecar>.partial, which no reader takes for a sidecar:{}\n"
+      "replace or remove the shard(s) and rerun (finished sidecars are kept); --strict "
+      "(data.strict = true) stops at the first break instead",
+      result.broken.size(), where));
 }
 
 }  // namespace recap::stages

@@ -4,11 +4,14 @@
 //    "decode": DecodeOptions::to_json()}
 // which stages::load_recaptions (t2i_train.h) and corpus::corpus_stats read. A sidecar appears
 // only once its whole shard is decoded (temp + rename), so a killed run resumes by skipping the
-// finished ones, and processes given different shard indices can share one out_dir.
+// finished ones, and processes given different shard indices can share one out_dir. A shard
+// that breaks mid-way (truncated tar) leaves its captions before the break in
+// <sidecar>.partial, a name no reader takes for a sidecar: a rerun captions that shard again.
 #pragma once
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -35,10 +38,14 @@ struct RecaptionOptions {
   int shard_index = 0, num_shards = 1;
   int workers = 1;                     // image decode threads
   torch::Device device = torch::kCPU;  // where the captioner runs
+  // Stop at the first broken shard with its error (data.strict, --strict); otherwise the other
+  // shards are captioned and the broken ones reported at the end (throw_if_broken).
+  bool strict = false;
 };
 
 // [recaption] keys: batch_size, method, beam_width, top_p, temperature, max_length
-// (eval_samples is read by the caller of evaluate_captioners); decode.seed is run.seed.
+// (eval_samples is read by the caller of evaluate_captioners); decode.seed is run.seed,
+// strict is data.strict.
 RecaptionOptions recaption_settings(const Config& config);
 
 struct RecaptionResult {
@@ -47,10 +54,16 @@ struct RecaptionResult {
   int64_t rejected = 0;                            // unreadable samples, counted with reasons
   double seconds = 0;
   std::vector<fs::path> sidecars;  // this process's share, written or skipped
+  // Shards that broke mid-way (not strict), with where: the reader's error, naming the shard
+  // and byte offset. Their sidecars are not written; their captions before the break are in
+  // partial_sidecar_path.
+  std::map<std::string, std::string> broken;
 };
 
 // "web-00000.tar" -> out_dir/"web-00000.recap.jsonl".
 fs::path sidecar_path(const fs::path& out_dir, const fs::path& shard);
+// "web-00000.recap.jsonl" -> "web-00000.recap.jsonl.partial": a broken shard's captions.
+fs::path partial_sidecar_path(const fs::path& sidecar);
 
 // This process's share of `shards`: positions i, i+n, i+2n, ... of the sorted list (i =
 // shard_index, n = num_shards), as (position, shard). recap::Error for i outside [0, n).
@@ -63,10 +76,15 @@ std::vector<std::pair<size_t, fs::path>> shard_share(std::vector<fs::path> shard
 // a missing tokenizer, an input that is not a .tar file, and a shard share out of range.
 // Nucleus sampling draws batch b of the shard at sorted position s with seed
 // derive_seed(derive_seed(decode.seed, s), b): a resumed run writes the same bytes as an
-// uninterrupted one with the same batch size.
+// uninterrupted one with the same batch size. A broken shard (see RecaptionOptions::strict)
+// is listed in the result and the rest go on; the caller ends with throw_if_broken.
 RecaptionResult recaption_shards(const fs::path& model, const fs::path& tokenizer_model,
                                  const std::vector<fs::path>& shards, const fs::path& out_dir,
                                  const RecaptionOptions& options);
+
+// recap::Error naming every broken shard of `result` and where it broke; nothing without one.
+// Called after the summary is out, so the job fails only once every other shard is done.
+void throw_if_broken(const RecaptionResult& result);
 
 // The pieces recaption_shards and the captioner evaluation share.
 

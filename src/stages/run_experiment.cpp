@@ -165,9 +165,9 @@ std::vector<PlannedStage> plan(const Config& config, const RunLayout& layout,
            auto options = recaption_settings(config);
            options.style = kind == "long" ? models::CaptionStyle::kLong
                                           : models::CaptionStyle::kShort;
-           recaption_shards(layout.captioner_final(), tokenizer,
-                            corpus::list_shards(corpus, corpus::Split::Web),
-                            layout.recaption(kind), options);
+           throw_if_broken(recaption_shards(layout.captioner_final(), tokenizer,
+                                            corpus::list_shards(corpus, corpus::Split::Web),
+                                            layout.recaption(kind), options));
            ctx.output(layout.recaption(kind));
          }});
   }
