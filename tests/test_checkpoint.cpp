@@ -2,6 +2,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "core/atomic_file.h"
 #include "core/checkpoint.h"
 #include "core/compat.h"
 #include "core/error.h"
@@ -135,6 +136,27 @@ TEST(Checkpoint, MissingPiecesAreNamed) {
     FAIL();
   } catch (const Error& e) {
     EXPECT_THAT(e.what(), HasSubstr("model.safetensors"));
+  }
+}
+
+// A changed digit in state.json still parses; its own checksum catches it, naming both hashes.
+TEST(Checkpoint, ChangedStateJsonFailsItsOwnChecksum) {
+  test::TempDir dir("ckpt");
+  Trainer t(1);
+  t.step(0);
+  Checkpointer ck(dir.path(), 1);
+  const auto path = ck.save({1, {{"batch", 1}}, {}}, *t.net, *t.opt, nullptr);
+  std::string state = read_file(path / "state.json");
+  const auto at = state.find("\"batch\": 1");
+  ASSERT_NE(at, std::string::npos);
+  state[at + 9] = '7';
+  write_file_atomic(path / "state.json", state);
+  try {
+    ck.restore(path, *t.net, *t.opt, nullptr);
+    FAIL() << "restored a changed state.json";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("state.json: contents hash to sha256 "));
+    EXPECT_THAT(e.what(), HasSubstr("its state_sha256 records "));
   }
 }
 

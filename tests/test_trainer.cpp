@@ -1,8 +1,17 @@
-// The generic trainer: schedule values, that it learns, resume after a crash is bit-exact,
-// gradient accumulation, EMA, and a clear stop on a non-finite loss.
+// The generic trainer: schedule values, that it learns, resume after a crash is bit-exact
+// (also past damaged checkpoints), gradient accumulation, EMA, and a clear stop on a
+// non-finite loss.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
+#include <functional>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/jsonl.h"
 #include "core/weights.h"
@@ -88,19 +97,29 @@ TEST(Trainer, LearnsTheRegression) {
   EXPECT_EQ(log.back()["split"], "validation");
 }
 
-TEST(Trainer, ResumeAfterACrashIsBitExact) {
+// Trains 30 steps into `dir` and dies after the step-20 checkpoint: step-10 and step-20 are
+// on disk.
+void crash_after_step_20(const std::filesystem::path& dir) {
+  RegressionTask crashing(16, /*fail_at_call=*/23);
+  EXPECT_THROW(train(crashing, options(dir, 30)), std::runtime_error);
+}
+
+// Runs 30 steps without a break, and into `crash_dir` a run that crashes after step 20, has
+// `damage` done to its checkpoints folder, and resumes. The resume must start at
+// `start_step` and end where the unbroken run did, bit for bit (the thread count pinned).
+void expect_resume_is_bit_exact(
+    const std::filesystem::path& crash_dir, int64_t start_step,
+    const std::function<void(const std::filesystem::path&)>& damage = {}) {
   torch::set_num_threads(1);
-  test::TempDir straight_dir("trainer"), crash_dir("trainer");
+  test::TempDir straight_dir("trainer");
   RegressionTask straight;
   train(straight, options(straight_dir.path(), 30));
 
-  {
-    RegressionTask crashing(16, /*fail_at_call=*/23);  // after the step-20 checkpoint
-    EXPECT_THROW(train(crashing, options(crash_dir.path(), 30)), std::runtime_error);
-  }
+  crash_after_step_20(crash_dir);
+  if (damage) damage(crash_dir / "checkpoints");
   RegressionTask resumed;
-  auto result = train(resumed, options(crash_dir.path(), 30));
-  EXPECT_EQ(result.start_step, 20);
+  auto result = train(resumed, options(crash_dir, 30));
+  EXPECT_EQ(result.start_step, start_step);
   EXPECT_TRUE(torch::equal(straight.model_->weight, resumed.model_->weight));
   EXPECT_TRUE(torch::equal(straight.model_->bias, resumed.model_->bias));
 
@@ -116,6 +135,100 @@ TEST(Trainer, ResumeAfterACrashIsBitExact) {
   auto ema_a = load_tensors(straight_dir / "checkpoints/step-000000030/ema.safetensors");
   auto ema_b = load_tensors(crash_dir / "checkpoints/step-000000030/ema.safetensors");
   for (const auto& [name, t] : ema_a) EXPECT_TRUE(torch::equal(t, ema_b.at(name))) << name;
+}
+
+// What spdlog logs while it lives.
+class CapturedLog {
+ public:
+  CapturedLog() : previous_(spdlog::default_logger()) {
+    spdlog::set_default_logger(std::make_shared<spdlog::logger>(
+        "captured", std::make_shared<spdlog::sinks::ostream_sink_mt>(stream_)));
+  }
+  ~CapturedLog() { spdlog::set_default_logger(previous_); }
+  std::string text() const { return stream_.str(); }
+
+ private:
+  std::ostringstream stream_;
+  std::shared_ptr<spdlog::logger> previous_;
+};
+
+TEST(Trainer, ResumeAfterACrashIsBitExact) {
+  test::TempDir crash_dir("trainer");
+  expect_resume_is_bit_exact(crash_dir.path(), 20);
+}
+
+// The newest checkpoint damaged where the safetensors reader cannot see it (a bit of tensor
+// data): the checksum catches it, training resumes from step 10 with a warning naming the
+// folder and the hashes, and the damaged folder is kept under another name.
+TEST(Trainer, ResumeSkipsACheckpointWithAFlippedBit) {
+  test::TempDir crash_dir("trainer");
+  CapturedLog log;
+  expect_resume_is_bit_exact(crash_dir.path(), 10, [](const std::filesystem::path& ck) {
+    const auto model = ck / "step-000000020/model.safetensors";
+    test::flip_bit(model, std::filesystem::file_size(model) - 1);
+  });
+  EXPECT_THAT(log.text(),
+              HasSubstr("checkpoint " + (crash_dir / "checkpoints/step-000000020").string() +
+                        " is damaged, renamed to step-000000020.damaged"));
+  EXPECT_THAT(log.text(), HasSubstr("step-000000020/model.safetensors: sha256 "));
+  EXPECT_THAT(log.text(), HasSubstr(", state.json records "));
+  EXPECT_TRUE(std::filesystem::is_directory(crash_dir / "checkpoints/step-000000020.damaged"));
+}
+
+TEST(Trainer, ResumeSkipsACheckpointWithATruncatedFile) {
+  test::TempDir crash_dir("trainer");
+  CapturedLog log;
+  std::uintmax_t bytes = 0;
+  expect_resume_is_bit_exact(crash_dir.path(), 10, [&](const std::filesystem::path& ck) {
+    const auto optimizer = ck / "step-000000020/optimizer.safetensors";
+    bytes = std::filesystem::file_size(optimizer);
+    std::filesystem::resize_file(optimizer, bytes / 2);
+  });
+  EXPECT_THAT(log.text(), HasSubstr(fmt::format("step-000000020/optimizer.safetensors: {} bytes, "
+                                                "state.json records {}",
+                                                bytes / 2, bytes)));
+  EXPECT_TRUE(std::filesystem::is_directory(crash_dir / "checkpoints/step-000000020.damaged"));
+}
+
+// With nothing to resume from, starting over would throw away the run's progress without the
+// user's say: an error naming every checkpoint's problem, and the checkpoints left as they are.
+TEST(Trainer, EveryCheckpointDamagedIsAnErrorNamingEach) {
+  torch::set_num_threads(1);
+  test::TempDir dir("trainer");
+  crash_after_step_20(dir.path());
+  const auto ck = dir / "checkpoints";
+  test::flip_bit(ck / "step-000000010/rng.safetensors", 100);
+  std::filesystem::resize_file(ck / "step-000000020/model.safetensors", 10);
+  RegressionTask resumed;
+  try {
+    train(resumed, options(dir.path(), 30));
+    FAIL() << "trained over damaged checkpoints";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("none of the 2 checkpoint(s) restores"));
+    EXPECT_THAT(e.what(), HasSubstr("step-000000010/rng.safetensors: sha256 "));
+    EXPECT_THAT(e.what(), HasSubstr("step-000000020/model.safetensors: 10 bytes"));
+    EXPECT_THAT(e.what(), HasSubstr("move the folder aside to train from scratch"));
+  }
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(ck))
+    names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"step-000000010", "step-000000020"}));
+}
+
+// Checkpoints written before the checksums (no "files", no "state_sha256") resume as before.
+TEST(Trainer, CheckpointWithoutChecksumsStillResumes) {
+  test::TempDir crash_dir("trainer");
+  expect_resume_is_bit_exact(crash_dir.path(), 20, [](const std::filesystem::path& ck) {
+    for (const char* step : {"step-000000010", "step-000000020"}) {
+      const auto file = ck / step / "state.json";
+      auto state = nlohmann::json::parse(read_file(file));
+      ASSERT_TRUE(state.contains("files"));
+      state.erase("files");
+      state.erase("state_sha256");
+      write_file_atomic(file, state.dump(2) + "\n");
+    }
+  });
 }
 
 TEST(Trainer, AccumulationMatchesOneLargeBatch) {

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 namespace recap::test {
@@ -121,6 +122,15 @@ inline std::string cut_tar_at(const std::string& tar, const std::string& key) {
   for (size_t at = tar.find(key + "."); at != std::string::npos; at = tar.find(key + ".", at + 1))
     if (at % 512 == 0) return tar.substr(0, at + 512 + 10);
   return {};
+}
+
+// A bit flipped in place, as a failing disk or a bad copy leaves it: bit 0 of byte `at`.
+inline void flip_bit(const std::filesystem::path& file, std::uintmax_t at) {
+  std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekg(static_cast<std::streamoff>(at));
+  const char byte = static_cast<char>(f.get() ^ 0x01);
+  f.seekp(static_cast<std::streamoff>(at));
+  f.put(byte);
 }
 
 }  // namespace recap::test

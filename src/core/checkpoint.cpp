@@ -7,10 +7,12 @@
 #include <regex>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "core/atomic_file.h"
 #include "core/compat.h"
 #include "core/error.h"
+#include "core/sha256.h"
 
 namespace recap {
 
@@ -58,6 +60,65 @@ void set_rng_state(const std::map<std::string, torch::Tensor>& states) {
   }
 }
 
+// state.json's checksum of itself: the sha256 of its compact dump without this key. A flipped
+// digit in the step or the data cursor still parses, and would resume at the wrong place.
+constexpr const char* kSelfChecksum = "state_sha256";
+
+std::string self_checksum(nlohmann::json meta) {
+  meta.erase(kSelfChecksum);
+  return sha256_hex(meta.dump());
+}
+
+struct SavedState {
+  TrainingState state;
+  std::map<std::string, int64_t> optimizer_steps;  // AdamW step count by parameter path
+};
+
+// state.json, checked against its own checksum and against every file it lists, so that no
+// byte of a damaged checkpoint reaches the model. Checkpoints written before the checksums
+// list nothing; the safetensors reader's own validation is all they get.
+SavedState read_state(const fs::path& checkpoint) {
+  const fs::path file = checkpoint / "state.json";
+  const std::string text = read_file(file);
+  try {
+    const auto meta = nlohmann::json::parse(text);
+    if (meta.contains(kSelfChecksum)) {
+      const std::string found = self_checksum(meta), recorded = meta.at(kSelfChecksum);
+      if (found != recorded)
+        throw Error(fmt::format("{}: contents hash to sha256 {}, its {} records {}", file.string(),
+                                found, kSelfChecksum, recorded));
+    }
+    const auto files = meta.value("files", nlohmann::json::object());
+    for (const auto& [name, recorded] : files.items()) {
+      const fs::path path = checkpoint / name;
+      if (!fs::is_regular_file(path))
+        throw Error(fmt::format("{}: missing (state.json lists it)", path.string()));
+      const uintmax_t bytes = fs::file_size(path), recorded_bytes = recorded.at("bytes");
+      if (bytes != recorded_bytes)
+        throw Error(fmt::format("{}: {} bytes, state.json records {}", path.string(), bytes,
+                                recorded_bytes));
+      const std::string sha256 = sha256_file(path), recorded_sha256 = recorded.at("sha256");
+      if (sha256 != recorded_sha256)
+        throw Error(fmt::format("{}: sha256 {}, state.json records {}", path.string(), sha256,
+                                recorded_sha256));
+    }
+    return {{meta.at("step").get<int64_t>(), meta.value("cursor", nlohmann::json()),
+             meta.value("extra", nlohmann::json())},
+            meta.at("optimizer_steps").get<std::map<std::string, int64_t>>()};
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("{}: invalid checkpoint state: {}", file.string(), e.what()));
+  }
+}
+
+// Moves a checkpoint that failed to restore under a name list_checkpoints() skips, keeping
+// its bytes for whoever wants to know what happened to them.
+fs::path set_aside(const fs::path& checkpoint) {
+  fs::path to = checkpoint.string() + ".damaged";
+  for (int n = 2; fs::exists(to); ++n) to = fmt::format("{}.damaged-{}", checkpoint.string(), n);
+  fs::rename(checkpoint, to);
+  return to;
+}
+
 }  // namespace
 
 Checkpointer::Checkpointer(fs::path dir, int keep_last)
@@ -85,10 +146,16 @@ fs::path Checkpointer::save(const TrainingState& state, const torch::nn::Module&
   save_tensors(out.temp_path() / "optimizer.safetensors", moments);
   if (ema) save_tensors(out.temp_path() / "ema.safetensors", *ema);
   save_tensors(out.temp_path() / "rng.safetensors", rng_state());
+  nlohmann::json files = nlohmann::json::object();
+  for (const auto& e : fs::directory_iterator(out.temp_path()))
+    files[e.path().filename().string()] = {{"sha256", sha256_file(e.path())},
+                                           {"bytes", e.file_size()}};
   nlohmann::json meta = {{"step", state.step},
                          {"cursor", state.cursor},
                          {"extra", state.extra},
-                         {"optimizer_steps", steps}};
+                         {"optimizer_steps", steps},
+                         {"files", files}};
+  meta[kSelfChecksum] = self_checksum(meta);
   write_file_atomic(out.temp_path() / "state.json", meta.dump(2) + "\n");
   out.commit();
 
@@ -116,16 +183,10 @@ int64_t Checkpointer::step_of(const fs::path& checkpoint) {
 
 TrainingState Checkpointer::restore(const fs::path& checkpoint, torch::nn::Module& model,
                                     torch::optim::AdamW& optimizer, NamedTensors* ema) const {
-  nlohmann::json meta;
-  try {
-    meta = nlohmann::json::parse(read_file(checkpoint / "state.json"));
-  } catch (const nlohmann::json::exception& e) {
-    throw Error((checkpoint / "state.json").string() + ": invalid JSON: " + e.what());
-  }
+  const auto [state, steps] = read_state(checkpoint);
   load_module(checkpoint / "model.safetensors", model);
 
   auto moments = load_tensors(checkpoint / "optimizer.safetensors");
-  const auto& steps = meta.at("optimizer_steps");
   auto take = [&](const std::string& name) {
     auto it = moments.find(name);
     if (it == moments.end())
@@ -135,14 +196,19 @@ TrainingState Checkpointer::restore(const fs::path& checkpoint, torch::nn::Modul
   };
   auto& states = optimizer.state();
   for (const auto& p : model.named_parameters()) {
-    if (!steps.contains(p.key())) continue;
+    const auto key = compat::optimizer_state_key(optimizer, p.value());
+    const auto step = steps.find(p.key());
+    if (step == steps.end()) {
+      states.erase(key);  // a failed restore of a newer checkpoint may have set one
+      continue;
+    }
     auto s = std::make_unique<torch::optim::AdamWParamState>();
-    s->step(steps[p.key()].get<int64_t>());
+    s->step(step->second);
     s->exp_avg(take(p.key() + ".exp_avg").to(p.value().device()));
     s->exp_avg_sq(take(p.key() + ".exp_avg_sq").to(p.value().device()));
     if (moments.count(p.key() + ".max_exp_avg_sq"))
       s->max_exp_avg_sq(take(p.key() + ".max_exp_avg_sq").to(p.value().device()));
-    states[compat::optimizer_state_key(optimizer, p.value())] = std::move(s);
+    states[key] = std::move(s);
   }
 
   if (ema) {
@@ -157,8 +223,36 @@ TrainingState Checkpointer::restore(const fs::path& checkpoint, torch::nn::Modul
     }
   }
   set_rng_state(load_tensors(checkpoint / "rng.safetensors"));
-  return {meta.at("step").get<int64_t>(), meta.value("cursor", nlohmann::json()),
-          meta.value("extra", nlohmann::json())};
+  return state;
+}
+
+std::optional<Checkpointer::Resumed> Checkpointer::resume(torch::nn::Module& model,
+                                                          torch::optim::AdamW& optimizer,
+                                                          NamedTensors* ema) {
+  const auto checkpoints = list_checkpoints(dir_);
+  std::vector<std::string> problems;  // one per checkpoint that failed, newest first
+  for (auto it = checkpoints.rbegin(); it != checkpoints.rend(); ++it) {
+    TrainingState state;
+    try {
+      state = restore(*it, model, optimizer, ema);
+    } catch (const Error& e) {
+      problems.push_back(e.what());
+      continue;
+    }
+    // Only now, with an older checkpoint restored, are the failures damage rather than a
+    // model that no checkpoint fits; renamed, they stay out of the next save's way.
+    for (size_t i = 0; i < problems.size(); ++i)
+      spdlog::warn("checkpoint {} is damaged, renamed to {} and skipped for {}: {}",
+                   checkpoints.rbegin()[i].string(),
+                   set_aside(checkpoints.rbegin()[i]).filename().string(), it->filename().string(),
+                   problems[i]);
+    return Resumed{*it, std::move(state)};
+  }
+  if (problems.empty()) return std::nullopt;
+  throw Error(fmt::format(
+      "{}: none of the {} checkpoint(s) restores ({}); training does not start over on its "
+      "own: move the folder aside to train from scratch",
+      dir_.string(), problems.size(), fmt::join(problems, "; ")));
 }
 
 }  // namespace recap

@@ -5,10 +5,13 @@
 //     optimizer.safetensors  AdamW moments by parameter path ("<name>.exp_avg", ...)
 //     ema.safetensors        EMA shadow weights (when the trainer keeps them)
 //     rng.safetensors        torch generator states (CPU, and CUDA when present)
-//     state.json             step, per-parameter AdamW step counts, data cursor, extras
+//     state.json             step, per-parameter AdamW step counts, data cursor, extras, and
+//                            the sha256 and size of every other file plus its own checksum
 //
 // A checkpoint folder is filled under a temporary name and renamed into place, so a kill
 // leaves either the previous checkpoint or the new one; older ones beyond keep_last go.
+// A kill cannot damage a checkpoint, but a disk or a copy can: restore() checks every file
+// against state.json first, and resume() falls back to the newest checkpoint that restores.
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -42,9 +45,24 @@ class Checkpointer {
   // The training step a checkpoint folder (step-NNNNNNNNN) was saved at; recap::Error for a
   // folder not named so.
   static int64_t step_of(const std::filesystem::path& checkpoint);
-  // Restores model, optimizer moments, EMA and RNG; returns step, cursor and extras.
+  // Restores model, optimizer moments, EMA and RNG; returns step, cursor and extras. A
+  // recap::Error names the file and the problem when state.json does not parse or does not
+  // match itself, or a file it lists is missing or differs in size or sha256 (checkpoints from
+  // before the checksums have none to check, and only the files' own validation applies).
   TrainingState restore(const std::filesystem::path& checkpoint, torch::nn::Module& model,
                         torch::optim::AdamW& optimizer, NamedTensors* ema) const;
+  // For a trainer starting up: restores the newest checkpoint that restores; std::nullopt
+  // when there is none. Each newer one that fails is logged as a warning with its problem and
+  // renamed to step-N.damaged (kept for inspection, out of latest(), all() and the keep_last
+  // rotation, so the next save of that step does not meet it). When every checkpoint fails,
+  // a recap::Error lists them all and nothing is renamed: a run that had progress must not
+  // quietly start over.
+  struct Resumed {
+    std::filesystem::path checkpoint;
+    TrainingState state;
+  };
+  std::optional<Resumed> resume(torch::nn::Module& model, torch::optim::AdamW& optimizer,
+                                NamedTensors* ema);
 
  private:
   std::filesystem::path dir_;

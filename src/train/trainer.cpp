@@ -67,13 +67,12 @@ TrainResult train(Task& task, const TrainerOptions& o) {
   Checkpointer checkpoints(o.dir / "checkpoints", o.keep_last);
   JsonlWriter log(o.dir / "metrics.jsonl");
   TrainResult result;
-  if (auto latest = checkpoints.latest()) {
-    TrainingState state =
-        checkpoints.restore(*latest, model, optimizer, ema ? &ema->shadow() : nullptr);
+  if (auto resumed = checkpoints.resume(model, optimizer, ema ? &ema->shadow() : nullptr)) {
+    const TrainingState& state = resumed->state;
     task.restore(state.cursor);
     result.start_step = state.step;
     log.truncate_after("step", static_cast<double>(state.step));
-    spdlog::info("resumed from {} (step {})", latest->string(), state.step);
+    spdlog::info("resumed from {} (step {})", resumed->checkpoint.string(), state.step);
   }
 
   int64_t step = result.start_step;

@@ -60,8 +60,10 @@ struct TrainResult {
   double last_loss = 0;
 };
 
-// Trains `task` to options.steps, resuming from the newest checkpoint in options.dir if there
-// is one. A non-finite loss stops training with a recap::Error naming the step.
+// Trains `task` to options.steps, resuming from the newest checkpoint in options.dir that
+// restores (Checkpointer::resume: damaged newer ones are renamed with a warning; a recap::Error
+// when there are checkpoints and none restores). A non-finite loss stops training with a
+// recap::Error naming the step.
 TrainResult train(Task& task, const TrainerOptions& options);
 
 }  // namespace recap::train
