@@ -97,6 +97,25 @@ TEST(Trainer, LearnsTheRegression) {
   EXPECT_EQ(log.back()["split"], "validation");
 }
 
+TEST(Trainer, EndsWithTheEmaWeightsInTheModel) {
+  torch::set_num_threads(1);
+  test::TempDir dir("trainer");
+  RegressionTask task;
+  train(task, options(dir.path(), 30));  // EMA decay 0.9
+  const auto last = dir / "checkpoints" / "step-000000030";
+  const auto ema = load_tensors(last / "ema.safetensors");
+  const auto raw = load_tensors(last / "model.safetensors");
+  for (const auto& [name, t] : module_state(task.module())) {
+    EXPECT_TRUE(torch::equal(t, ema.at(name))) << name;
+    EXPECT_FALSE(torch::equal(t, raw.at(name))) << name;  // the average is not the last step
+  }
+  // A rerun finds training finished and still hands back the EMA weights.
+  RegressionTask again;
+  train(again, options(dir.path(), 30));
+  for (const auto& [name, t] : module_state(again.module()))
+    EXPECT_TRUE(torch::equal(t, ema.at(name))) << name;
+}
+
 // Trains 30 steps into `dir` and dies after the step-20 checkpoint: step-10 and step-20 are
 // on disk.
 void crash_after_step_20(const std::filesystem::path& dir) {

@@ -12,7 +12,6 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "core/checkpoint.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "core/safetensors.h"
@@ -286,12 +285,6 @@ CaptionerStageResult run_stage(const Inputs& in, models::Captioner& model, Phase
   result.steps = trained.steps;
   result.last_loss = trained.last_loss;
   result.empty_skipped = task.empty_skipped();
-  if (t.ema_decay > 0) {
-    // The trainer leaves the raw weights in the model; the final checkpoint holds the EMA.
-    const auto last = Checkpointer(dir / "checkpoints", t.keep_last).latest();
-    if (!last) throw std::logic_error("captioner: no checkpoint after training");
-    load_module(*last / "ema.safetensors", *model);
-  }
   save_module(weights, *model,
               {{"options", nlohmann::json(in.options).dump()},
                {"tokenizer_sha256", in.tokenizer_sha256},

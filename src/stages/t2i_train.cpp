@@ -523,12 +523,6 @@ T2iTrainResult train_t2i(const fs::path& corpus_dir, const fs::path& tokenizer_m
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
-  if (t.ema_decay > 0) {
-    // The trainer leaves the raw weights in the model; the final checkpoint holds the EMA.
-    const auto last = Checkpointer(t.dir / "checkpoints", t.keep_last).latest();
-    if (!last) throw std::logic_error("t2i: no checkpoint after training");
-    load_module(*last / "ema.safetensors", *model);  // frozen weights are kept exactly there
-  }
   T2iTrainResult result;
   result.start_step = trained.start_step;
   result.steps = trained.steps;

@@ -153,6 +153,7 @@ TrainResult train(Task& task, const TrainerOptions& o) {
     progress.add();
   }
   progress.finish();
+  if (ema) ema->copy_to(model);
   result.steps = step;
   return result;
 }

@@ -23,7 +23,7 @@ struct TrainerOptions {
   double beta1 = 0.9, beta2 = 0.999;
   double grad_clip = 1.0;       // max global L2 norm; <= 0 disables clipping
   int grad_accum = 1;           // micro-batches per optimizer step
-  double ema_decay = 0;         // 0 disables the EMA
+  double ema_decay = 0;         // 0 disables the EMA; else training ends with its weights
   int64_t checkpoint_every = 500;
   int keep_last = 3;
   int64_t log_every = 10;
@@ -63,7 +63,8 @@ struct TrainResult {
 // Trains `task` to options.steps, resuming from the newest checkpoint in options.dir that
 // restores (Checkpointer::resume: damaged newer ones are renamed with a warning; a recap::Error
 // when there are checkpoints and none restores). A non-finite loss stops training with a
-// recap::Error naming the step.
+// recap::Error naming the step. With an EMA, the model ends holding the EMA weights (those
+// worth keeping; the raw ones stay in the last checkpoint's model.safetensors).
 TrainResult train(Task& task, const TrainerOptions& options);
 
 }  // namespace recap::train
