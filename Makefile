@@ -4,7 +4,7 @@ JOBS     ?= $(shell nproc)
 CMAKE_FLAGS ?=
 PRESET   ?= quick
 
-.PHONY: all deps configure build demo test test-asan bench clean
+.PHONY: all deps configure build demo test test-asan fuzz bench clean
 
 all: build
 
@@ -40,6 +40,19 @@ test-asan: deps
 	cd build-asan && ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ctest --output-on-failure -j $(JOBS) \
 	  -R '^(Safetensors|Config|Data|World|Corpus|Sha256|AtomicFile|AtomicDir|Jsonl|RunDir)'
 
+# Coverage-guided fuzzing (libFuzzer, ASan + UBSan) of every parser of outside input, each
+# target FUZZ_SECONDS long, in build-fuzz/ with clang; fails on any finding. Not part of
+# `make test`. docs/RELIABILITY.md, "Fuzzing".
+FUZZ_SECONDS ?= 60
+FUZZ_CXX ?= clang++-14
+fuzz: deps
+	@command -v $(FUZZ_CXX) >/dev/null || { echo "make fuzz needs $(FUZZ_CXX) and libFuzzer:" \
+	  "apt-get install clang-14 libclang-rt-14-dev"; exit 1; }
+	cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRECAP_FUZZ=ON \
+	  -DCMAKE_CXX_COMPILER=$(FUZZ_CXX)
+	cmake --build build-fuzz -j $(JOBS)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash fuzz/run.sh build-fuzz
+
 bench: deps
 	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
 	cmake --build $(BUILD) -j $(JOBS) --target recap_bench recap_peer_bench recap
@@ -47,4 +60,4 @@ bench: deps
 	/usr/bin/python3 bench/reference/peer_bench.py $(BUILD)
 
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan build-fuzz
