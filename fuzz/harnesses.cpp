@@ -72,6 +72,7 @@ class MemoryFile {
 data::ReadLimits fuzz_read_limits() {
   data::ReadLimits limits;
   limits.max_entry_bytes = 1 << 20;
+  limits.max_shard_bytes = 16 << 20;
   limits.caption.max_bytes = 1024;
   limits.caption.max_chars = 256;
   return limits;

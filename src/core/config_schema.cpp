@@ -227,6 +227,8 @@ std::vector<ConfigKey> build_schema() {
               "largest declared image size (width x height) decoded; guards decompression bombs"),
       integer("data.max_caption_bytes", 16384, 1, 1e8, "longest caption accepted, in bytes"),
       integer("data.max_entry_bytes", 67108864, 1, 1e12, "largest tar entry or file read"),
+      integer("data.max_shard_bytes", 17179869184, 1, 1e15,
+              "most tar data one shard may hold after decompression; stops decompression bombs"),
       flag("data.strict", false,
            "stop at the first broken shard (truncated or corrupt tar); otherwise its samples "
            "before the break are used, it is counted and named, and reading goes on"),

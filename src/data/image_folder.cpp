@@ -10,6 +10,31 @@ namespace recap::data {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+// The next line of `in` without its '\n' into `line`; false at the end of the stream. A line
+// longer than `limit` bytes is read to its end but not kept (`too_long`): a list without
+// newlines must not be held in memory whole.
+bool read_line(std::istream& in, std::string& line, uint64_t limit, bool& too_long) {
+  line.clear();
+  too_long = false;
+  bool any = false;
+  for (int c = in.get(); c != std::char_traits<char>::eof(); c = in.get()) {
+    any = true;
+    if (c == '\n') return true;
+    if (too_long) continue;
+    if (line.size() >= limit) {
+      too_long = true;
+      std::string().swap(line);
+      continue;
+    }
+    line.push_back(static_cast<char>(c));
+  }
+  return any;
+}
+
+}  // namespace
+
 ImageFolderSource::ImageFolderSource(fs::path folder, ReadLimits limits)
     : shard_(folder.string()), limits_(limits) {
   fs::path list = folder / "captions.jsonl";
@@ -20,10 +45,18 @@ ImageFolderSource::ImageFolderSource(fs::path folder, ReadLimits limits)
 
 std::optional<SourceItem> ImageFolderSource::next() {
   std::string line;
-  while (std::getline(lines_, line)) {
+  bool too_long = false;
+  while (read_line(lines_, line, limits_.max_entry_bytes, too_long)) {
     ++line_number_;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;  // blank: no sample
-    SourceItem item = parse(line);
+    if (!too_long && line.find_first_not_of(" \t\r") == std::string::npos)
+      continue;  // blank: no sample
+    SourceItem item = too_long ? SourceItem(Reject{shard_, "captions.jsonl:" +
+                                                               std::to_string(line_number_),
+                                                   std::string(reason::kBadJsonLine),
+                                                   "line longer than " +
+                                                       std::to_string(limits_.max_entry_bytes) +
+                                                       " bytes (data.max_entry_bytes)"})
+                               : parse(line);
     ++sample_index_;
     return item;
   }

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "core/sha256.h"
 #include "data/rejects.h"
 
 namespace recap::data {
@@ -67,6 +68,13 @@ std::pair<std::string, std::string> split_name(const std::string& path) {
   return {path.substr(0, dot), lower(std::string_view(path).substr(dot + 1))};
 }
 
+// 64 bits of the key's sha256: a key reappearing is found with 8 bytes per key, whatever its
+// length. Two keys of one shard share an id with probability about n^2 / 2^65 (3e-8 for a
+// million keys), and then the second is rejected as a duplicate.
+uint64_t key_id(std::string_view key) {
+  return std::stoull(sha256_hex(key).substr(0, 16), nullptr, 16);
+}
+
 }  // namespace
 
 ShardReader::ShardReader(std::filesystem::path path, ReadLimits limits)
@@ -97,6 +105,19 @@ void ShardReader::fail(const std::string& what) {
               "): " + what + (message ? std::string(": ") + message : std::string()));
 }
 
+void ShardReader::check_shard_size(archive_entry* entry, const std::string& name) {
+  // Where the tar stream stands after this header, in decompressed bytes: a small .tar.gz may
+  // expand to any size (a decompression bomb), and skipping an entry still decompresses it.
+  const uint64_t offset = static_cast<uint64_t>(archive_filter_bytes(archive_, 0));
+  const uint64_t size =
+      archive_entry_size_is_set(entry) ? static_cast<uint64_t>(archive_entry_size(entry)) : 0;
+  if (offset > limits_.max_shard_bytes || size > limits_.max_shard_bytes - offset)
+    throw Error(shard_ + ": entry " + std::to_string(entry_index_) + " (" + name + ", " +
+                std::to_string(size) + " bytes at byte offset " + std::to_string(offset) +
+                ") takes the shard past its limit of " + std::to_string(limits_.max_shard_bytes) +
+                " bytes of tar data (data.max_shard_bytes); the rest of the shard is not read");
+}
+
 std::optional<SourceItem> ShardReader::next() {
   while (!done_) {
     if (!pending_) {
@@ -124,11 +145,12 @@ std::optional<SourceItem> ShardReader::next() {
       }
     }
     auto [entry, path] = *std::exchange(pending_, std::nullopt);
+    check_shard_size(entry, path);
     auto [key, ext] = split_name(path);
     if (!group_) {
       group_.emplace();
       group_->key = key;
-      if (!seen_keys_.emplace(key).second) {
+      if (!seen_keys_.insert(key_id(key)).second) {
         group_->reason = reason::kDuplicateKey;
         group_->detail = "key reappears at entry " + std::to_string(entry_index_);
       }
@@ -152,6 +174,10 @@ void ShardReader::add_entry(archive_entry* entry, const std::string& name, const
     if (g.reason.empty()) g.reason = why, g.detail = std::move(detail);
   };
 
+  // Only these entries are read or checked for duplicates (others are skipped unread), so a
+  // sample holds at most one of each however many entries its key has.
+  const bool wanted = is_image_ext(ext) || ext == "txt" || ext == "json";
+
   std::size_t base = name.rfind('/');
   bool root = name.empty() && type == AE_IFDIR;  // reported as a directory, not a bad path
   if (!root && is_unsafe_path(name)) {
@@ -166,22 +192,26 @@ void ShardReader::add_entry(archive_entry* entry, const std::string& name, const
   } else if (static_cast<uint64_t>(size) > limits_.max_entry_bytes) {
     poison(reason::kEntryTooLarge, name + ": " + std::to_string(size) + " bytes > limit " +
                                        std::to_string(limits_.max_entry_bytes));
-  } else if (!g.exts.insert(ext).second) {
+  } else if (ext == "txt" && static_cast<uint64_t>(size) > limits_.caption.max_bytes) {
+    poison(reason::kCaptionTooLong, name + ": " + std::to_string(size) + " bytes > limit " +
+                                        std::to_string(limits_.caption.max_bytes));
+  } else if (wanted && !g.exts.insert(ext).second) {
     poison(reason::kDuplicateKey, "entry " + name + " appears twice");
   } else if (is_image_ext(ext) && !g.image_ext.empty()) {
     poison(reason::kDuplicateKey, "two images: " + g.key + "." + g.image_ext + " and " + name);
   }
-  bool wanted = is_image_ext(ext) || ext == "txt" || ext == "json";
   if (!g.reason.empty() || !wanted) {
     // Skipping still walks the data, so truncation is caught here too.
     if (!usable(archive_read_data_skip(archive_))) fail("cannot skip data of " + name);
     return;
   }
+  // A caption is read no further than its own limit: check_caption would refuse more anyway.
+  const uint64_t limit = ext == "txt" ? limits_.caption.max_bytes : limits_.max_entry_bytes;
   bool too_large = false;
-  std::string data = read_data(static_cast<uint64_t>(size), name, &too_large);
+  std::string data = read_data(static_cast<uint64_t>(size), limit, name, &too_large);
   if (too_large) {
-    poison(reason::kEntryTooLarge,
-           name + ": more than " + std::to_string(limits_.max_entry_bytes) + " bytes");
+    poison(ext == "txt" ? reason::kCaptionTooLong : reason::kEntryTooLarge,
+           name + ": more than " + std::to_string(limit) + " bytes");
   } else if (is_image_ext(ext)) {
     g.image_bytes = std::move(data);
     g.image_ext = ext;
@@ -192,9 +222,10 @@ void ShardReader::add_entry(archive_entry* entry, const std::string& name, const
   }
 }
 
-std::string ShardReader::read_data(uint64_t size_hint, const std::string& name, bool* too_large) {
+std::string ShardReader::read_data(uint64_t size_hint, uint64_t limit, const std::string& name,
+                                   bool* too_large) {
   std::string data;
-  data.reserve(std::min<uint64_t>(size_hint, limits_.max_entry_bytes));
+  data.reserve(std::min<uint64_t>(size_hint, limit));
   while (true) {
     std::size_t used = data.size();
     data.resize(used + kReadBlock);
@@ -203,7 +234,7 @@ std::string ShardReader::read_data(uint64_t size_hint, const std::string& name, 
     data.resize(used + static_cast<std::size_t>(n));
     if (n == 0) return data;
     // A sparse entry may hold more than its header said; stop at the limit.
-    if (data.size() > limits_.max_entry_bytes) {
+    if (data.size() > limit) {
       *too_large = true;
       if (!usable(archive_read_data_skip(archive_))) fail("cannot skip data of " + name);
       return {};

@@ -16,6 +16,9 @@ namespace recap::data {
 
 struct ReadLimits {
   uint64_t max_entry_bytes = 64ull << 20;  // largest tar entry or image file read, in bytes
+  // Most tar data one shard may hold, in bytes after decompression: what stops a
+  // decompression bomb (a small .tar.gz of terabytes) before it costs hours to skip.
+  uint64_t max_shard_bytes = 16ull << 30;
   CaptionLimits caption;
 };
 

@@ -61,6 +61,7 @@ world::WorldConfig world_settings(const Config& c) {
 data::ReadLimits read_limits(const Config& c) {
   data::ReadLimits limits;
   limits.max_entry_bytes = static_cast<uint64_t>(c.get_int("data.max_entry_bytes"));
+  limits.max_shard_bytes = static_cast<uint64_t>(c.get_int("data.max_shard_bytes"));
   limits.caption.max_bytes = static_cast<std::size_t>(c.get_int("data.max_caption_bytes"));
   return limits;
 }
