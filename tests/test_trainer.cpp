@@ -77,7 +77,7 @@ TEST(LrSchedule, WarmupThenCosineToTheFloor) {
   o.min_lr_ratio = 0.1;
   EXPECT_DOUBLE_EQ(lr_at(o, 0), 0.1);
   EXPECT_DOUBLE_EQ(lr_at(o, 9), 1.0);
-  EXPECT_DOUBLE_EQ(lr_at(o, 10), 1.0);                    // cosine starts at the peak
+  EXPECT_DOUBLE_EQ(lr_at(o, 10), 1.0);                     // cosine starts at the peak
   EXPECT_NEAR(lr_at(o, 10 + 45), 0.1 + 0.9 * 0.5, 1e-12);  // halfway: the midpoint
   EXPECT_NEAR(lr_at(o, 100), 0.1, 1e-12);                  // last step: the floor
 }
@@ -273,7 +273,9 @@ TEST(Ema, AveragesTowardsTheWeightsAfterAWarmUpAndCopiesFrozenOnes) {
     model->bias.fill_(1);
   }
   model->bias.set_requires_grad(false);
-  Ema ema(*model, 0.5);
+  FlatParameters flat(*model);  // the weight only: the bias is frozen
+  ASSERT_EQ(flat.numel(), 2);
+  Ema ema(*model, flat, 0.5);
   {
     torch::NoGradGuard g;
     model->weight.fill_(4);
@@ -287,7 +289,8 @@ TEST(Ema, AveragesTowardsTheWeightsAfterAWarmUpAndCopiesFrozenOnes) {
   EXPECT_TRUE(torch::equal(out->bias, torch::full({1}, -1.0)));
 
   // The first update weighs the old average by 1 / 10, the second by 2 / 11.
-  Ema fresh(*out, 0.999);
+  FlatParameters out_flat(*out);
+  Ema fresh(*out, out_flat, 0.999);
   {
     torch::NoGradGuard g;
     out->weight.fill_(13);

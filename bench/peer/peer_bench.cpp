@@ -41,6 +41,8 @@
 #include "stages/captioner_train.h"
 #include "stages/model_settings.h"
 #include "stages/t2i_model.h"
+#include "train/adamw.h"
+#include "train/flat_parameters.h"
 #include "train/trainer.h"
 
 namespace recap {
@@ -152,26 +154,31 @@ torch::Tensor sample(stages::T2iModel& model, const Setup& s, int sample_steps,
                            sample_steps);
 }
 
+// The trainer's update (train/trainer.cpp): the parameters in one buffer, AdamW in one pass
+// with the clipping folded in.
+struct Optimizer {
+  Optimizer(stages::T2iModel& model, const Setup& s)
+      : params(*model),
+        adamw(params, {.beta1 = s.trainer.beta1,
+                       .beta2 = s.trainer.beta2,
+                       .weight_decay = s.trainer.weight_decay}) {}
+  train::FlatParameters params;
+  train::AdamW adamw;
+};
+
 // The training step the benchmark times: returns the loss and the global gradient norm.
-std::pair<double, double> train_step(stages::T2iModel& model, torch::optim::AdamW& optimizer,
+std::pair<double, double> train_step(stages::T2iModel& model, Optimizer& optimizer,
                                      const diffusion::NoiseSchedule& schedule, const Setup& s,
                                      const torch::Tensor& x0, const torch::Tensor& ids,
                                      const torch::Tensor& t, const torch::Tensor& eps) {
-  optimizer.zero_grad();
+  optimizer.params.zero_grad();
   auto out = model->forward(schedule.add_noise(x0, eps, t), t, ids);
-  auto loss = diffusion::diffusion_loss(schedule, out, x0, eps, t,
-                                        {s.prediction, s.min_snr_gamma});
+  auto loss = diffusion::diffusion_loss(schedule, out, x0, eps, t, {s.prediction, s.min_snr_gamma});
   const double value = loss.item<double>();
   loss.backward();
-  const double norm = torch::nn::utils::clip_grad_norm_(model->parameters(), s.grad_clip);
-  optimizer.step();
+  const double norm = optimizer.params.grad_norm();
+  optimizer.adamw.step(s.lr, train::clip_scale(norm, s.grad_clip));
   return {value, norm};
-}
-
-torch::optim::AdamW make_optimizer(stages::T2iModel& model, const Setup& s) {
-  return torch::optim::AdamW(model->parameters(), torch::optim::AdamWOptions(s.lr)
-                                                      .betas({s.trainer.beta1, s.trainer.beta2})
-                                                      .weight_decay(s.trainer.weight_decay));
 }
 
 void export_fixture(const fs::path& dir, const Shapes& shapes) {
@@ -248,7 +255,7 @@ void export_fixture(const fs::path& dir, const Shapes& shapes) {
     // One training step from the saved weights: loss and pre-clip gradient norm.
     torch::AutoGradMode grad(true);
     t2i->train();
-    auto optimizer = make_optimizer(t2i, s);
+    Optimizer optimizer(t2i, s);
     auto [loss, norm] =
         train_step(t2i, optimizer, schedule, s, x0, ids, in["check_t"], in["check_eps"]);
     outputs.emplace_back("train_loss", torch::tensor({loss}, torch::kFloat64));
@@ -288,7 +295,7 @@ void time_command(const fs::path& dir, const std::string& workload, int threads,
   std::function<json()> once;
   models::Captioner captioner{nullptr};
   stages::T2iModel t2i{nullptr};
-  std::optional<torch::optim::AdamW> optimizer;
+  std::optional<Optimizer> optimizer;
   const diffusion::NoiseSchedule schedule(diffusion::BetaSchedule::Cosine, s.timesteps);
   auto gen = at::detail::createCPUGenerator(kSeed + 1);
   if (workload == "caption") {
@@ -305,7 +312,7 @@ void time_command(const fs::path& dir, const std::string& workload, int threads,
     load_module(dir / "t2i.safetensors", *t2i);
     if (workload == "train") {
       t2i->train();
-      optimizer.emplace(make_optimizer(t2i, s));
+      optimizer.emplace(t2i, s);
       once = [&] {
         auto& x0 = in["train_x0"];
         auto t = diffusion::sample_timesteps(x0.size(0), schedule, gen);
@@ -359,8 +366,9 @@ int run(int argc, char** argv) {
   } else if (args.size() == 2 && args[0] == "peak") {
     peak_command(std::stoi(args[1]));
   } else {
-    std::cerr << "usage: recap_peer_bench export DIR [--small] | time DIR caption|train|sample THREADS "
-                 "REPEATS | peak THREADS\n";
+    std::cerr
+        << "usage: recap_peer_bench export DIR [--small] | time DIR caption|train|sample THREADS "
+           "REPEATS | peak THREADS\n";
     return 2;
   }
   return 0;

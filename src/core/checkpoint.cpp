@@ -10,7 +10,6 @@
 #include <spdlog/spdlog.h>
 
 #include "core/atomic_file.h"
-#include "core/compat.h"
 #include "core/error.h"
 #include "core/sha256.h"
 
@@ -125,25 +124,18 @@ Checkpointer::Checkpointer(fs::path dir, int keep_last)
     : dir_(std::move(dir)), keep_last_(std::max(1, keep_last)) {}
 
 fs::path Checkpointer::save(const TrainingState& state, const torch::nn::Module& model,
-                            torch::optim::AdamW& optimizer, const NamedTensors* ema) {
+                            const OptimizerState& optimizer, const NamedTensors* ema) {
   fs::path final_path = dir_ / fmt::format("step-{:09d}", state.step);
   AtomicDir out(final_path);
 
-  NamedTensors moments;
+  // optimizer_steps keeps its per-parameter form (torch's AdamW counted steps per parameter),
+  // so checkpoints of either kind read the same way.
   nlohmann::json steps = nlohmann::json::object();
-  for (const auto& p : model.named_parameters()) {
-    auto& states = optimizer.state();
-    auto it = states.find(compat::optimizer_state_key(optimizer, p.value()));
-    if (it == states.end()) continue;  // not stepped yet (e.g. frozen)
-    auto& s = static_cast<torch::optim::AdamWParamState&>(*it->second);
-    moments.emplace_back(p.key() + ".exp_avg", s.exp_avg());
-    moments.emplace_back(p.key() + ".exp_avg_sq", s.exp_avg_sq());
-    if (s.max_exp_avg_sq().defined())
-      moments.emplace_back(p.key() + ".max_exp_avg_sq", s.max_exp_avg_sq());
-    steps[p.key()] = s.step();
-  }
+  const std::string suffix = ".exp_avg";
+  for (const auto& [name, moment] : optimizer.moments)
+    if (name.ends_with(suffix)) steps[name.substr(0, name.size() - suffix.size())] = optimizer.step;
   save_module(out.temp_path() / "model.safetensors", model);
-  save_tensors(out.temp_path() / "optimizer.safetensors", moments);
+  save_tensors(out.temp_path() / "optimizer.safetensors", optimizer.moments);
   if (ema) save_tensors(out.temp_path() / "ema.safetensors", *ema);
   save_tensors(out.temp_path() / "rng.safetensors", rng_state());
   nlohmann::json files = nlohmann::json::object();
@@ -176,49 +168,45 @@ int64_t Checkpointer::step_of(const fs::path& checkpoint) {
   std::smatch match;
   const std::string name = checkpoint.filename().string();
   if (!std::regex_match(name, match, kCheckpointName))
-    throw Error(fmt::format("{}: not a checkpoint folder (expected step-NNNNNNNNN)",
-                            checkpoint.string()));
+    throw Error(
+        fmt::format("{}: not a checkpoint folder (expected step-NNNNNNNNN)", checkpoint.string()));
   return std::stoll(match[1].str());
 }
 
+void Checkpointer::verify(const fs::path& checkpoint) { read_state(checkpoint); }
+
 TrainingState Checkpointer::restore(const fs::path& checkpoint, torch::nn::Module& model,
-                                    torch::optim::AdamW& optimizer, NamedTensors* ema) const {
+                                    OptimizerState& optimizer, NamedTensors* ema) const {
   const auto [state, steps] = read_state(checkpoint);
   load_module(checkpoint / "model.safetensors", model);
 
-  auto moments = load_tensors(checkpoint / "optimizer.safetensors");
-  auto take = [&](const std::string& name) {
-    auto it = moments.find(name);
-    if (it == moments.end())
-      throw Error(fmt::format("{}: optimizer state lacks '{}'",
-                              (checkpoint / "optimizer.safetensors").string(), name));
-    return it->second;
-  };
-  auto& states = optimizer.state();
-  for (const auto& p : model.named_parameters()) {
-    const auto key = compat::optimizer_state_key(optimizer, p.value());
-    const auto step = steps.find(p.key());
-    if (step == steps.end()) {
-      states.erase(key);  // a failed restore of a newer checkpoint may have set one
+  const fs::path optimizer_file = checkpoint / "optimizer.safetensors";
+  const auto moments = load_tensors(optimizer_file);
+  torch::NoGradGuard no_grad;
+  optimizer.step = 0;
+  for (const auto& [param, step] : steps) optimizer.step = std::max(optimizer.step, step);
+  for (auto& [name, target] : optimizer.moments) {
+    const auto it = moments.find(name);
+    if (it != moments.end()) {
+      if (it->second.sizes() != target.sizes())
+        throw Error(fmt::format("{}: '{}' is {}, the optimizer's {}", optimizer_file.string(), name,
+                                shape_text(it->second.sizes()), shape_text(target.sizes())));
+      target.copy_(it->second);
       continue;
     }
-    auto s = std::make_unique<torch::optim::AdamWParamState>();
-    s->step(step->second);
-    s->exp_avg(take(p.key() + ".exp_avg").to(p.value().device()));
-    s->exp_avg_sq(take(p.key() + ".exp_avg_sq").to(p.value().device()));
-    if (moments.count(p.key() + ".max_exp_avg_sq"))
-      s->max_exp_avg_sq(take(p.key() + ".max_exp_avg_sq").to(p.value().device()));
-    states[key] = std::move(s);
+    const std::string param = name.substr(0, name.rfind('.'));
+    if (steps.count(param))
+      throw Error(fmt::format("{}: optimizer state lacks '{}'", optimizer_file.string(), name));
+    target.zero_();  // never stepped when saved
   }
 
   if (ema) {
     auto shadows = load_tensors(checkpoint / "ema.safetensors");
-    torch::NoGradGuard no_grad;
     for (auto& [name, t] : *ema) {
       auto it = shadows.find(name);
       if (it == shadows.end())
-        throw Error(fmt::format("{}: EMA lacks '{}'", (checkpoint / "ema.safetensors").string(),
-                                name));
+        throw Error(
+            fmt::format("{}: EMA lacks '{}'", (checkpoint / "ema.safetensors").string(), name));
       t.copy_(it->second);
     }
   }
@@ -227,7 +215,7 @@ TrainingState Checkpointer::restore(const fs::path& checkpoint, torch::nn::Modul
 }
 
 std::optional<Checkpointer::Resumed> Checkpointer::resume(torch::nn::Module& model,
-                                                          torch::optim::AdamW& optimizer,
+                                                          OptimizerState& optimizer,
                                                           NamedTensors* ema) {
   const auto checkpoints = list_checkpoints(dir_);
   std::vector<std::string> problems;  // one per checkpoint that failed, newest first

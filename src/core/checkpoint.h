@@ -25,6 +25,14 @@
 
 namespace recap {
 
+// An optimizer as a checkpoint sees it: moment tensors named "<parameter path>.exp_avg" and
+// ".exp_avg_sq" (views into the optimizer's own buffers: save() writes them, restore() copies
+// into them), and the number of steps taken (AdamW's bias correction).
+struct OptimizerState {
+  NamedTensors moments;
+  int64_t step = 0;
+};
+
 struct TrainingState {
   int64_t step = 0;
   nlohmann::json cursor;  // the data stream's position, from the loader
@@ -37,7 +45,7 @@ class Checkpointer {
 
   // `ema` (may be null) holds shadow tensors named like the model's state.
   std::filesystem::path save(const TrainingState& state, const torch::nn::Module& model,
-                             torch::optim::AdamW& optimizer, const NamedTensors* ema);
+                             const OptimizerState& optimizer, const NamedTensors* ema);
   // The newest complete checkpoint, if any.
   std::optional<std::filesystem::path> latest() const;
   // Every complete checkpoint, oldest first.
@@ -45,12 +53,18 @@ class Checkpointer {
   // The training step a checkpoint folder (step-NNNNNNNNN) was saved at; recap::Error for a
   // folder not named so.
   static int64_t step_of(const std::filesystem::path& checkpoint);
-  // Restores model, optimizer moments, EMA and RNG; returns step, cursor and extras. A
+  // Checks a checkpoint as restore() does before loading anything (state.json against its own
+  // checksum, every file it lists against its size and sha256): a recap::Error naming the file
+  // and the problem. For readers of a checkpoint's weights outside training.
+  static void verify(const std::filesystem::path& checkpoint);
+  // Restores model, optimizer moments and step count, EMA and RNG; returns step, cursor and
+  // extras. A moment the file lacks is zero when state.json's optimizer_steps lacks its
+  // parameter too (never stepped, e.g. unused or frozen then) and an error otherwise. A
   // recap::Error names the file and the problem when state.json does not parse or does not
   // match itself, or a file it lists is missing or differs in size or sha256 (checkpoints from
   // before the checksums have none to check, and only the files' own validation applies).
   TrainingState restore(const std::filesystem::path& checkpoint, torch::nn::Module& model,
-                        torch::optim::AdamW& optimizer, NamedTensors* ema) const;
+                        OptimizerState& optimizer, NamedTensors* ema) const;
   // For a trainer starting up: restores the newest checkpoint that restores; std::nullopt
   // when there is none. Each newer one that fails is logged as a warning with its problem and
   // renamed to step-N.damaged (kept for inspection, out of latest(), all() and the keep_last
@@ -61,7 +75,7 @@ class Checkpointer {
     std::filesystem::path checkpoint;
     TrainingState state;
   };
-  std::optional<Resumed> resume(torch::nn::Module& model, torch::optim::AdamW& optimizer,
+  std::optional<Resumed> resume(torch::nn::Module& model, OptimizerState& optimizer,
                                 NamedTensors* ema);
 
  private:

@@ -1,28 +1,12 @@
 // The few places where libtorch 1.13 (Debian) and 2.x (a CUDA build) differ, kept in one
 // header so the rest of the code is written once.
 #pragma once
-#include <sstream>
-#include <type_traits>
+#include <cmath>
 
 #include "core/torch_pch.h"
 #include <torch/version.h>
 
 namespace recap::compat {
-
-// Optimizer::state() is keyed by the parameter's TensorImpl: as a std::string of the pointer
-// in 1.13, as the raw void* in 2.x.
-template <typename Optimizer>
-auto optimizer_state_key(Optimizer& opt, const torch::Tensor& param) {
-  using Key = typename std::decay_t<decltype(opt.state())>::key_type;
-  void* impl = param.unsafeGetTensorImpl();
-  if constexpr (std::is_same_v<Key, std::string>) {
-    std::ostringstream s;
-    s << impl;
-    return s.str();
-  } else {
-    return static_cast<Key>(impl);
-  }
-}
 
 // softmax(q k^T / sqrt(d) + bias) v for q [B, H, T, d], k and v [B, H, S, d]; `bias` is an
 // additive mask broadcastable to [B, H, T, S] (0 or -inf), or undefined. libtorch 2.x has a
@@ -30,9 +14,8 @@ auto optimizer_state_key(Optimizer& opt, const torch::Tensor& param) {
 inline torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k,
                                const torch::Tensor& v, const torch::Tensor& bias) {
 #if TORCH_VERSION_MAJOR >= 2
-  return at::scaled_dot_product_attention(q, k, v, bias.defined()
-                                                       ? c10::optional<torch::Tensor>(bias)
-                                                       : c10::nullopt);
+  return at::scaled_dot_product_attention(
+      q, k, v, bias.defined() ? c10::optional<torch::Tensor>(bias) : c10::nullopt);
 #else
   auto scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(q.size(-1)));
   if (bias.defined()) scores = scores + bias;

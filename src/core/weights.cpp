@@ -8,13 +8,9 @@
 
 namespace recap {
 
-namespace {
-
 std::string shape_text(c10::IntArrayRef shape) {
   return fmt::format("[{}]", fmt::join(shape, ","));
 }
-
-}  // namespace
 
 DType to_dtype(torch::ScalarType t) {
   switch (t) {

@@ -29,6 +29,9 @@ void save_tensors(const std::filesystem::path& path, const NamedTensors& tensors
 std::map<std::string, torch::Tensor> load_tensors(const std::filesystem::path& path);
 torch::Tensor to_tensor(const Safetensors& file, const TensorInfo& info);
 
+// "[3,4]": a shape as error messages print it.
+std::string shape_text(c10::IntArrayRef shape);
+
 // Parameters then buffers, by module path.
 NamedTensors module_state(const torch::nn::Module& module);
 

@@ -2,27 +2,41 @@
 #include "train/ema.h"
 
 #include <algorithm>
+#include <map>
 
 namespace recap::train {
 
-Ema::Ema(const torch::nn::Module& model, double decay)
-    : parameters_(model.parameters().size()), decay_(decay) {
-  for (auto& [name, t] : module_state(model)) shadow_.emplace_back(name, t.detach().clone());
+Ema::Ema(const torch::nn::Module& model, const FlatParameters& flat, double decay)
+    : flat_(flat), flat_shadow_(flat.values().clone()), decay_(decay) {
+  std::map<std::string, torch::Tensor> views;
+  for (auto& [name, view] : flat.views(flat_shadow_)) views.emplace(name, view);
+  const size_t parameters = model.parameters().size();
+  for (auto& [name, t] : module_state(model)) {  // parameters, then buffers
+    const auto it = views.find(name);
+    if (it != views.end()) {
+      shadow_.emplace_back(name, it->second);
+      continue;
+    }
+    const bool buffer = shadow_.size() >= parameters;
+    others_.push_back({shadow_.size(), t.is_floating_point() && (buffer || t.requires_grad())});
+    shadow_.emplace_back(name, t.detach().clone());
+  }
 }
 
 void Ema::update(const torch::nn::Module& model, int64_t step) {
   torch::NoGradGuard no_grad;
   const double decay =
       std::min(decay_, static_cast<double>(1 + step) / static_cast<double>(10 + step));
-  auto state = module_state(model);  // same order as the shadow: parameters, then buffers
-  for (size_t i = 0; i < shadow_.size(); ++i) {
-    auto& s = shadow_[i].second;
-    const auto& w = state[i].second;
-    const bool frozen = i < parameters_ && !w.requires_grad();
-    // Integer buffers (counters) are copied, not averaged; so are frozen parameters, whose
-    // average would otherwise drift from their value by rounding.
-    if (s.is_floating_point() && !frozen) s.mul_(decay).add_(w.detach(), 1.0 - decay);
-    else s.copy_(w);
+  flat_shadow_.lerp_(flat_.values(), 1.0 - decay);
+  if (others_.empty()) return;
+  const auto state = module_state(model);  // the shadow's order
+  for (const Other& o : others_) {
+    torch::Tensor& s = shadow_[o.index].second;
+    const torch::Tensor w = state[o.index].second.detach();
+    if (o.averaged)
+      s.lerp_(w, 1.0 - decay);
+    else
+      s.copy_(w);
   }
 }
 

@@ -1,14 +1,19 @@
 // Exponential moving average of a model's weights (parameters and floating buffers), kept
 // as shadow tensors named like the model state so checkpoints store them by module path.
 #pragma once
+#include <vector>
+
 #include "core/torch_pch.h"
 #include "core/weights.h"
+#include "train/flat_parameters.h"
 
 namespace recap::train {
 
 class Ema {
  public:
-  Ema(const torch::nn::Module& model, double decay);
+  // The trainable parameters' shadows are views into one buffer laid out like `flat`'s, so
+  // they are averaged in one pass; `flat` must outlive the Ema.
+  Ema(const torch::nn::Module& model, const FlatParameters& flat, double decay);
 
   // shadow = d * shadow + (1 - d) * weight for every floating tensor, after optimizer step
   // `step` (0-based), with d = min(decay, (1 + step) / (10 + step)): the usual warm-up, without
@@ -23,8 +28,17 @@ class Ema {
   double decay() const { return decay_; }
 
  private:
-  NamedTensors shadow_;
-  size_t parameters_;  // the shadow's first entries are parameters, the rest buffers
+  const FlatParameters& flat_;
+  torch::Tensor flat_shadow_;  // [flat_.numel()]: the trainable parameters' averages
+  NamedTensors shadow_;        // module_state() order; trainable entries view flat_shadow_
+  // The entries outside flat_shadow_: floating buffers (and a parameter shared under a second
+  // name) are averaged; integer buffers (counters) and frozen parameters are copied, the
+  // latter so that their average cannot drift from their value by rounding.
+  struct Other {
+    size_t index;
+    bool averaged;
+  };
+  std::vector<Other> others_;
   double decay_;
 };
 

@@ -12,7 +12,9 @@
 #include "core/error.h"
 #include "core/jsonl.h"
 #include "core/progress.h"
+#include "train/adamw.h"
 #include "train/ema.h"
+#include "train/flat_parameters.h"
 
 namespace recap::train {
 
@@ -25,11 +27,6 @@ double lr_at(const TrainerOptions& o, int64_t step) {
 }
 
 namespace {
-
-void set_lr(torch::optim::AdamW& opt, double lr) {
-  for (auto& group : opt.param_groups())
-    static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-}
 
 // Runs validation with the EMA weights swapped in, then puts the training weights back.
 void validate_with_ema(Task& task, Ema* ema, int64_t step, Metrics& metrics) {
@@ -57,17 +54,15 @@ TrainResult train(Task& task, const TrainerOptions& o) {
                             o.steps, o.grad_accum, o.lr));
   torch::nn::Module& model = task.module();
   model.train();
-  auto params = model.parameters();
-  torch::optim::AdamW optimizer(
-      params,
-      torch::optim::AdamWOptions(o.lr).betas({o.beta1, o.beta2}).weight_decay(o.weight_decay));
+  FlatParameters params(model);
+  AdamW optimizer(params, {.beta1 = o.beta1, .beta2 = o.beta2, .weight_decay = o.weight_decay});
   std::unique_ptr<Ema> ema;
-  if (o.ema_decay > 0) ema = std::make_unique<Ema>(model, o.ema_decay);
+  if (o.ema_decay > 0) ema = std::make_unique<Ema>(model, params, o.ema_decay);
 
   Checkpointer checkpoints(o.dir / "checkpoints", o.keep_last);
   JsonlWriter log(o.dir / "metrics.jsonl");
   TrainResult result;
-  if (auto resumed = checkpoints.resume(model, optimizer, ema ? &ema->shadow() : nullptr)) {
+  if (auto resumed = checkpoints.resume(model, optimizer.state(), ema ? &ema->shadow() : nullptr)) {
     const TrainingState& state = resumed->state;
     task.restore(state.cursor);
     result.start_step = state.step;
@@ -89,8 +84,7 @@ TrainResult train(Task& task, const TrainerOptions& o) {
   while (step < o.steps) {
     const auto step_start = std::chrono::steady_clock::now();
     const double lr = lr_at(o, step);
-    set_lr(optimizer, lr);
-    optimizer.zero_grad();
+    params.zero_grad();
     Metrics metrics;
     double loss_sum = 0;
     for (int micro = 0; micro < o.grad_accum; ++micro) {
@@ -109,11 +103,10 @@ TrainResult train(Task& task, const TrainerOptions& o) {
       loss_sum += value;
     }
     const auto update_start = std::chrono::steady_clock::now();
-    // The global norm before clipping: the number worth watching for instability.
-    const double grad_norm = o.grad_clip > 0
-                                 ? torch::nn::utils::clip_grad_norm_(params, o.grad_clip)
-                                 : torch::nn::utils::clip_grad_norm_(params, 1e30);
-    optimizer.step();
+    // The global norm before clipping: the number worth watching for instability. Clipping
+    // scales the gradients inside the optimizer's pass, as torch's clip_grad_norm_ would.
+    const double grad_norm = params.grad_norm();
+    optimizer.step(lr, clip_scale(grad_norm, o.grad_clip));
     if (ema) ema->update(model, step);
     update_sum += since(update_start);
     ++timed_steps;
@@ -148,7 +141,8 @@ TrainResult train(Task& task, const TrainerOptions& o) {
       }
     }
     if (step % o.checkpoint_every == 0 || last)
-      checkpoints.save({step, task.cursor(), {}}, model, optimizer, ema ? &ema->shadow() : nullptr);
+      checkpoints.save({step, task.cursor(), {}}, model, optimizer.state(),
+                       ema ? &ema->shadow() : nullptr);
     progress.set_status(fmt::format("loss {:.4f} lr {:.2e}", result.last_loss, lr));
     progress.add();
   }
