@@ -74,6 +74,36 @@ TEST(RunDir, PartialWorkResumesOnlyUnderTheSameSettings) {
   EXPECT_FALSE(saw_partial);
 }
 
+// A flipped byte keeps the size; the rehash on skip catches it, and the stage runs again
+// without its partial work (which it would otherwise resume from, consuming the damage).
+TEST(RunDir, DamagedOutputRerunsTheStageFromAnEmptyFolder) {
+  test::TempDir dir("run");
+  RunDir run(dir.path(), Config());
+  int calls = 0;
+  bool saw_partial = false;
+  auto body = [&](StageContext& ctx) {
+    ++calls;
+    saw_partial = std::filesystem::exists(ctx.dir() / "partial.txt");
+    write_file_atomic(ctx.dir() / "partial.txt", "shard 1 done");
+    write_stage(ctx, "abc");
+  };
+  run.run_stage(make_spec("s", 1), body);
+  EXPECT_EQ(run.run_stage(make_spec("s", 1), body), StageOutcome::Skipped);
+  write_file_atomic(dir / "s" / "out.txt", "abd");
+  EXPECT_EQ(run.run_stage(make_spec("s", 1), body), StageOutcome::Ran);
+  EXPECT_FALSE(saw_partial);
+  EXPECT_EQ(read_file(dir / "s" / "out.txt"), "abc");
+  EXPECT_EQ(run.run_stage(make_spec("s", 1), body), StageOutcome::Skipped);
+  write_file_atomic(dir / "s" / "out.txt", "abcd");  // resized
+  EXPECT_EQ(run.run_stage(make_spec("s", 1), body), StageOutcome::Ran);
+  EXPECT_FALSE(saw_partial);
+  EXPECT_EQ(calls, 3);
+  // A lost output is not damage: the stage reruns, resuming its partial work.
+  std::filesystem::remove(dir / "s" / "out.txt");
+  EXPECT_EQ(run.run_stage(make_spec("s", 1), body), StageOutcome::Ran);
+  EXPECT_TRUE(saw_partial);
+}
+
 TEST(RunDir, DependentStageRerunsWhenUpstreamOutputChanges) {
   test::TempDir dir("run");
   RunDir run(dir.path(), Config());

@@ -76,8 +76,8 @@ std::string RunDir::fingerprint(const StageSpec& spec) const {
   nlohmann::json fp = {{"stage", spec.name}, {"params", spec.params}};
   for (const auto& dep : spec.depends) {
     if (stage_status(dep) != "done")
-      throw Error(fmt::format("stage '{}' needs stage '{}', which has not finished", spec.name,
-                              dep));
+      throw Error(
+          fmt::format("stage '{}' needs stage '{}', which has not finished", spec.name, dep));
     fp["depends"][dep] = manifest_["stages"][dep]["outputs"];
   }
   for (const auto& in : spec.inputs) {
@@ -88,14 +88,30 @@ std::string RunDir::fingerprint(const StageSpec& spec) const {
   return sha256_hex(fp.dump());
 }
 
-bool RunDir::outputs_intact(const nlohmann::json& record) const {
-  // Existence and size, not a rehash: re-reading a large corpus on every resume would cost
-  // more than the stages it protects.
+std::string RunDir::output_damage(const nlohmann::json& record) const {
+  // A full rehash, like the one that recorded them: a flipped bit keeps the size, and a stage
+  // that trusted its finished outputs would pass the bytes on. It reads no more than the
+  // stage wrote, and the fingerprints already rehash every external input on each run.
   const nlohmann::json outputs = record.value("outputs", nlohmann::json::object());
   for (const auto& [rel, out] : outputs.items()) {
-    fs::path p = dir_ / rel;
-    if (!fs::exists(p) || size_of(p) != out.value("bytes", uint64_t{0})) return false;
+    const fs::path p = dir_ / rel;
+    if (!fs::exists(p)) continue;  // missing is not damage: the stage reruns, resuming its work
+    const uint64_t bytes = size_of(p), recorded_bytes = out.value("bytes", uint64_t{0});
+    if (bytes != recorded_bytes)
+      return fmt::format("{} is {} bytes, the manifest records {}", p.string(), bytes,
+                         recorded_bytes);
+    const std::string sha256 = hash_path(p), recorded = out.value("sha256", "");
+    if (sha256 != recorded)
+      return fmt::format("{} hashes to sha256 {}, the manifest records {}", p.string(), sha256,
+                         recorded);
   }
+  return "";
+}
+
+bool RunDir::outputs_present(const nlohmann::json& record) const {
+  const nlohmann::json outputs = record.value("outputs", nlohmann::json::object());
+  for (const auto& [rel, out] : outputs.items())
+    if (!fs::exists(dir_ / rel)) return false;
   return true;
 }
 
@@ -103,26 +119,36 @@ StageOutcome RunDir::run_stage(const StageSpec& spec,
                                const std::function<void(StageContext&)>& body) {
   std::string fp = fingerprint(spec);
   auto& stages = manifest_["stages"];
+  StageContext ctx(dir_, dir_ / spec.name);
   if (stages.contains(spec.name)) {
     const auto& rec = stages[spec.name];
-    if (rec.value("status", "") == "done" && rec.value("fingerprint", "") == fp &&
-        outputs_intact(rec)) {
-      spdlog::info("stage {}: up to date, skipped", spec.name);
-      return StageOutcome::Skipped;
+    const bool same = rec.value("fingerprint", "") == fp;
+    if (same && rec.value("status", "") == "done") {
+      const std::string damage = output_damage(rec);
+      if (damage.empty() && outputs_present(rec)) {
+        spdlog::info("stage {}: up to date, skipped", spec.name);
+        return StageOutcome::Skipped;
+      }
+      // Its partial work is not to be trusted either: the stage would resume from the
+      // damaged files (finished shards, checkpoints) and consume their bytes.
+      if (!damage.empty()) {
+        spdlog::warn("stage {}: output damaged ({}): running it again from an empty folder",
+                     spec.name, damage);
+        fs::remove_all(ctx.dir());
+      }
+    } else if (!same && fs::exists(ctx.dir())) {
+      // A stage resumes its partial work (checkpoints, finished shards) only under the
+      // settings and inputs that made it: when those changed, it starts from an empty folder.
+      spdlog::info("stage {}: settings or inputs changed since its last run: starting afresh",
+                   spec.name);
+      fs::remove_all(ctx.dir());
     }
-  }
-  StageContext ctx(dir_, dir_ / spec.name);
-  // A stage resumes its partial work (checkpoints, finished shards) only under the settings and
-  // inputs that made it: when those changed, it starts from an empty folder.
-  if (stages.contains(spec.name) && stages[spec.name].value("fingerprint", "") != fp &&
-      fs::exists(ctx.dir())) {
-    spdlog::info("stage {}: settings or inputs changed since its last run: starting afresh",
-                 spec.name);
-    fs::remove_all(ctx.dir());
   }
   fs::create_directories(ctx.dir());
   auto& rec = stages[spec.name];
-  rec = {{"status", "running"}, {"fingerprint", fp}, {"started", utc_timestamp()},
+  rec = {{"status", "running"},
+         {"fingerprint", fp},
+         {"started", utc_timestamp()},
          {"params", spec.params}};
   save();
 

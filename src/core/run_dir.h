@@ -3,9 +3,10 @@
 //
 // A stage is declared with a StageSpec (name, parameters, the stages it depends on, external
 // input files). run_stage() skips it when the manifest says it finished with the same
-// fingerprint and its outputs are still there; otherwise it runs the body, which is expected to
-// resume its own partial work (checkpoints, finished shards) and to write every file atomically.
-// Partial work made under another fingerprint is not resumed: the stage's folder is emptied.
+// fingerprint and its outputs are still there, with the sizes and sha256 it recorded; otherwise
+// it runs the body, which is expected to resume its own partial work (checkpoints, finished
+// shards) and to write every file atomically. Partial work made under another fingerprint, or
+// beside a damaged output, is not resumed: the stage's folder is emptied.
 #pragma once
 #include <filesystem>
 #include <functional>
@@ -32,7 +33,7 @@ class StageContext {
  public:
   StageContext(fs::path run_dir, fs::path stage_dir)
       : run_dir_(std::move(run_dir)), dir_(std::move(stage_dir)) {}
-  const fs::path& dir() const { return dir_; }       // runs/NAME/STAGE, created
+  const fs::path& dir() const { return dir_; }  // runs/NAME/STAGE, created
   const fs::path& run_dir() const { return run_dir_; }
   // Declares a file or folder (absolute, or relative to the stage folder) as an output: it is
   // hashed into the manifest when the stage finishes, and must exist for a later skip.
@@ -66,7 +67,10 @@ class RunDir {
 
  private:
   std::string fingerprint(const StageSpec& spec) const;
-  bool outputs_intact(const nlohmann::json& record) const;
+  // Why a finished stage's outputs are damaged (one differing in size or sha256 from what the
+  // manifest recorded, naming the file and both values), or "" when none is.
+  std::string output_damage(const nlohmann::json& record) const;
+  bool outputs_present(const nlohmann::json& record) const;
   void save();
 
   fs::path dir_;
