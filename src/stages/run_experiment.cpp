@@ -1,7 +1,10 @@
 #include "core/torch_pch.h"
 #include "stages/run_experiment.h"
 
+#include <signal.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <functional>
 #include <set>
@@ -94,20 +97,12 @@ SampleRunOptions sample_run_options(const Config& config) {
 }
 
 // The kept intermediate checkpoints of an arm's training (the final step excluded), at most
-// the `limit` latest. A damaged one is left out with a warning naming its problem: its step
-// is missing from the curve rather than drawn from corrupt weights.
+// the `limit` latest.
 std::vector<fs::path> intermediate_checkpoints(const RunLayout& layout, const std::string& arm,
                                                int64_t final_step, int64_t limit) {
   std::vector<fs::path> out;
-  for (const auto& c : Checkpointer(layout.t2i(arm) / "train" / "checkpoints", 1).all()) {
-    if (Checkpointer::step_of(c) >= final_step) continue;
-    try {
-      Checkpointer::verify(c);
-      out.push_back(c);
-    } catch (const Error& e) {
-      spdlog::warn("checkpoints-{}: skipping {}: {}", arm, c.string(), e.what());
-    }
-  }
+  for (const auto& c : Checkpointer(layout.t2i(arm) / "train" / "checkpoints", 1).all())
+    if (Checkpointer::step_of(c) < final_step) out.push_back(c);
   if (static_cast<int64_t>(out.size()) > limit) out.erase(out.begin(), out.end() - limit);
   return out;
 }
@@ -368,9 +363,9 @@ std::vector<PlannedStage> plan(const Config& config, const RunLayout& layout,
                  layout, arm, config.get_int("t2i.steps"), checkpoint_evals);
              if (checkpoints.empty())
                throw Error(fmt::format(
-                   "run.checkpoint_evals = {}, but t2i-{} kept no undamaged checkpoint before "
-                   "its last step: set checkpoint.every below t2i.steps ({}) and "
-                   "checkpoint.keep_last above 1, or run.checkpoint_evals = 0",
+                   "run.checkpoint_evals = {}, but t2i-{} kept no checkpoint before its last "
+                   "step: set checkpoint.every below t2i.steps ({}) and checkpoint.keep_last "
+                   "above 1, or run.checkpoint_evals = 0",
                    checkpoint_evals, arm, config.get_int("t2i.steps")));
              // Step files of an earlier selection would join the plot: only this one's stay.
              fs::create_directories(layout.eval());
@@ -401,6 +396,47 @@ std::vector<PlannedStage> plan(const Config& config, const RunLayout& layout,
     }
   }
   return stages;
+}
+
+// What a killed process leaves in the run folder (kill anywhere, docs/RELIABILITY.md): every
+// atomic write goes through "NAME.tmp.PID" (a file, or a checkpoint's folder) and AtomicDir
+// sets the folder it replaces aside as "NAME.old.PID" (core/atomic_file.h). A SIGKILL leaves
+// them where they are and the next process, with another PID, never looks at them again: a
+// run killed N times kept N stray copies of shards, images and checkpoints. The run is locked
+// when this is called, and only names whose PID is no live process are touched (a PID reused
+// since merely keeps its leftover for a later run): a temporary is removed; a folder set aside
+// goes back under its name when the commit that moved it died before putting the new one in
+// place, and is removed otherwise.
+void remove_dead_temporaries(const fs::path& run) {
+  const auto dead_pid = [](const std::string& name, const std::string& marker) {
+    const auto at = name.rfind(marker);
+    if (at == std::string::npos) return false;
+    const std::string digits = name.substr(at + marker.size());
+    if (digits.empty() || digits.size() > 9 ||
+        !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
+      return false;
+    const auto pid = static_cast<pid_t>(std::stol(digits));
+    return pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH;
+  };
+  std::vector<fs::path> temporaries, set_aside;
+  for (auto it = fs::recursive_directory_iterator(run); it != fs::recursive_directory_iterator();
+       ++it) {
+    const std::string name = it->path().filename().string();
+    if (dead_pid(name, ".tmp.")) temporaries.push_back(it->path());
+    else if (it->is_directory() && dead_pid(name, ".old.")) set_aside.push_back(it->path());
+    else continue;
+    if (it->is_directory()) it.disable_recursion_pending();
+  }
+  for (const auto& path : temporaries) fs::remove_all(path);
+  for (const auto& path : set_aside) {
+    const std::string name = path.string();
+    const fs::path original = name.substr(0, name.rfind(".old."));
+    if (fs::exists(original)) fs::remove_all(path);
+    else fs::rename(path, original);
+  }
+  if (!temporaries.empty() || !set_aside.empty())
+    spdlog::info("removed {} temporaries and {} folders set aside by killed processes",
+                 temporaries.size(), set_aside.size());
 }
 
 std::string format_seconds(double s) {
@@ -438,6 +474,7 @@ RunResult run_experiment(const Config& config, const fs::path& run_dir,
   // Absolute, because stage outputs are declared relative to their stage folder otherwise.
   const RunLayout layout{fs::absolute(run_dir)};
   RunDir run(layout.root, effective);
+  remove_dead_temporaries(layout.root);
   const fs::path log = layout.root / "run.log";
   add_log_file(log.string());
   auto stages = plan(effective, layout, arms, options.threads);
