@@ -97,12 +97,20 @@ SampleRunOptions sample_run_options(const Config& config) {
 }
 
 // The kept intermediate checkpoints of an arm's training (the final step excluded), at most
-// the `limit` latest.
+// the `limit` latest. A damaged one is left out with a warning naming its problem: its step
+// is missing from the curve rather than drawn from corrupt weights.
 std::vector<fs::path> intermediate_checkpoints(const RunLayout& layout, const std::string& arm,
                                                int64_t final_step, int64_t limit) {
   std::vector<fs::path> out;
-  for (const auto& c : Checkpointer(layout.t2i(arm) / "train" / "checkpoints", 1).all())
-    if (Checkpointer::step_of(c) < final_step) out.push_back(c);
+  for (const auto& c : Checkpointer(layout.t2i(arm) / "train" / "checkpoints", 1).all()) {
+    if (Checkpointer::step_of(c) >= final_step) continue;
+    try {
+      Checkpointer::verify(c);
+      out.push_back(c);
+    } catch (const Error& e) {
+      spdlog::warn("checkpoints-{}: skipping {}: {}", arm, c.string(), e.what());
+    }
+  }
   if (static_cast<int64_t>(out.size()) > limit) out.erase(out.begin(), out.end() - limit);
   return out;
 }
@@ -363,9 +371,9 @@ std::vector<PlannedStage> plan(const Config& config, const RunLayout& layout,
                  layout, arm, config.get_int("t2i.steps"), checkpoint_evals);
              if (checkpoints.empty())
                throw Error(fmt::format(
-                   "run.checkpoint_evals = {}, but t2i-{} kept no checkpoint before its last "
-                   "step: set checkpoint.every below t2i.steps ({}) and checkpoint.keep_last "
-                   "above 1, or run.checkpoint_evals = 0",
+                   "run.checkpoint_evals = {}, but t2i-{} kept no undamaged checkpoint before "
+                   "its last step: set checkpoint.every below t2i.steps ({}) and "
+                   "checkpoint.keep_last above 1, or run.checkpoint_evals = 0",
                    checkpoint_evals, arm, config.get_int("t2i.steps")));
              // Step files of an earlier selection would join the plot: only this one's stay.
              fs::create_directories(layout.eval());
