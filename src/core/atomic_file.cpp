@@ -36,10 +36,18 @@ void write_file_atomic(const fs::path& path, std::string_view bytes) {
   file.commit();
 }
 
+void create_parent_directories(const fs::path& path) {
+  if (!path.has_parent_path()) return;
+  std::error_code ec;
+  fs::create_directories(path.parent_path(), ec);
+  if (ec)
+    throw Error(path.parent_path().string() + ": cannot create the folder: " + ec.message());
+}
+
 AtomicFile::AtomicFile(fs::path path) : path_(std::move(path)), temp_(temp_name(path_)) {
-  if (path_.has_parent_path()) fs::create_directories(path_.parent_path());
+  create_parent_directories(path_);
   file_ = std::fopen(temp_.c_str(), "wb");
-  if (!file_) throw Error(temp_.string() + ": cannot create: " + errno_text());
+  if (!file_) throw Error(path_.string() + ": cannot create " + temp_.string() + ": " + errno_text());
 }
 
 AtomicFile::~AtomicFile() {
@@ -50,34 +58,50 @@ AtomicFile::~AtomicFile() {
   }
 }
 
+void AtomicFile::fail(const std::string& what, int err) {
+  // Nothing under the final name, and no temporary left behind.
+  if (file_) std::fclose(file_);
+  file_ = nullptr;
+  std::error_code ignored;
+  fs::remove(temp_, ignored);
+  throw Error(path_.string() + ": " + what + " failed: " + std::strerror(err));
+}
+
 void AtomicFile::write(std::string_view bytes) {
-  if (!file_) throw Error(path_.string() + ": write after commit");
+  if (!file_) throw Error(path_.string() + ": write after commit or failure");
   if (bytes.empty()) return;  // fwrite(nullptr, 1, 0, f) is undefined behaviour
-  if (std::fwrite(bytes.data(), 1, bytes.size(), file_) != bytes.size())
-    throw Error(temp_.string() + ": write failed: " + errno_text());
+  if (std::fwrite(bytes.data(), 1, bytes.size(), file_) != bytes.size()) fail("write", errno);
 }
 
 void AtomicFile::commit() {
-  if (!file_) throw Error(path_.string() + ": committed twice");
-  bool ok = std::fflush(file_) == 0 && ::fsync(::fileno(file_)) == 0;
-  ok = (std::fclose(file_) == 0) && ok;
+  if (!file_) throw Error(path_.string() + ": committed twice or after a failure");
+  // Every step's result counts, and the first failure's errno is the one reported: a full
+  // disk often shows only here, when stdio's buffer or the page cache reaches it.
+  if (std::fflush(file_) != 0) fail("write", errno);
+  if (::fsync(::fileno(file_)) != 0) fail("fsync", errno);
+  const int closed = std::fclose(file_);
+  const int err = errno;
   file_ = nullptr;
-  if (!ok) {
+  if (closed != 0) {
     std::error_code ignored;
     fs::remove(temp_, ignored);
-    throw Error(temp_.string() + ": flush failed: " + errno_text());
+    throw Error(path_.string() + ": close failed: " + std::strerror(err));
   }
   std::error_code ec;
   fs::rename(temp_, path_, ec);
   if (ec) {
-    fs::remove(temp_, ec);
-    throw Error(path_.string() + ": cannot rename into place: " + ec.message());
+    std::error_code ignored;
+    fs::remove(temp_, ignored);
+    throw Error(path_.string() + ": cannot rename " + temp_.filename().string() +
+                " into place: " + ec.message());
   }
 }
 
 AtomicDir::AtomicDir(fs::path path) : path_(std::move(path)), temp_(temp_name(path_)) {
-  fs::remove_all(temp_);
-  fs::create_directories(temp_);
+  std::error_code ec;
+  fs::remove_all(temp_, ec);
+  if (!ec) fs::create_directories(temp_, ec);
+  if (ec) throw Error(temp_.string() + ": cannot create the folder: " + ec.message());
 }
 
 AtomicDir::~AtomicDir() {
@@ -91,11 +115,23 @@ void AtomicDir::commit() {
   // rename() cannot replace a non-empty directory: move the old one aside first, so the
   // final name always points at a complete directory (old or new).
   fs::path old = fs::path(path_.string() + ".old." + std::to_string(::getpid()));
-  bool had_old = fs::exists(path_);
-  if (had_old) fs::rename(path_, old);
-  fs::rename(temp_, path_);
+  std::error_code ec;
+  const bool had_old = fs::exists(path_, ec);
+  if (had_old) {
+    fs::rename(path_, old, ec);
+    if (ec)
+      throw Error(path_.string() + ": cannot move the old folder aside to " +
+                  old.filename().string() + ": " + ec.message());
+  }
+  fs::rename(temp_, path_, ec);
+  if (ec) {
+    std::error_code ignored;
+    if (had_old) fs::rename(old, path_, ignored);  // put the old one back
+    throw Error(path_.string() + ": cannot rename " + temp_.filename().string() +
+                " into place: " + ec.message());
+  }
   committed_ = true;
-  if (had_old) fs::remove_all(old);
+  if (had_old) fs::remove_all(old, ec);  // a leftover here is only disk space
 }
 
 }  // namespace recap

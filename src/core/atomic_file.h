@@ -14,12 +14,17 @@ namespace fs = std::filesystem;
 // Writes `bytes` to `path` atomically, creating parent directories.
 void write_file_atomic(const fs::path& path, std::string_view bytes);
 
+// create_directories for `path`'s parent, as a recap::Error naming the folder on failure.
+void create_parent_directories(const fs::path& path);
+
 // Reads a whole file; throws recap::Error naming the file when it cannot.
 std::string read_file(const fs::path& path);
 
 // Streaming variant for large outputs (tar shards, JSONL sidecars): write(), then commit().
 // Destroying an uncommitted AtomicFile removes the temporary, so an exception never leaves a
-// partial file behind under either name.
+// partial file behind under either name. A failing write, fflush, fsync or fclose (a full
+// disk: ENOSPC, a failing one: EIO) throws recap::Error "PATH: write failed: REASON" naming
+// the final path, and removes the temporary at once; the AtomicFile is then spent.
 class AtomicFile {
  public:
   explicit AtomicFile(fs::path path);
@@ -35,6 +40,7 @@ class AtomicFile {
   std::FILE* stream() { return file_; }
 
  private:
+  [[noreturn]] void fail(const std::string& what, int err);
   fs::path path_;
   fs::path temp_;
   std::FILE* file_ = nullptr;

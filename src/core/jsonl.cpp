@@ -1,5 +1,10 @@
 #include "core/jsonl.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <sstream>
 
 #include "core/atomic_file.h"
@@ -8,27 +13,40 @@
 namespace recap {
 
 JsonlWriter::JsonlWriter(std::filesystem::path path) : path_(std::move(path)) {
-  if (path_.has_parent_path()) std::filesystem::create_directories(path_.parent_path());
+  create_parent_directories(path_);
   open_append();
 }
 
 JsonlWriter::~JsonlWriter() {
+  // Every line was flushed when written; a failure here has nothing of ours left to lose.
   if (file_) std::fclose(file_);
 }
 
 void JsonlWriter::open_append() {
   file_ = std::fopen(path_.c_str(), "ab");
-  if (!file_) throw Error(path_.string() + ": cannot open for appending");
+  if (!file_)
+    throw Error(path_.string() + ": cannot open for appending: " + std::strerror(errno));
 }
 
 void JsonlWriter::write(const nlohmann::json& record) {
+  if (!file_) throw Error(path_.string() + ": write after a failed write");
   std::string line = record.dump() + "\n";
-  if (std::fwrite(line.data(), 1, line.size(), file_) != line.size() || std::fflush(file_) != 0)
-    throw Error(path_.string() + ": write failed");
+  // Where the file ends before this line: every earlier line was flushed, so this is its size.
+  struct stat st{};
+  const bool sized = ::fstat(::fileno(file_), &st) == 0;
+  if (std::fwrite(line.data(), 1, line.size(), file_) == line.size() && std::fflush(file_) == 0)
+    return;
+  const int err = errno;
+  // A full disk may have taken part of the line: cut it off, so the log ends with whole lines
+  // (a reader skips nothing, a resumed trainer appends after the last whole one).
+  std::fclose(file_);
+  file_ = nullptr;
+  if (sized) (void)::truncate(path_.c_str(), st.st_size);
+  throw Error(path_.string() + ": write failed: " + std::strerror(err));
 }
 
 void JsonlWriter::truncate_after(const std::string& field, double value) {
-  std::fclose(file_);
+  if (file_) std::fclose(file_);
   file_ = nullptr;
   std::string kept;
   std::istringstream in(std::filesystem::exists(path_) ? read_file(path_) : "");

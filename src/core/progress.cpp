@@ -59,11 +59,11 @@ void Progress::draw(bool final) {
   last_draw_ = std::chrono::steady_clock::now();
   double seconds = std::chrono::duration<double>(last_draw_ - start_).count();
   std::string line = format(label_, done_, total_, seconds, unit_, status_);
-  if (tty_) {
-    fmt::print(out_, "\r\033[K{}{}", line, final ? "\n" : "");
-  } else {
-    fmt::print(out_, "{}\n", line);
-  }
+  // Best effort: a progress line that cannot be written (stderr on a full disk) must not stop
+  // the work it reports on, and fmt::print would throw, here and from the destructor.
+  const std::string text =
+      tty_ ? fmt::format("\r\033[K{}{}", line, final ? "\n" : "") : line + "\n";
+  (void)std::fwrite(text.data(), 1, text.size(), out_);
   std::fflush(out_);
 }
 

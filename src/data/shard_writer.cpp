@@ -71,9 +71,10 @@ ShardWriter::~ShardWriter() {
 
 void ShardWriter::check(int status, std::string_view what) {
   if (status == ARCHIVE_OK || status == ARCHIVE_WARN) return;
-  std::string message = !write_error_.empty()            ? write_error_
-                        : archive_error_string(archive_) ? archive_error_string(archive_)
-                                                         : "unknown error";
+  // The file's own error ("PATH: write failed: No space left on device") says it all.
+  if (!write_error_.empty()) throw Error(write_error_);
+  std::string message =
+      archive_error_string(archive_) ? archive_error_string(archive_) : "unknown error";
   throw Error(path_.string() + ": tar " + std::string(what) + " failed: " + message);
 }
 

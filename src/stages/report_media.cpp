@@ -132,8 +132,18 @@ std::string run_gnuplot(const fs::path& script, const fs::path& log) {
 std::string plot(const std::vector<Panel>& panels, const fs::path& out) {
   // Data, script and log go to a scratch folder beside the output, removed afterwards.
   const fs::path work = out.parent_path() / (".plot-" + out.stem().string());
-  fs::remove_all(work);
-  fs::create_directories(work);
+  std::error_code ec;
+  fs::remove_all(work, ec);
+  if (!ec) fs::create_directories(work, ec);
+  if (ec) throw Error(work.string() + ": cannot create the folder: " + ec.message());
+  // Gone however this ends (a full disk throws from any write below).
+  struct RemoveWork {
+    const fs::path& work;
+    ~RemoveWork() {
+      std::error_code ignored;
+      fs::remove_all(work, ignored);
+    }
+  } remove_work{work};
   const fs::path tmp = work / "plot.png";
   std::string script = fmt::format(
       "set terminal pngcairo size {},{} font 'DejaVu Sans,10' noenhanced\nset output {}\n"
@@ -159,8 +169,21 @@ std::string plot(const std::vector<Panel>& panels, const fs::path& out) {
   script += "unset multiplot\nset output\n";
   write_file_atomic(work / "plot.gp", script);
   std::string skipped = run_gnuplot(work / "plot.gp", work / "gnuplot.log");
-  if (skipped.empty()) fs::rename(tmp, out);
-  fs::remove_all(work);
+  if (skipped.empty()) {
+    // gnuplot exits 0 even when its output could not be written whole (a full disk): the
+    // picture must decode before it is published, and it goes to its place as every file
+    // does (temporary, fsync, rename), where a failing write is an error naming `out`.
+    std::string png;
+    try {
+      png = read_file(tmp);
+    } catch (const Error& e) {
+      skipped = std::string("gnuplot wrote no picture: ") + e.what();
+    }
+    if (skipped.empty() && !data::decode_image(png).image)
+      skipped = fmt::format("gnuplot's picture {} is not a whole PNG ({} bytes; a full disk?)",
+                            tmp.string(), png.size());
+    if (skipped.empty()) write_file_atomic(out, png);
+  }
   return skipped;
 }
 
