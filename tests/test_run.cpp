@@ -572,9 +572,18 @@ TEST(RunSmoke, KillAnywhereResumesToTheSameResults) {
       EXPECT_EQ(files_under(run, path), files) << path;
       for (const auto& file : files) {
         const std::string resumed = read_file(run / file), uninterrupted = read_file(ref / file);
-        if (resumed != uninterrupted)
+        if (resumed == uninterrupted) {
+        } else if (file.starts_with("eval/") && file.ends_with(".json")) {
+          // FID and KID go through LAPACK, whose last bits differ between two calls on some
+          // machines (issue #14; expect_same_results): within 1e-9 there, exact elsewhere.
+          auto a = nlohmann::json::parse(resumed), b = nlohmann::json::parse(uninterrupted);
+          erase_wall_clock(a);
+          erase_wall_clock(b);
+          expect_same_results(a, b, file);
+        } else {
           EXPECT_EQ(without_wall_clock(file, resumed), without_wall_clock(file, uninterrupted))
               << file << " differs from the uninterrupted run's";
+        }
         compared.push_back(file);
       }
     }
