@@ -1,5 +1,6 @@
 #include "core/torch_pch.h"
 #include "train/adamw.h"
+#include "train/adamw_kernel.h"
 
 #include <algorithm>
 #include <cmath>
@@ -7,33 +8,6 @@
 #include <ATen/Parallel.h>
 
 namespace recap::train {
-
-namespace {
-
-// One step's constants: AdamW's bias corrections folded in as torch computes them,
-//   p <- p * (1 - lr * wd) - (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps).
-struct Coefficients {
-  double grad_scale, beta1, beta2, decay, step_size, sqrt_bc2, eps;
-};
-
-// Each element depends only on itself, so the result is the same for any thread count.
-template <typename T>
-void fused_step(T* p, const T* g, T* m, T* v, int64_t n, const Coefficients& c) {
-  const T scale = c.grad_scale, b1 = c.beta1, b2 = c.beta2, decay = c.decay,
-          step_size = c.step_size, sqrt_bc2 = c.sqrt_bc2, eps = c.eps;
-  at::parallel_for(0, n, int64_t{1} << 15, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const T grad = g[i] * scale;
-      const T mi = m[i] * b1 + grad * (1 - b1);
-      const T vi = v[i] * b2 + grad * grad * (1 - b2);
-      m[i] = mi;
-      v[i] = vi;
-      p[i] = p[i] * decay - step_size * mi / (std::sqrt(vi) / sqrt_bc2 + eps);
-    }
-  });
-}
-
-}  // namespace
 
 double clip_scale(double grad_norm, double max_norm) {
   return max_norm > 0 ? std::min(1.0, max_norm / (grad_norm + 1e-6)) : 1.0;
@@ -51,19 +25,23 @@ AdamW::AdamW(FlatParameters& params, AdamWOptions options)
 void AdamW::step(double lr, double grad_scale) {
   torch::NoGradGuard no_grad;
   const int64_t t = ++state_.step;
-  const Coefficients c{grad_scale,
-                       options_.beta1,
-                       options_.beta2,
-                       1 - lr * options_.weight_decay,
-                       lr / (1 - std::pow(options_.beta1, static_cast<double>(t))),
-                       std::sqrt(1 - std::pow(options_.beta2, static_cast<double>(t))),
-                       options_.eps};
+  const AdamWCoefficients c{grad_scale,
+                            options_.beta1,
+                            options_.beta2,
+                            1 - lr * options_.weight_decay,
+                            lr / (1 - std::pow(options_.beta1, static_cast<double>(t))),
+                            std::sqrt(1 - std::pow(options_.beta2, static_cast<double>(t))),
+                            options_.eps};
   const torch::Tensor& p = params_.values();
   const torch::Tensor& g = params_.grads();
   if (p.is_cpu()) {
     AT_DISPATCH_FLOATING_TYPES(p.scalar_type(), "adamw", [&] {
-      fused_step(p.data_ptr<scalar_t>(), g.data_ptr<scalar_t>(), exp_avg_.data_ptr<scalar_t>(),
-                 exp_avg_sq_.data_ptr<scalar_t>(), p.numel(), c);
+      scalar_t *values = p.data_ptr<scalar_t>(), *m = exp_avg_.data_ptr<scalar_t>(),
+               *v = exp_avg_sq_.data_ptr<scalar_t>();
+      const scalar_t* grads = g.data_ptr<scalar_t>();
+      at::parallel_for(0, p.numel(), int64_t{1} << 15, [&](int64_t begin, int64_t end) {
+        adamw_update(values, grads, m, v, begin, end, c);
+      });
     });
     return;
   }
