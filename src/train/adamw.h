@@ -1,7 +1,9 @@
 // AdamW (Loshchilov & Hutter, as torch.optim.AdamW computes it) over a FlatParameters buffer,
 // in one pass per step: each element's gradient is read once, scaled (clipping), and its
 // moments and parameter updated while in registers. torch::optim::AdamW in this libtorch makes
-// ~10 whole-tensor passes per parameter tensor.
+// ~10 whole-tensor passes per parameter tensor. One difference: a parameter that got no
+// gradient this step (unused by the loss) still has its weight decay and moment decay applied
+// with a zero gradient, where torch's AdamW skips a tensor whose .grad is undefined.
 #pragma once
 #include <cstdint>
 
