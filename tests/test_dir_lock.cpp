@@ -121,6 +121,34 @@ TEST(DirLock, AnotherProcessIsRefusedAndAKilledHolderDoesNotBlock) {
   EXPECT_EQ(LockHolder::parse(read_file(tmp / ".lock")).pid, std::to_string(::getpid()));
 }
 
+// What killed holders left goes when the folder is locked again: temporaries of dead PIDs,
+// and a folder a commit set aside (back under its name when the commit died before the
+// rename, removed when the new one is in place); a live process's temporary stays.
+TEST(DirLock, LockingAFolderRemovesWhatKilledProcessesLeft) {
+  test::TempDir dir("lock");
+  const pid_t dead = ::fork();
+  if (dead == 0) ::_exit(0);
+  ASSERT_GT(dead, 0);
+  ::waitpid(dead, nullptr, 0);
+  const std::string d = std::to_string(dead), alive = std::to_string(::getpid());
+  write_file_atomic(dir / ("shard.tar.tmp." + d), "half a shard");
+  write_file_atomic(dir / "ckpt" / ("step-000000010.tmp." + d) / "model.safetensors", "x");
+  write_file_atomic(dir / "ckpt" / ("step-000000020.old." + d) / "state.json", "lost");
+  write_file_atomic(dir / "ckpt" / ("step-000000030.old." + d) / "state.json", "older");
+  write_file_atomic(dir / "ckpt" / "step-000000030" / "state.json", "newer");
+  write_file_atomic(dir / ("mine.tmp." + alive), "being written");
+  write_file_atomic(dir / "notes.tmp.txt", "not a temporary of ours");
+  { const auto lock = DirLock::folder(dir.path()); }
+  EXPECT_FALSE(std::filesystem::exists(dir / ("shard.tar.tmp." + d)));
+  EXPECT_FALSE(std::filesystem::exists(dir / "ckpt" / ("step-000000010.tmp." + d)));
+  EXPECT_EQ(read_file(dir / "ckpt" / "step-000000020" / "state.json"), "lost");
+  EXPECT_FALSE(std::filesystem::exists(dir / "ckpt" / ("step-000000020.old." + d)));
+  EXPECT_EQ(read_file(dir / "ckpt" / "step-000000030" / "state.json"), "newer");
+  EXPECT_FALSE(std::filesystem::exists(dir / "ckpt" / ("step-000000030.old." + d)));
+  EXPECT_TRUE(std::filesystem::exists(dir / ("mine.tmp." + alive)));
+  EXPECT_TRUE(std::filesystem::exists(dir / "notes.tmp.txt"));
+}
+
 TEST(DirLock, FileLockIsPerFile) {
   test::TempDir tmp("lock");
   const auto a = DirLock::file(tmp / "a.json");

@@ -171,6 +171,23 @@ class CapturedLog {
   std::shared_ptr<spdlog::logger> previous_;
 };
 
+// An attempt killed before its first checkpoint leaves log lines but nothing to resume from;
+// the fresh start must not append its steps after them.
+TEST(Trainer, FreshStartDropsTheLogOfAnAttemptWithoutCheckpoints) {
+  test::TempDir dir("trainer");
+  RegressionTask crashing(16, /*fail_at_call=*/6);
+  EXPECT_THROW(train(crashing, options(dir.path(), 30)), std::runtime_error);
+  ASSERT_EQ(read_jsonl(dir / "metrics.jsonl").size(), 6u);  // steps 1-6, no checkpoint yet
+  RegressionTask task;
+  train(task, options(dir.path(), 30));
+  const auto log = read_jsonl(dir / "metrics.jsonl");
+  std::vector<int64_t> steps;
+  for (const auto& line : log)
+    if (!line.contains("split")) steps.push_back(line["step"]);
+  ASSERT_EQ(steps.size(), 30u);
+  for (int64_t i = 0; i < 30; ++i) EXPECT_EQ(steps[i], i + 1);
+}
+
 TEST(Trainer, ResumeAfterACrashIsBitExact) {
   test::TempDir crash_dir("trainer");
   expect_resume_is_bit_exact(crash_dir.path(), 20);

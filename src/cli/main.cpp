@@ -54,7 +54,9 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     cli.run_parsed();
-  } catch (const recap::Error& e) {
+  } catch (const std::exception& e) {
+    // recap::Error, and also what is not ours (e.g. a full stdout under the final table):
+    // a message and a status, not an abort.
     fmt::print(stderr, "error: {}\n", e.what());
     return 2;
   }

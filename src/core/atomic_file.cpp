@@ -1,7 +1,9 @@
 #include "core/atomic_file.h"
 
+#include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -133,5 +135,40 @@ void AtomicDir::commit() {
   committed_ = true;
   if (had_old) fs::remove_all(old, ec);  // a leftover here is only disk space
 }
+
+// A killed process leaves its temporaries under their names: a later process, with another
+// PID, never looks at them again, so a folder killed N times kept N stray copies. Only names
+// whose PID is no live process are touched (a PID reused since merely keeps its leftover for
+// a later call).
+size_t remove_dead_temporaries(const fs::path& dir) {
+  const auto dead_pid = [](const std::string& name, const std::string& marker) {
+    const auto at = name.rfind(marker);
+    if (at == std::string::npos) return false;
+    const std::string digits = name.substr(at + marker.size());
+    if (digits.empty() || digits.size() > 9 ||
+        !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
+      return false;
+    const auto pid = static_cast<pid_t>(std::stol(digits));
+    return pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH;
+  };
+  std::vector<fs::path> temporaries, set_aside;
+  for (auto it = fs::recursive_directory_iterator(dir); it != fs::recursive_directory_iterator();
+       ++it) {
+    const std::string name = it->path().filename().string();
+    if (dead_pid(name, ".tmp.")) temporaries.push_back(it->path());
+    else if (it->is_directory() && dead_pid(name, ".old.")) set_aside.push_back(it->path());
+    else continue;
+    if (it->is_directory()) it.disable_recursion_pending();
+  }
+  for (const auto& path : temporaries) fs::remove_all(path);
+  for (const auto& path : set_aside) {
+    const std::string name = path.string();
+    const fs::path original = name.substr(0, name.rfind(".old."));
+    if (fs::exists(original)) fs::remove_all(path);
+    else fs::rename(path, original);
+  }
+  return temporaries.size() + set_aside.size();
+}
+
 
 }  // namespace recap

@@ -64,4 +64,11 @@ class AtomicDir {
   bool committed_ = false;
 };
 
+// Removes, anywhere under `dir`, what killed processes left: "NAME.tmp.PID" temporaries
+// (files, or AtomicDir folders) whose PID is no live process, and AtomicDir's "NAME.old.PID"
+// (the folder a commit sets aside), which goes back under NAME when the commit died before
+// putting the new one in place and is removed otherwise. The caller holds `dir` (a DirLock),
+// so no live process of another machine is writing there. Returns how many were handled.
+size_t remove_dead_temporaries(const fs::path& dir);
+
 }  // namespace recap

@@ -11,7 +11,9 @@
 #include <utility>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/log.h"
 
@@ -81,6 +83,9 @@ DirLock DirLock::folder(const fs::path& dir) {
   fs::create_directories(dir);
   DirLock lock(dir / ".lock", dir);
   if (!existed) lock.created_dir_ = dir;
+  // The folder is ours now: what earlier holders left when they were killed goes.
+  else if (const size_t n = remove_dead_temporaries(dir))
+    spdlog::info("{}: removed {} temporaries left by killed processes", dir.string(), n);
   return lock;
 }
 

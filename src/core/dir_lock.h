@@ -25,7 +25,8 @@ struct LockHolder {
 
 class DirLock {
  public:
-  // Locks folder `dir` (created when missing) through DIR/.lock.
+  // Locks folder `dir` (created when missing) through DIR/.lock, then removes what killed
+  // processes left in it (remove_dead_temporaries).
   static DirLock folder(const fs::path& dir);
   // Locks the single output `file` through .NAME.lock in its folder (created when missing).
   static DirLock file(const fs::path& file);

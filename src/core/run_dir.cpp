@@ -162,7 +162,13 @@ StageOutcome RunDir::run_stage(const StageSpec& spec,
     rec["status"] = "failed";
     rec["error"] = e.what();
     rec["seconds"] = elapsed();
-    save();
+    // On a full disk the manifest cannot record the failure either: the stage's own error is
+    // the one to report (a record left "running" reruns the stage like a failed one).
+    try {
+      save();
+    } catch (const std::exception& save_error) {
+      spdlog::warn("stage {}: could not record its failure: {}", spec.name, save_error.what());
+    }
     throw;
   }
   nlohmann::json outputs = nlohmann::json::object();

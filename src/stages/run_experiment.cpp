@@ -1,10 +1,7 @@
 #include "core/torch_pch.h"
 #include "stages/run_experiment.h"
 
-#include <signal.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <functional>
 #include <set>
@@ -406,47 +403,6 @@ std::vector<PlannedStage> plan(const Config& config, const RunLayout& layout,
   return stages;
 }
 
-// What a killed process leaves in the run folder (kill anywhere, docs/RELIABILITY.md): every
-// atomic write goes through "NAME.tmp.PID" (a file, or a checkpoint's folder) and AtomicDir
-// sets the folder it replaces aside as "NAME.old.PID" (core/atomic_file.h). A SIGKILL leaves
-// them where they are and the next process, with another PID, never looks at them again: a
-// run killed N times kept N stray copies of shards, images and checkpoints. The run is locked
-// when this is called, and only names whose PID is no live process are touched (a PID reused
-// since merely keeps its leftover for a later run): a temporary is removed; a folder set aside
-// goes back under its name when the commit that moved it died before putting the new one in
-// place, and is removed otherwise.
-void remove_dead_temporaries(const fs::path& run) {
-  const auto dead_pid = [](const std::string& name, const std::string& marker) {
-    const auto at = name.rfind(marker);
-    if (at == std::string::npos) return false;
-    const std::string digits = name.substr(at + marker.size());
-    if (digits.empty() || digits.size() > 9 ||
-        !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
-      return false;
-    const auto pid = static_cast<pid_t>(std::stol(digits));
-    return pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH;
-  };
-  std::vector<fs::path> temporaries, set_aside;
-  for (auto it = fs::recursive_directory_iterator(run); it != fs::recursive_directory_iterator();
-       ++it) {
-    const std::string name = it->path().filename().string();
-    if (dead_pid(name, ".tmp.")) temporaries.push_back(it->path());
-    else if (it->is_directory() && dead_pid(name, ".old.")) set_aside.push_back(it->path());
-    else continue;
-    if (it->is_directory()) it.disable_recursion_pending();
-  }
-  for (const auto& path : temporaries) fs::remove_all(path);
-  for (const auto& path : set_aside) {
-    const std::string name = path.string();
-    const fs::path original = name.substr(0, name.rfind(".old."));
-    if (fs::exists(original)) fs::remove_all(path);
-    else fs::rename(path, original);
-  }
-  if (!temporaries.empty() || !set_aside.empty())
-    spdlog::info("removed {} temporaries and {} folders set aside by killed processes",
-                 temporaries.size(), set_aside.size());
-}
-
 std::string format_seconds(double s) {
   if (s < 60) return fmt::format("{:.1f} s", s);
   const long total = std::lround(s);  // whole seconds, so 239.6 s reads 4 min 00 s
@@ -482,7 +438,6 @@ RunResult run_experiment(const Config& config, const fs::path& run_dir,
   // Absolute, because stage outputs are declared relative to their stage folder otherwise.
   const RunLayout layout{fs::absolute(run_dir)};
   RunDir run(layout.root, effective);
-  remove_dead_temporaries(layout.root);
   const fs::path log = layout.root / "run.log";
   add_log_file(log.string());
   auto stages = plan(effective, layout, arms, options.threads);

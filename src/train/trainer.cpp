@@ -66,9 +66,11 @@ TrainResult train(Task& task, const TrainerOptions& o) {
     const TrainingState& state = resumed->state;
     task.restore(state.cursor);
     result.start_step = state.step;
-    log.truncate_after("step", static_cast<double>(state.step));
     spdlog::info("resumed from {} (step {})", resumed->checkpoint.string(), state.step);
   }
+  // The log holds this run's steps only: a resumed run drops what was logged after its
+  // checkpoint, a fresh one what an attempt killed before its first checkpoint logged.
+  log.truncate_after("step", static_cast<double>(result.start_step));
 
   int64_t step = result.start_step;
   Progress progress("train", o.steps - step, "step");
