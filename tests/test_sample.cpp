@@ -185,5 +185,84 @@ TEST_F(Sample, ReadPromptsPlainAndJsonl) {
               ::testing::ThrowsMessage<Error>(HasSubstr("broken.jsonl:1: bad JSON")));
 }
 
+// GenEval's layout (README "Image generation" of github.com/djghosh13/geneval): written by
+// --layout geneval, read back through images.jsonl and, without it, as a foreign GenEval folder:
+// the same prompts, metadata and image bytes either way.
+TEST_F(Sample, GenevalLayoutRoundTrip) {
+  test::TempDir dir("sample-geneval");
+  const auto lines = read_jsonl(corpus::geneval_prompts_path(corpus()));
+  ASSERT_GT(lines.size(), 20u);
+  // One prompt of each of a few tasks: single object, then the last (colour attribution).
+  const std::vector<nlohmann::json> chosen = {lines.front(), lines[lines.size() / 2], lines.back()};
+  std::string file;
+  for (const auto& l : chosen) file += l.dump() + "\n";
+  write_file_atomic(dir / "evaluation_metadata.jsonl", file);
+  const fs::path out = dir / "gen";
+  auto run = sample("--steps 1 --images-per-prompt 2 --layout geneval --prompts " +
+                    (dir / "evaluation_metadata.jsonl").string() + " --out " + out.string());
+  ASSERT_EQ(run.status, 0) << run.output;
+  for (size_t i = 0; i < chosen.size(); ++i) {
+    const fs::path folder = out / fmt::format("{:05d}", i);
+    EXPECT_EQ(nlohmann::json::parse(read_file(folder / "metadata.jsonl")), chosen[i]);
+    EXPECT_TRUE(fs::exists(folder / "samples" / "0000.png"));
+    EXPECT_TRUE(fs::exists(folder / "samples" / "0001.png"));
+    EXPECT_FALSE(fs::exists(folder / "samples" / "0002.png"));
+  }
+  const auto ours = read_sample_folder(out);
+  fs::rename(out / "images.jsonl", dir / "index.jsonl");
+  const auto theirs = read_sample_folder(out);  // GenEval's layout alone
+  ASSERT_EQ(ours.size(), 6u);
+  ASSERT_EQ(theirs.size(), 6u);
+  for (size_t k = 0; k < ours.size(); ++k) {
+    const auto& metadata = world::geneval_from_json(chosen[k / 2]);
+    for (const auto* image : {&ours[k], &theirs[k]}) {
+      EXPECT_EQ(image->file, out / fmt::format("{:05d}/samples/{:04d}.png", k / 2, k % 2));
+      EXPECT_EQ(image->request.text, metadata.prompt);
+      EXPECT_EQ(image->request.suite, kGenevalSuite);
+      EXPECT_EQ(image->request.geneval, metadata);
+      EXPECT_EQ(image->request.target, world::geneval_target(metadata));
+    }
+    EXPECT_TRUE(ours[k].record.at("seed").is_number_unsigned());
+    EXPECT_TRUE(theirs[k].record.at("seed").is_null());
+  }
+  // A flat run into the same folder leaves none of the GenEval folders behind, and back.
+  fs::rename(dir / "index.jsonl", out / "images.jsonl");
+  ASSERT_EQ(sample("--steps 1 --prompts " + (dir / "evaluation_metadata.jsonl").string() +
+                   " --out " + out.string()).status, 0);
+  EXPECT_TRUE(fs::exists(out / "000002.png"));
+  EXPECT_FALSE(fs::exists(out / "00000"));
+
+  // World suite prompts carry no GenEval metadata: the layout refuses them.
+  auto suite = sample("--steps 1 --layout geneval --prompts " + prompts().string() + " --out " +
+                      (dir / "suite").string());
+  EXPECT_EQ(suite.status, 2);
+  EXPECT_THAT(suite.output, HasSubstr("has no GenEval metadata"));
+}
+
+TEST_F(Sample, BadGenevalFoldersAreRefusedNamingTheFile) {
+  test::TempDir dir("sample-geneval-bad");
+  const auto line = read_jsonl(corpus::geneval_prompts_path(corpus())).front().dump();
+  write_file_atomic(dir / "a" / "00000" / "metadata.jsonl", line);
+  EXPECT_THAT([&] { read_sample_folder(dir / "a"); },
+              ::testing::ThrowsMessage<Error>(
+                  HasSubstr((dir / "a" / "00000" / "samples").string() + ": missing")));
+  write_file_atomic(dir / "b" / "00000" / "metadata.jsonl", "{\"tag\": ");
+  fs::create_directories(dir / "b" / "00000" / "samples");
+  EXPECT_THAT([&] { read_sample_folder(dir / "b"); },
+              ::testing::ThrowsMessage<Error>(
+                  HasSubstr((dir / "b" / "00000" / "metadata.jsonl").string() + ": bad JSON")));
+  write_file_atomic(dir / "c" / "00000" / "metadata.jsonl", R"({"tag": "colors", "prompt": "x"})");
+  fs::create_directories(dir / "c" / "00000" / "samples");
+  EXPECT_THAT([&] { read_sample_folder(dir / "c"); },
+              ::testing::ThrowsMessage<Error>(HasSubstr("metadata.jsonl: GenEval metadata: "
+                                                        "\"include\" is missing")));
+  fs::create_directories(dir / "d" / "00000");
+  EXPECT_THAT([&] { read_sample_folder(dir / "d"); },
+              ::testing::ThrowsMessage<Error>(HasSubstr("00000/metadata.jsonl: missing")));
+  fs::create_directories(dir / "e");
+  EXPECT_THAT([&] { read_sample_folder(dir / "e"); },
+              ::testing::ThrowsMessage<Error>(HasSubstr("images.jsonl: missing (not a finished `recap sample` folder), and")));
+}
+
 }  // namespace
 }  // namespace recap::stages

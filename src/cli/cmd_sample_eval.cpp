@@ -14,7 +14,7 @@ namespace recap::cli {
 namespace {
 
 struct SampleArgs {
-  std::string model, tokenizer, prompts_file, out, sampler;
+  std::string model, tokenizer, prompts_file, out, sampler, layout = "flat";
   std::vector<std::string> prompts;
   int steps = 0;  // 0: the model's stored settings (as are a negative cfg and no sampler)
   double cfg = -1;
@@ -67,12 +67,18 @@ void add_sample_eval_commands(Cli& cli) {
   sample->add_option("--tokenizer", args->tokenizer, "the tokenizer it was trained with")
       ->required();
   auto* file = sample->add_option("--prompts", args->prompts_file,
-                                  "prompts file: suite JSONL (CORPUS/prompts/SUITE.jsonl) or "
-                                  "one prompt per line");
+                                  "prompts file: suite JSONL (CORPUS/prompts/SUITE.jsonl), "
+                                  "GenEval metadata (CORPUS/prompts/geneval/"
+                                  "evaluation_metadata.jsonl) or one prompt per line");
   auto* text = sample->add_option("--prompt", args->prompts,
                                   "a prompt (repeatable; \"\" is the unconditional one)");
   file->excludes(text);
   sample->add_option("--out", args->out, "output folder (a finished one is skipped)")->required();
+  sample
+      ->add_option("--layout", args->layout,
+                   "flat (NNNNNN.png) or geneval (GenEval's NNNNN/metadata.jsonl + "
+                   "NNNNN/samples/NNNN.png; needs GenEval prompts)")
+      ->capture_default_str();
   sample->add_option("--steps", args->steps, "sampler steps (0: the model's)")
       ->capture_default_str();
   sample
@@ -100,8 +106,9 @@ void add_sample_eval_commands(Cli& cli) {
       prompts = stages::read_prompts(args->prompts_file);
       if (prompts.empty()) throw Error(args->prompts_file + ": no prompts in the file");
     }
-    for (const auto& p : args->prompts) prompts.push_back({p, std::nullopt, std::nullopt});
+    for (const auto& p : args->prompts) prompts.push_back({p, std::nullopt, std::nullopt, {}});
     auto run = args->run;
+    run.layout = stages::parse_sample_layout(args->layout);
     if (!args->sampler.empty()) run.sampler = diffusion::parse_sampler(args->sampler);
     if (args->steps > 0) run.steps = args->steps;
     if (args->cfg >= 0) run.guidance_scale = args->cfg;
@@ -118,7 +125,11 @@ void add_sample_eval_commands(Cli& cli) {
       "eval",
       "Score a `recap sample` folder: prompt following (as the evaluator detects it) "
       "with bootstrap intervals, FID/KID against the eval-split renders ([eval] keys)");
-  evaluate->add_option("--images", eval->images, "folder from recap sample")->required();
+  evaluate
+      ->add_option("--images", eval->images,
+                   "folder from recap sample, or a folder in GenEval's layout "
+                   "(NNNNN/metadata.jsonl, NNNNN/samples/NNNN.png)")
+      ->required();
   evaluate->add_option("--evaluator", eval->evaluator, "folder from evaluator train")->required();
   evaluate->add_option("--corpus", eval->corpus, "corpus folder (reference renders, world)")
       ->required();
@@ -126,7 +137,8 @@ void add_sample_eval_commands(Cli& cli) {
                        "prompts file the images must come from (targets for plain prompts)");
   evaluate->add_option("--json", eval->json,
                        "also write the full report here, and one line per image beside it "
-                       "(NAME.images.jsonl)");
+                       "(NAME.images.jsonl; for GenEval prompts also GenEval's results.jsonl "
+                       "as NAME.geneval.jsonl)");
   evaluate->add_flag("--no-fid", eval->no_fid, "skip FID/KID and the noise floor");
   evaluate->add_option("--inception", eval->inception,
                        "FID/KID on the pool3 features of this InceptionV3 .safetensors "
@@ -181,6 +193,14 @@ void add_sample_eval_commands(Cli& cli) {
           recap::eval::write_image_results_beside(eval->json, reports.front().per_image);
       fmt::print("report written to {}, per-image results to {}\n", eval->json,
                  per_image.string());
+      if (!reports.front().geneval_lines.empty()) {
+        std::string lines;
+        for (const auto& line : reports.front().geneval_lines) lines += line.dump() + "\n";
+        const auto path = stages::geneval_results_path(eval->json);
+        write_file_atomic(path, lines);
+        fmt::print("GenEval per-image results (for GenEval's summary_scores.py) to {}\n",
+                   path.string());
+      }
     }
   });
 }

@@ -8,6 +8,7 @@
 //   DIR/eval/eval-00000.tar ...     held-out scenes: reference renders + human long captions
 //   DIR/prompts/SUITE.jsonl         compositional prompt suites with exact targets
 //                                   (counting, position, colour_binding, multi_object)
+//   DIR/prompts/geneval/evaluation_metadata.jsonl  GenEval's six tasks in the world
 //
 // Every KEY.json is {"split", "index", "scene": <scene graph>, "captions": {"human_long",
 // "human_short", and for web samples "alt" and "alt_mode"}}: the ground truth a synthetic
@@ -45,6 +46,12 @@ data::LoaderOptions split_loader(const fs::path& dir, Split split, const Config&
 // suite among them; for validation grids, competence checks and every tuning decision.
 fs::path prompts_path(const fs::path& dir, std::string_view suite);
 fs::path dev_prompts_path(const fs::path& dir, std::string_view suite);
+// The world's GenEval prompts (world/geneval_prompts.h) in GenEval's own file form:
+// DIR/prompts/geneval/evaluation_metadata.jsonl (test) and
+// DIR/prompts/dev/geneval/evaluation_metadata.jsonl (dev: its own seed stream, no request of
+// the test file among them).
+fs::path geneval_prompts_path(const fs::path& dir);
+fs::path dev_geneval_prompts_path(const fs::path& dir);
 
 // Writes the corpus for `config` into `out` with `threads` render threads. Resumable: shards
 // already on disk are kept (each is written atomically); a folder holding a corpus made with

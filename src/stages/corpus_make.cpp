@@ -1,6 +1,7 @@
 // `recap corpus make`: renders the embedded world into WebDataset shards.
 #include <atomic>
 #include <exception>
+#include <map>
 #include <mutex>
 #include <regex>
 #include <set>
@@ -20,6 +21,7 @@
 #include "stages/settings.h"
 #include "world/alt_text.h"
 #include "world/captions.h"
+#include "world/geneval_prompts.h"
 #include "world/prompts.h"
 #include "world/render.h"
 #include "world/sampler.h"
@@ -32,6 +34,8 @@ namespace {
 uint64_t split_stream(Split s) { return 0x5A17 + static_cast<uint64_t>(s); }
 constexpr uint64_t kPromptStream = 0x9807;
 constexpr uint64_t kDevPromptStream = 0x9808;
+constexpr uint64_t kGenevalStream = 0x9809;
+constexpr uint64_t kDevGenevalStream = 0x980A;
 // Dev candidates drawn per prompt wanted: enough to replace those that repeat a test text.
 constexpr int kDevCandidates = 4;
 constexpr uint64_t kCaptionStream = 1;
@@ -78,6 +82,28 @@ void write_shard(const ShardTask& task, const fs::path& out, const world::WorldC
   writer.commit();
 }
 
+// GenEval's tasks in the world, test and dev, as the suites below: the dev file leaves out
+// every request (metadata without its text) of the test file and keeps at most n per task.
+void write_geneval_prompts(const fs::path& out, const world::WorldConfig& world, int64_t n,
+                           uint64_t seed) {
+  std::string test_lines, dev_lines;
+  std::set<std::string> taken;
+  for (const auto& p : world::make_geneval_prompts(world, static_cast<int>(n),
+                                                   derive_seed(seed, kGenevalStream))) {
+    test_lines += world::to_json(p).dump() + "\n";
+    taken.insert(world::geneval_request_key(p));
+  }
+  std::map<std::string, int64_t> per_tag;
+  for (const auto& p : world::make_geneval_prompts(world, static_cast<int>(kDevCandidates * n),
+                                                   derive_seed(seed, kDevGenevalStream)))
+    if (per_tag[p.tag] < n && taken.insert(world::geneval_request_key(p)).second) {
+      dev_lines += world::to_json(p).dump() + "\n";
+      ++per_tag[p.tag];
+    }
+  write_file_atomic(geneval_prompts_path(out), test_lines);
+  write_file_atomic(dev_geneval_prompts_path(out), dev_lines);
+}
+
 // Test and dev prompts of every suite. A dev prompt is dropped when its text is a test text or
 // an earlier dev text; a world too small for n such texts gets fewer, with a warning.
 void write_prompts(const fs::path& out, const world::WorldConfig& world, int64_t n,
@@ -107,6 +133,7 @@ void write_prompts(const fs::path& out, const world::WorldConfig& world, int64_t
     write_file_atomic(prompts_path(out, name), test_lines);
     write_file_atomic(dev_prompts_path(out, name), dev_lines);
   }
+  write_geneval_prompts(out, world, n, seed);
 }
 
 }  // namespace
@@ -161,6 +188,14 @@ fs::path prompts_path(const fs::path& dir, std::string_view suite) {
 
 fs::path dev_prompts_path(const fs::path& dir, std::string_view suite) {
   return dir / "prompts" / "dev" / fmt::format("{}.jsonl", suite);
+}
+
+fs::path geneval_prompts_path(const fs::path& dir) {
+  return dir / "prompts" / "geneval" / "evaluation_metadata.jsonl";
+}
+
+fs::path dev_geneval_prompts_path(const fs::path& dir) {
+  return dir / "prompts" / "dev" / "geneval" / "evaluation_metadata.jsonl";
 }
 
 Config corpus_config(const fs::path& dir) {

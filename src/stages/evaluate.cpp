@@ -201,6 +201,23 @@ std::vector<eval::ImageDetections> with_detections(std::vector<eval::ImageDetect
   return images;
 }
 
+// GenEval's verdict on every image sampled from GenEval metadata (eval/geneval.h).
+void judge_geneval(const std::vector<SampledImage>& sampled,
+                   const std::vector<eval::ImageDetections>& images,
+                   const eval::MetricOptions& options, EvalReport& report) {
+  std::vector<std::string> tags;
+  std::vector<eval::GenevalVerdict> verdicts;
+  for (size_t i = 0; i < sampled.size(); ++i) {
+    if (!sampled[i].request.geneval) continue;
+    const auto& metadata = *sampled[i].request.geneval;
+    verdicts.push_back(eval::geneval_judge(metadata, images[i].detections, options));
+    tags.push_back(metadata.tag);
+    report.geneval_lines.push_back(eval::geneval_result_line(
+        sampled[i].file.string(), metadata, images[i].detections, verdicts.back()));
+  }
+  if (!tags.empty()) report.geneval = eval::geneval_scores(tags, verdicts);
+}
+
 nlohmann::json fid_json(const std::optional<FidResult>& r) {
   if (!r) return nullptr;
   return {{"features", r->features},
@@ -239,6 +256,7 @@ EvalReport evaluate_images(const fs::path& images_dir, const fs::path& evaluator
                                 options.prompts->string()));
       if (!image.request.suite) image.request.suite = it->second.suite;
       if (!image.request.target) image.request.target = it->second.target;
+      if (!image.request.geneval) image.request.geneval = it->second.geneval;
     }
   }
   Judge judge = load_judge(evaluator_dir, corpus_dir, options);
@@ -246,6 +264,11 @@ EvalReport evaluate_images(const fs::path& images_dir, const fs::path& evaluator
   std::vector<data::DecodedSample> decoded;
   std::vector<eval::ImageDetections> images;
   for (const auto& image : sampled) {
+    try {
+      if (image.request.geneval) world::check_geneval_in_world(*image.request.geneval, judge.world);
+    } catch (const Error& e) {
+      throw Error(fmt::format("{}: {}", image.file.string(), e.what()));
+    }
     decoded.push_back(decode_checked(read_file(image.file), image.file.string(), judge));
     eval::ImageDetections scored;
     scored.target = image.request.target ? *image.request.target : parser.parse(image.request.text);
@@ -271,6 +294,7 @@ EvalReport evaluate_images(const fs::path& images_dir, const fs::path& evaluator
   }
   report.overall = eval::summarize(scores, options.metrics);
   report.suites = eval::summarize_by_suite(scores, suites, options.metrics);
+  judge_geneval(sampled, images, options.metrics, report);
   if (options.fid) {
     const auto reference =
         judge_images(judge, reference_renders(corpus_dir, judge), options.batch_size).features;
@@ -355,7 +379,12 @@ nlohmann::json to_json(const EvalReport& report) {
           {"fid", fid_json(report.fid)},
           {"fid_floor", fid_json(report.fid_floor)},
           {"evaluator_accuracy", report.evaluator_accuracy},
-          {"clip_judge", report.clip_judge}};
+          {"clip_judge", report.clip_judge},
+          {"geneval", report.geneval ? eval::to_json(*report.geneval) : nlohmann::json()}};
+}
+
+fs::path geneval_results_path(const fs::path& summary) {
+  return summary.parent_path() / (summary.stem().string() + ".geneval.jsonl");
 }
 
 std::string format_eval_table(const std::vector<EvalReport>& reports) {
@@ -373,6 +402,8 @@ std::string format_eval_table(const std::vector<EvalReport>& reports) {
     table.push_back(
         {r.name, fid_cell(r.fid), kid_cell(r.fid), fid_cell(r.fid_floor), kid_cell(r.fid_floor)});
   out += '\n' + eval::align_columns(table);
+  for (const auto& r : reports)
+    if (r.geneval) out += fmt::format("\n{}: {}\n", r.name, eval::format_geneval(*r.geneval));
   return out;
 }
 

@@ -16,6 +16,7 @@
 #include "core/config.h"
 #include "core/torch_pch.h"
 #include "eval/fid.h"
+#include "eval/geneval.h"
 #include "eval/image_results.h"
 #include "eval/metrics.h"
 #include "world/prompts.h"
@@ -63,20 +64,31 @@ struct EvalReport {
   // eval::write_image_results_beside the summary: in images.jsonl order (evaluate_images), or
   // the eval split's order, named by sample key (evaluate_reference).
   std::vector<eval::ImageResult> per_image;
+  // Images sampled from GenEval prompts (SampleRequest::geneval), judged by GenEval's rules
+  // (eval/geneval.h): the task scores, and one GenEval results.jsonl line per such image in
+  // per_image order. Unset and empty when no image had GenEval metadata.
+  std::optional<eval::GenevalScores> geneval;
+  std::vector<nlohmann::json> geneval_lines;
 };
+
+// DIR/NAME.json -> DIR/NAME.geneval.jsonl: where `recap eval --json` writes GenEval's
+// per-image results (GenEval's summary_scores.py reads that file as it is).
+fs::path geneval_results_path(const fs::path& summary);
 
 // images_dir holds images.jsonl (from sample_to_folder; targets come from it, or from parsing
 // the prompt text with the world parser when "target" is null; each image's prompt and "seed"
 // are its eval::ImageId). Detects with the evaluator (evaluator_dir/evaluator.safetensors),
-// scores every image (eval::score_image, kept in per_image) and summarises them
+// scores every image (eval::score_image, kept in per_image; images with GenEval metadata also
+// by GenEval's rules, EvalReport::geneval) and summarises them
 // (eval::summarize; per suite the same over the images of the suite); with options.clip also
 // each image's CLIP score against its prompt under that judge; FID/KID on
 // evaluator features vs the corpus's eval-split reference renders; the noise floor compares
 // as many freshly rendered scenes (world sampler, a seed stream of its own) with the same
 // reference set. The report is named after images_dir. Throws recap::Error naming the file for
 // a missing or malformed images.jsonl, an image that is unreadable or not canvas-sized, a
-// "seed" that is not an unsigned integer, a prompt the prompts file lacks, or an evaluator
-// made for another world.
+// "seed" that is not an unsigned integer, a prompt the prompts file lacks, GenEval metadata
+// naming a class or colour the world lacks, or an evaluator made for another world. images_dir
+// may also be a folder in GenEval's layout (read_sample_folder).
 EvalReport evaluate_images(const fs::path& images_dir, const fs::path& evaluator_dir,
                            const fs::path& corpus_dir, const EvaluateOptions& options);
 
@@ -90,10 +102,11 @@ EvalReport evaluate_reference(const fs::path& evaluator_dir, const fs::path& cor
 // {"name", "images", "overall": eval::to_json(PromptMetrics), "suites": {"counting": ...},
 // "fid": {"fid", "kid": {"mean", "std", "std_error", "subsets", "subset_size"},
 // "n_generated", "n_reference"} | null, "fid_floor": same | null, "evaluator_accuracy",
-// "clip_judge": the judge CLIP's check | null}.
+// "clip_judge": the judge CLIP's check | null, "geneval": eval::to_json(GenevalScores) | null}.
 nlohmann::json to_json(const EvalReport& report);
 // Rows of reports in one table: metrics with intervals (eval::format_table; one row per report
-// and one per report and suite), then FID/KID and the floor per report.
+// and one per report and suite), then FID/KID and the floor per report, then the GenEval-style
+// scores of each report that has them.
 std::string format_eval_table(const std::vector<EvalReport>& reports);
 
 // The evaluator's judgement of images still in memory, for probes during training (the

@@ -20,6 +20,7 @@
 #include "core/jsonl.h"
 #include "core/run_dir.h"
 #include "core/safetensors.h"
+#include "eval/geneval.h"
 #include "eval/image_results.h"
 #include "eval/metrics.h"
 #include "stages/competence.h"
@@ -99,6 +100,7 @@ struct EvalFile {
   int64_t images = 0;
   std::map<std::string, Metrics> sets;  // "overall" and each suite
   std::optional<Fid> fid, fid_floor;
+  std::optional<eval::GenevalScores> geneval;  // when its images had GenEval prompts
 };
 
 eval::Stat parse_stat(const json& j) {
@@ -136,6 +138,8 @@ std::optional<EvalFile> read_eval(const fs::path& path) {
       f.sets[suite] = parse_metrics(metrics);
     f.fid = parse_fid(j.at("fid"));
     f.fid_floor = parse_fid(j.at("fid_floor"));
+    if (j.contains("geneval") && !j["geneval"].is_null())
+      f.geneval = eval::geneval_scores_from_json(j["geneval"]);
     return f;
   });
 }
@@ -308,6 +312,26 @@ std::vector<std::string> suites_of(const std::vector<Column>& columns) {
       for (const auto& [set, m] : c.file->sets)
         if (set != "overall") found.insert(set);
   return world::in_suite_order(std::move(found));
+}
+
+// GenEval-style scores (eval/geneval.h) of every column that has them: overall, then GenEval's
+// six tasks. No rows when no evaluation sampled GenEval prompts.
+Table geneval_table(const std::vector<Column>& columns) {
+  Table t{{"arm", "overall"}, {}};
+  for (const auto& tag : world::geneval_tags()) t.header.push_back(tag);
+  for (const auto& c : columns) {
+    if (!c.file || !c.file->geneval) continue;
+    const auto& g = *c.file->geneval;
+    std::vector<Cell> row = {c.name, number(g.overall, 2)};
+    for (const auto& tag : world::geneval_tags()) {
+      const auto it = g.tasks.find(tag);
+      row.push_back(it == g.tasks.end() ? "-"
+                                        : fmt::format("{} ({}/{})", number(it->second.score(), 2),
+                                                      it->second.correct, it->second.images));
+    }
+    t.rows.push_back(std::move(row));
+  }
+  return t;
 }
 
 // Each arm's last competence probe (stages/competence.h): whether its model draws at all.
@@ -886,6 +910,16 @@ ReportResult write_report(const RunLayout& layout, const ReportOptions& options)
         "multi-object prompts (never the test suites) judged by the evaluator. Competent means "
         "SOA-C >= {:.0f}% and colour binding >= {:.0f}%.",
         100 * kCompetentSoaC, 100 * kCompetentColourBinding));
+  }
+  const Table geneval = geneval_table(with_ceiling);
+  if (!geneval.rows.empty()) {
+    doc.heading(3, "GenEval-style scores");
+    doc.table(geneval);
+    doc.para("GenEval's six tasks on the world's GenEval prompts (prompts/geneval/), judged by "
+             "GenEval's rules with the evaluator as the detector (src/eval/geneval.h): a task's "
+             "score is the share of its images that are correct, overall the mean of the task "
+             "scores. Published overall scores on GenEval's own COCO prompts (SD1.5 0.43, SDXL "
+             "0.55, DALL-E 3 0.67) are another world and detector, for orientation only.");
   }
   for (const auto& suite : suites_of(with_ceiling)) {
     doc.heading(3, "Suite: " + suite);

@@ -32,23 +32,120 @@ std::string_view trim(std::string_view s) {
   return s.substr(begin, s.find_last_not_of(" \t\r\n") - begin + 1);
 }
 
-std::string image_name(int64_t index) { return fmt::format("{:06d}.png", index); }
+// Image k of a run with `per_prompt` images per prompt: prompt k / per_prompt, its image
+// k % per_prompt.
+std::string image_name(SampleLayout layout, int64_t k, int64_t per_prompt) {
+  if (layout == SampleLayout::Geneval)
+    return fmt::format("{:05d}/samples/{:04d}.png", k / per_prompt, k % per_prompt);
+  return fmt::format("{:06d}.png", k);
+}
+
+std::string geneval_metadata_name(size_t prompt) {
+  return fmt::format("{:05d}/metadata.jsonl", prompt);
+}
 
 // Removes what a previous, different run left: the index first (so the folder stops counting
-// as finished), the grid, and numbered images past this run's count.
-void clear_stale(const fs::path& out_dir, int64_t images) {
+// as finished), the grid, and numbered images and prompt folders this run will not write
+// (another layout's, or past this run's counts).
+void clear_stale(const fs::path& out_dir, SampleLayout layout, int64_t prompts,
+                 int64_t per_prompt) {
   fs::remove(out_dir / kIndex);
   fs::remove(out_dir / kGrid);
-  static const std::regex numbered("([0-9]{6})\\.png");
+  static const std::regex flat_image("([0-9]{6})\\.png"), prompt_dir("([0-9]{5})"),
+      geneval_image("([0-9]{4})\\.png");
+  const bool geneval = layout == SampleLayout::Geneval;
   for (const auto& entry : fs::directory_iterator(out_dir)) {
     std::smatch m;
     const std::string name = entry.path().filename().string();
-    if (std::regex_match(name, m, numbered) && std::stoll(m[1].str()) >= images)
+    if (std::regex_match(name, m, flat_image) &&
+        (geneval || std::stoll(m[1].str()) >= prompts * per_prompt))
       fs::remove(entry.path());
+    if (!std::regex_match(name, m, prompt_dir) || !entry.is_directory()) continue;
+    if (!geneval || std::stoll(m[1].str()) >= prompts) {
+      fs::remove_all(entry.path());
+      continue;
+    }
+    if (!fs::is_directory(entry.path() / "samples")) continue;
+    for (const auto& image : fs::directory_iterator(entry.path() / "samples")) {
+      const std::string file = image.path().filename().string();
+      if (std::regex_match(file, m, geneval_image) && std::stoll(m[1].str()) >= per_prompt)
+        fs::remove(image.path());
+    }
   }
 }
 
+SampleRequest geneval_request(world::GenevalPrompt metadata) {
+  SampleRequest r{metadata.prompt, kGenevalSuite, world::geneval_target(metadata), {}};
+  r.geneval = std::move(metadata);
+  return r;
+}
+
+nlohmann::json geneval_json(const world::GenevalPrompt& metadata) {
+  return nlohmann::json::parse(world::to_json(metadata).dump());
+}
+
+// A folder in GenEval's layout (evaluate_images.py's reading): every folder whose name is
+// digits, in numeric order, holds metadata.jsonl (one JSON object) and samples/ with images
+// named DIGITS.png, taken in numeric order.
+std::vector<SampledImage> read_geneval_folder(const fs::path& dir) {
+  static const std::regex digits("[0-9]+"), image("([0-9]+)\\.png");
+  std::vector<std::pair<int64_t, fs::path>> prompts;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    if (entry.is_directory() && std::regex_match(name, digits) && name.size() < 18)
+      prompts.emplace_back(std::stoll(name), entry.path());
+  }
+  std::sort(prompts.begin(), prompts.end());
+  std::vector<SampledImage> images;
+  for (const auto& [index, folder] : prompts) {
+    const fs::path meta_file = folder / "metadata.jsonl";
+    if (!fs::exists(meta_file))
+      throw Error(fmt::format("{}: missing (a GenEval prompt folder holds its metadata.jsonl)",
+                              meta_file.string()));
+    world::GenevalPrompt metadata;
+    try {
+      metadata = world::geneval_from_json(nlohmann::json::parse(read_file(meta_file)));
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(fmt::format("{}: bad JSON: {}", meta_file.string(), e.what()));
+    } catch (const Error& e) {
+      throw Error(fmt::format("{}: {}", meta_file.string(), e.what()));
+    }
+    const fs::path samples = folder / "samples";
+    if (!fs::is_directory(samples))
+      throw Error(fmt::format("{}: missing (a GenEval prompt folder holds its images in "
+                              "samples/NNNN.png)",
+                              samples.string()));
+    std::vector<std::pair<int64_t, std::string>> files;
+    for (const auto& entry : fs::directory_iterator(samples)) {
+      std::smatch m;
+      const std::string name = entry.path().filename().string();
+      if (entry.is_regular_file() && std::regex_match(name, m, image) && m[1].length() < 18)
+        files.emplace_back(std::stoll(m[1].str()), name);
+    }
+    std::sort(files.begin(), files.end());
+    for (const auto& [number, name] : files) {
+      const std::string rel = fs::relative(samples / name, dir).generic_string();
+      SampledImage sampled{dir / rel, geneval_request(metadata), {}};
+      sampled.record = {{"file", rel},          {"prompt", metadata.prompt},
+                        {"suite", kGenevalSuite}, {"target", world::to_json(*sampled.request.target)},
+                        {"seed", nullptr},        {"geneval", geneval_json(metadata)}};
+      images.push_back(std::move(sampled));
+    }
+  }
+  if (images.empty())
+    throw Error(fmt::format("{}: missing (not a finished `recap sample` folder), and {} holds no "
+                            "GenEval images (NNNNN/metadata.jsonl, NNNNN/samples/NNNN.png)",
+                            (dir / kIndex).string(), dir.string()));
+  return images;
+}
+
 }  // namespace
+
+SampleLayout parse_sample_layout(const std::string& name) {
+  if (name == "flat") return SampleLayout::Flat;
+  if (name == "geneval") return SampleLayout::Geneval;
+  throw Error(fmt::format("sample layout \"{}\": expected flat or geneval", name));
+}
 
 std::vector<SampleRequest> read_prompts(const fs::path& file) {
   const std::string bytes = read_file(file);
@@ -71,8 +168,13 @@ std::vector<SampleRequest> read_prompts(const fs::path& file) {
       continue;
     }
     try {
-      const auto prompt = world::prompt_from_json(nlohmann::json::parse(line));
-      prompts.push_back({prompt.text, prompt.suite, prompt.target});
+      const auto json = nlohmann::json::parse(line);
+      if (world::looks_like_geneval(json)) {
+        prompts.push_back(geneval_request(world::geneval_from_json(json)));
+        continue;
+      }
+      const auto prompt = world::prompt_from_json(json);
+      prompts.push_back({prompt.text, prompt.suite, prompt.target, {}});
     } catch (const nlohmann::json::exception& e) {
       throw Error(fmt::format("{}: bad JSON: {}", where(), e.what()));
     } catch (const Error& e) {
@@ -110,6 +212,14 @@ SampleRunResult sample_to_folder(const fs::path& model_path, const fs::path& tok
   // The index this run writes, known before any image: it is what a finished folder must hold.
   const std::string model_sha = sha256_file(model_path);
   const int64_t per_prompt = options.images_per_prompt;
+  const bool geneval = options.layout == SampleLayout::Geneval;
+  if (geneval)
+    for (size_t i = 0; i < prompts.size(); ++i)
+      if (!prompts[i].geneval)
+        throw Error(fmt::format("sample --layout geneval: prompt {} (\"{}\") has no GenEval "
+                                "metadata; give a GenEval prompt file "
+                                "(CORPUS/prompts/geneval/evaluation_metadata.jsonl)",
+                                i + 1, prompts[i].text));
   const int64_t total = static_cast<int64_t>(prompts.size()) * per_prompt;
   std::vector<nlohmann::json> records;
   std::vector<uint64_t> seeds;
@@ -117,7 +227,7 @@ SampleRunResult sample_to_folder(const fs::path& model_path, const fs::path& tok
     const auto& p = prompts[static_cast<size_t>(k / per_prompt)];
     seeds.push_back(derive_seed(options.seed, static_cast<uint64_t>(k)));
     records.push_back(
-        {{"file", image_name(k)},
+        {{"file", image_name(options.layout, k, per_prompt)},
          {"prompt", p.text},
          {"suite", p.suite ? nlohmann::json(*p.suite) : nlohmann::json()},
          {"target", p.target ? world::to_json(*p.target) : nlohmann::json()},
@@ -126,6 +236,7 @@ SampleRunResult sample_to_folder(const fs::path& model_path, const fs::path& tok
          {"steps", settings.steps},
          {"guidance", settings.guidance_scale},
          {"model", model_sha}});
+    if (p.geneval) records.back()["geneval"] = geneval_json(*p.geneval);
   }
   const fs::path index = out_dir / kIndex;
   if (fs::exists(index) && read_jsonl(index) == records &&
@@ -133,7 +244,11 @@ SampleRunResult sample_to_folder(const fs::path& model_path, const fs::path& tok
     return {total, total, 0};
   }
   fs::create_directories(out_dir);
-  clear_stale(out_dir, total);
+  clear_stale(out_dir, options.layout, static_cast<int64_t>(prompts.size()), per_prompt);
+  if (geneval)
+    for (size_t i = 0; i < prompts.size(); ++i)
+      write_file_atomic(out_dir / geneval_metadata_name(i),
+                        world::to_json(*prompts[i].geneval).dump() + "\n");
 
   const int64_t max_length = loaded.model->options().text.max_length;
   for (size_t i = 0; i < prompts.size(); ++i) {
@@ -162,7 +277,7 @@ SampleRunResult sample_to_folder(const fs::path& model_path, const fs::path& tok
     auto images = sample_images(loaded.model, tokenizer, texts, batch_seeds, settings).cpu();
     const auto pngs = data::to_images(images);
     for (int64_t k = start; k < end; ++k)
-      write_file_atomic(out_dir / image_name(k),
+      write_file_atomic(out_dir / image_name(options.layout, k, per_prompt),
                         data::encode_png(pngs[static_cast<size_t>(k - start)]));
     if (options.grid_columns > 0) grid_cells.push_back(images);
     progress.add(end - start);
@@ -180,8 +295,10 @@ SampleRunResult sample_to_folder(const fs::path& model_path, const fs::path& tok
 
 std::vector<SampledImage> read_sample_folder(const fs::path& dir) {
   const fs::path index = dir / kIndex;
-  if (!fs::exists(index))
-    throw Error(fmt::format("{}: missing (not a finished `recap sample` folder)", index.string()));
+  if (!fs::exists(index)) {
+    if (!fs::is_directory(dir)) throw Error(fmt::format("{}: no such folder", dir.string()));
+    return read_geneval_folder(dir);
+  }
   std::vector<SampledImage> images;
   size_t line_no = 0;
   for (auto& record : read_jsonl(index)) {
@@ -197,6 +314,8 @@ std::vector<SampledImage> read_sample_folder(const fs::path& dir) {
       }
       const auto& target = record.value("target", nlohmann::json());
       if (!target.is_null()) image.request.target = world::facts_from_json(target);
+      const auto& geneval = record.value("geneval", nlohmann::json());
+      if (!geneval.is_null()) image.request.geneval = world::geneval_from_json(geneval);
       image.record = std::move(record);
       images.push_back(std::move(image));
     } catch (const nlohmann::json::exception& e) {

@@ -15,6 +15,7 @@
 #include "data/image.h"
 #include "diffusion/samplers.h"
 #include "world/facts.h"
+#include "world/geneval_prompts.h"
 #include "world/prompts.h"
 
 namespace recap::stages {
@@ -25,15 +26,31 @@ struct SampleRequest {
   std::string text;
   std::optional<std::string> suite;    // set for suite prompts: the world's or a user's name
   std::optional<world::Facts> target;  // set for suite prompts (their exact target)
+  // Set for GenEval prompts (suite "geneval"; target world::geneval_target of it): what
+  // `--layout geneval` writes as NNNNN/metadata.jsonl and `recap eval` judges by GenEval's rules.
+  std::optional<world::GenevalPrompt> geneval;
 };
 
+// The suite name of GenEval prompts, whatever their tag.
+inline constexpr const char* kGenevalSuite = "geneval";
+
 // A prompts file: JSONL suite prompts (world::to_json(Prompt) lines, as in
-// CORPUS/prompts/SUITE.jsonl; chosen when the first non-empty line starts with '{') or plain
-// text, one prompt per line (surrounding whitespace dropped). Empty lines are skipped. Throws
+// CORPUS/prompts/SUITE.jsonl, or GenEval metadata lines, as in
+// CORPUS/prompts/geneval/evaluation_metadata.jsonl; chosen when the first non-empty line starts
+// with '{') or plain text, one prompt per line (surrounding whitespace dropped). Empty lines are skipped. Throws
 // recap::Error naming file:line for invalid UTF-8, bad JSON or a bad prompt object.
 std::vector<SampleRequest> read_prompts(const fs::path& file);
 
+// Where images go. Flat: DIR/000000.png ... GenEval (github.com/djghosh13/geneval, README
+// "Image generation"): DIR/NNNNN/metadata.jsonl (prompt NNNNN's GenEval metadata, one line) and
+// DIR/NNNNN/samples/NNNN.png, which GenEval's evaluate_images.py reads; every prompt must then
+// carry GenEval metadata. Both layouts also get DIR/images.jsonl (GenEval skips what is not a
+// numbered folder).
+enum class SampleLayout { Flat, Geneval };
+SampleLayout parse_sample_layout(const std::string& name);  // "flat" | "geneval"
+
 struct SampleRunOptions {
+  SampleLayout layout = SampleLayout::Flat;
   std::optional<diffusion::Sampler> sampler;  // unset: the model's stored settings
   std::optional<int> steps;
   std::optional<double> guidance_scale;
@@ -48,9 +65,10 @@ struct SampleRunResult {
   double seconds = 0;
 };
 
-// Writes out_dir/000000.png ... (image k = i * images_per_prompt + j) and out_dir/images.jsonl,
-// one line per image: {"file", "prompt", "suite"|null, "target"|null, "seed", "sampler",
-// "steps", "guidance", "model" (the weights' sha256)}. images.jsonl is written last
+// Writes out_dir/000000.png ... (image k = i * images_per_prompt + j; in the GenEval layout
+// out_dir/NNNNN/samples/NNNN.png, prompt i's image j) and out_dir/images.jsonl, one line per
+// image: {"file", "prompt", "suite"|null, "target"|null, "seed", "sampler", "steps",
+// "guidance", "model" (the weights' sha256)}, plus "geneval": its metadata for GenEval prompts. images.jsonl is written last
 // (atomically) and marks the folder finished; a finished folder with the same lines is
 // skipped (result.skipped = images). Prompts longer than the text encoder reads are truncated
 // with a warning. At guidance 0 the prompt is not read: every image is sampled from the empty
@@ -66,8 +84,11 @@ struct SampledImage {
   SampleRequest request;
   nlohmann::json record;  // the whole line
 };
-// Reads DIR/images.jsonl. Throws recap::Error naming the file (and line) when it is missing,
-// or a line is bad JSON, lacks "file" or "prompt", or holds a bad "suite" or "target".
+// Reads DIR/images.jsonl; without one, a folder in GenEval's layout (numbered folders, each
+// with metadata.jsonl and samples/N.png; prompts in folder order, images in number order, suite
+// "geneval", no seed). Throws recap::Error naming the file (and line) when neither is there, a
+// line is bad JSON, lacks "file" or "prompt", or holds a bad "suite", "target" or "geneval",
+// and for a GenEval folder without metadata.jsonl or samples/ or with bad metadata.
 std::vector<SampledImage> read_sample_folder(const fs::path& dir);
 
 // images [N, 3, S, S] in [-1, 1] -> one image of rows of `columns` cells, each upscaled
