@@ -8,6 +8,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "core/error.h"
+#include "core/rng.h"
 #include "data/image_header.h"
 #include "data/rejects.h"
 
@@ -108,17 +109,42 @@ Image resize(const Image& image, int width, int height) {
   return from_mat(out);
 }
 
-Image center_crop_square(const Image& image) {
-  check_image(image, "center_crop_square");
-  int side = std::min(image.width, image.height);
-  int x = (image.width - side) / 2;
-  int y = (image.height - side) / 2;
-  return from_mat(view(image)(cv::Rect(x, y, side, side)));
+Image square_crop(const Image& image, int offset) {
+  check_image(image, "square_crop");
+  const int side = std::min(image.width, image.height);
+  const int slack = std::max(image.width, image.height) - side;
+  if (offset < 0 || offset > slack)
+    throw Error("square_crop: offset " + std::to_string(offset) + " outside [0, " +
+                std::to_string(slack) + "]");
+  const bool wide = image.width > image.height;
+  return from_mat(view(image)(cv::Rect(wide ? offset : 0, wide ? 0 : offset, side, side)));
 }
 
-Image fit_square(const Image& image, int size) {
-  if (image.width == image.height) return resize(image, size, size);
-  return resize(center_crop_square(image), size, size);
+Image center_crop_square(const Image& image) {
+  return square_crop(image, (std::max(image.width, image.height) -
+                             std::min(image.width, image.height)) / 2);
 }
+
+Image flip_horizontal(const Image& image) {
+  check_image(image, "flip_horizontal");
+  cv::Mat out;
+  cv::flip(view(image), out, 1);
+  return from_mat(out);
+}
+
+Image preprocess(const Image& image, const Preprocess& options, uint64_t seed) {
+  check_image(image, "preprocess");
+  Rng rng(seed);
+  const int slack = std::max(image.width, image.height) - std::min(image.width, image.height);
+  const int offset = options.crop == Crop::kRandom
+                         ? static_cast<int>(rng.below(static_cast<uint64_t>(slack) + 1))
+                         : slack / 2;
+  // A square image skips the crop (a copy): the centre crop of the world's renders is theirs.
+  Image out = resize(slack == 0 ? image : square_crop(image, offset), options.size, options.size);
+  if (options.flip && rng.chance(0.5)) out = flip_horizontal(out);
+  return out;
+}
+
+Image fit_square(const Image& image, int size) { return preprocess(image, {size}, 0); }
 
 }  // namespace recap::data

@@ -44,8 +44,28 @@ std::string encode_jpeg(const Image& image, int quality = 95);
 
 // Area averaging when shrinking (no aliasing), bicubic when enlarging in either direction.
 Image resize(const Image& image, int width, int height);
+// The largest square starting `offset` pixels along the long side (0 .. long - short).
+Image square_crop(const Image& image, int offset);
 // The largest centred square; for odd margins the extra row/column is dropped at the end.
 Image center_crop_square(const Image& image);
+// Left and right swapped.
+Image flip_horizontal(const Image& image);
+
+// How a photograph of any size and aspect becomes a square training image.
+enum class Crop { kCenter, kRandom };
+struct Preprocess {
+  int size = 64;  // output side in pixels
+  Crop crop = Crop::kCenter;
+  // Mirror half the images. Off by default: a mirrored image no longer matches a caption
+  // that says "left of" or "on the right", which is what positional prompts test.
+  bool flip = false;
+};
+// The largest square of `image` (centred, or with Crop::kRandom at an offset along the long
+// side drawn from `seed`), resized to size x size, and with `flip` mirrored when the same
+// draw says so (probability 1/2). The same crop as resizing the shortest side to `size` and
+// cropping (torchvision's Resize + CenterCrop / RandomCrop), up to interpolation at the edges,
+// without resampling what is cut away. The centre crop without flip ignores `seed`.
+Image preprocess(const Image& image, const Preprocess& options, uint64_t seed);
 // Centre crop to a square, then resize to size x size: what a square-image model trains on.
 Image fit_square(const Image& image, int size);
 

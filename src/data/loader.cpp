@@ -17,18 +17,24 @@ namespace {
 // Stream ids for derive_seed, so the source order and the sample shuffle are independent.
 constexpr uint64_t kSourceOrderStream = 1;
 constexpr uint64_t kShuffleStream = 2;
+constexpr uint64_t kPreprocessStream = 3;
 
 std::size_t shuffle_capacity(const LoaderOptions& options) {
   return std::max<std::size_t>(1, options.shuffle_buffer);
 }
 
-// FNV-1a over everything that decides the order of the stream (not the worker count, the
-// batch size or the limits: each input item keeps one position whatever they are).
+// FNV-1a over everything that decides the order of the stream and its random preprocessing
+// (not the worker count, the batch size or the limits: each input item keeps one position
+// whatever they are).
 uint64_t stream_fingerprint(const LoaderOptions& options) {
   std::string text = std::to_string(options.seed) + "|" +
                      std::to_string(shuffle_capacity(options)) + "|" +
                      (options.shuffle_sources ? "1" : "0");
   for (const auto& source : options.sources) text += "|" + source.string();
+  // A random crop or flip makes other pixels at the same positions. Named only when on, so
+  // cursors saved before these options existed (centre crop, no flip) still restore.
+  if (options.crop == Crop::kRandom) text += "|crop=random";
+  if (options.flip) text += "|flip";
   uint64_t hash = 0xCBF29CE484222325ull;
   for (unsigned char c : text) hash = (hash ^ c) * 0x100000001B3ull;
   return hash;
@@ -41,6 +47,27 @@ std::string hex(uint64_t value) {
 }
 
 }  // namespace
+
+std::vector<std::filesystem::path> list_sources(const std::vector<std::filesystem::path>& paths) {
+  std::vector<std::filesystem::path> sources;
+  for (const auto& path : paths) {
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec))
+      throw Error(path.string() + ": no such shard or image folder");
+    if (!std::filesystem::is_directory(path)) {
+      sources.push_back(path);
+      continue;
+    }
+    std::vector<std::filesystem::path> shards;
+    for (const auto& entry : std::filesystem::directory_iterator(path))
+      if (entry.is_regular_file() && entry.path().extension() == ".tar")
+        shards.push_back(entry.path());
+    std::sort(shards.begin(), shards.end());
+    if (shards.empty()) shards.push_back(path);
+    sources.insert(sources.end(), shards.begin(), shards.end());
+  }
+  return sources;
+}
 
 nlohmann::json Cursor::to_json() const {
   return {{"epoch", epoch}, {"position", position}, {"fingerprint", hex(fingerprint)}};
@@ -75,7 +102,7 @@ Loader::Loader(LoaderOptions options, RejectLog* rejects, Cursor start)
                 : 2 * options_.batch_size + 4 * static_cast<std::size_t>(options_.workers);
   if (start.fingerprint != 0 && start.fingerprint != fingerprint_)
     throw Error("data cursor " + start.to_json().dump() +
-                " was saved for other data options (seed, shuffle or sources differ; now " +
+                " was saved for other data options (seed, shuffle, sources, crop or flip differ; now " +
                 hex(fingerprint_) + ")");
 }
 
@@ -199,8 +226,13 @@ void Loader::work() {
       if (!decoded.image) {
         result = Reject{sample.shard, sample.key, decoded.reason, decoded.detail};
       } else {
-        Image image = options_.image_size > 0 ? fit_square(*decoded.image, options_.image_size)
-                                              : std::move(*decoded.image);
+        // epoch_ changes only while no worker runs.
+        const uint64_t seed = derive_seed(
+            derive_seed(derive_seed(options_.seed, kPreprocessStream), epoch_), job.first);
+        Image image = options_.image_size > 0
+                          ? preprocess(*decoded.image,
+                                       {options_.image_size, options_.crop, options_.flip}, seed)
+                          : std::move(*decoded.image);
         result =
             DecodedSample{std::move(sample.key), std::move(sample.shard),   sample.index_in_shard,
                           std::move(image),      std::move(sample.caption), std::move(sample.meta)};

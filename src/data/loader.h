@@ -33,7 +33,12 @@ namespace recap::data {
 
 struct LoaderOptions {
   std::vector<std::filesystem::path> sources;  // tar shards and/or image folders
-  int image_size = 64;  // output side in pixels (centre crop + resize); <= 0 keeps size
+  int image_size = 64;  // output side in pixels (crop to a square + resize); <= 0 keeps size
+  // Which square is cropped and whether images are mirrored (data/image.h: preprocess). The
+  // draws of sample p of epoch e are seeded derive_seed(derive_seed(stream, e), p) from the
+  // loader seed, so they do not depend on worker timing and a resumed stream repeats them.
+  Crop crop = Crop::kCenter;
+  bool flip = false;
   int workers = 2;      // decode threads, at least 1
   std::size_t shuffle_buffer = 1000;  // samples held for shuffling; 0 or 1 keeps input order
   bool shuffle_sources = true;        // reshuffle the source order every epoch
@@ -60,7 +65,8 @@ struct DecodedSample {
 
 // Where a stream stands: the next item is `position` (0-based, counting samples and rejects)
 // of epoch `epoch`'s stream. `fingerprint` ties it to the options that define the stream
-// (seed, shuffle settings, sources); restoring it under other options is an error.
+// (seed, shuffle settings, sources, crop and flip); restoring it under other options is an
+// error.
 struct Cursor {
   uint64_t epoch = 0;
   uint64_t position = 0;
@@ -70,6 +76,11 @@ struct Cursor {
   // Throws recap::Error for a malformed cursor.
   static Cursor from_json(const nlohmann::json& json);
 };
+
+// The sources the paths name: a folder holding *.tar shards stands for them (sorted), any
+// other folder for itself (an image folder), a file for itself (a shard). Throws recap::Error
+// naming a path that does not exist.
+std::vector<std::filesystem::path> list_sources(const std::vector<std::filesystem::path>& paths);
 
 class Loader {
  public:
