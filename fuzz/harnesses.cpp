@@ -19,7 +19,9 @@
 #include "data/image.h"
 #include "data/image_folder.h"
 #include "data/image_header.h"
+#include "data/manifest.h"
 #include "data/rejects.h"
+#include "data/sidecar_folder.h"
 #include "data/source.h"
 #include "data/text_checks.h"
 #include "stages/arm_captions.h"
@@ -107,6 +109,12 @@ class ImageFolder {
   fs::path root_;
 };
 
+// One folder per process, shared by the harnesses that read files beside it.
+const ImageFolder& shared_folder() {
+  static const ImageFolder folder;
+  return folder;
+}
+
 }  // namespace
 
 const std::vector<const char*>& image_folder_files() {
@@ -185,7 +193,7 @@ void image(std::string_view data) {
 }
 
 void image_folder(std::string_view data) {
-  static const ImageFolder folder;
+  const ImageFolder& folder = shared_folder();
   {
     std::ofstream list(folder.folder() / "captions.jsonl", std::ios::binary | std::ios::trunc);
     list.write(data.data(), static_cast<std::streamsize>(data.size()));
@@ -198,6 +206,93 @@ void image_folder(std::string_view data) {
       if (auto* sample = std::get_if<data::Sample>(&*item))
         expect(!data::check_caption(sample->caption, limits.caption),
                "a sample whose caption fails check_caption");
+  });
+}
+
+namespace {
+
+// Every sample a source hands out keeps its captions within the limits; rejects are fine.
+void drain(data::SampleSource& source, const data::ReadLimits& limits) {
+  while (auto item = source.next())
+    if (auto* sample = std::get_if<data::Sample>(&*item)) {
+      expect(!data::check_caption(sample->caption, limits.caption),
+             "a sample whose caption fails check_caption");
+      expect(sample->image_bytes.size() <= limits.max_entry_bytes, "an image over the limit");
+    }
+}
+
+void write_bytes(const fs::path& path, std::string_view data) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(data.data(), static_cast<std::streamsize>(data.size()));
+  if (!out) throw std::runtime_error("cannot write " + path.string());
+}
+
+// A fuzzed file name made safe to create under the harness's folder: [A-Za-z0-9._-/] only, no
+// empty, "." or ".." component, at most 3 levels; empty when nothing is left.
+std::string safe_name(std::string_view raw) {
+  std::string name;
+  for (char c : raw.substr(0, 64))
+    if (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-' || c == '/')
+      name.push_back(c);
+  std::string out;
+  int depth = 0;
+  for (std::size_t start = 0; start < name.size();) {
+    std::size_t end = std::min(name.find('/', start), name.size());
+    std::string part = name.substr(start, end - start);
+    start = end + 1;
+    if (part.empty() || part == "." || part == ".." || ++depth > 3) continue;
+    out += (out.empty() ? "" : "/") + part;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string sidecar_folder_seed(const std::vector<std::pair<std::string, std::string>>& files) {
+  std::string data;
+  for (const auto& [name, bytes] : files) data += (data.empty() ? "" : std::string(1, '\0')) + name + "\n" + bytes;
+  return data;
+}
+
+void manifest(std::string_view data) {
+  const ImageFolder& folder = shared_folder();
+  data::ReadLimits limits = fuzz_read_limits();
+  for (const char* name : {"manifest.csv", "manifest.jsonl"}) {
+    write_bytes(folder.folder() / name, data);
+    for (const char* field : {"caption", "re_caption"}) {
+      limits.caption_field = field;
+      refusing_is_fine([&] {
+        data::ManifestSource source(folder.folder() / name, limits);
+        drain(source, limits);
+      });
+    }
+  }
+}
+
+void sidecar_folder(std::string_view data) {
+  const ImageFolder& folder = shared_folder();
+  const fs::path root = folder.folder() / "sidecars";
+  fs::remove_all(root);
+  fs::create_directories(root);
+  write_file_atomic(root / "a.png", tiny_png());
+  fs::create_symlink("../../outside.png", root / "out.png");
+  int files = 0;
+  for (std::size_t start = 0; start <= data.size() && files < 16; ++files) {
+    std::size_t end = std::min(data.find('\0', start), data.size());
+    std::string_view record = data.substr(start, end - start);
+    start = end + 1;
+    std::size_t newline = std::min(record.find('\n'), record.size());
+    const std::string name = safe_name(record.substr(0, newline));
+    if (name.empty()) continue;
+    std::error_code ec;
+    fs::create_directories((root / name).parent_path(), ec);
+    if (ec || fs::is_directory(root / name, ec)) continue;  // a name taken by a folder
+    write_bytes(root / name, record.substr(std::min(newline + 1, record.size())));
+  }
+  const data::ReadLimits limits = fuzz_read_limits();
+  refusing_is_fine([&] {
+    data::SidecarFolderSource source(root, limits);
+    drain(source, limits);
   });
 }
 

@@ -150,6 +150,38 @@ std::map<std::string, std::string> image_folder_seeds() {
   return {{"captions.jsonl", lines}};
 }
 
+std::map<std::string, std::string> manifest_seeds() {
+  return {
+      {"datacomp.csv", "key,file,org_caption,re_caption\n"
+                       "k1,a.png,alt text,\"A long, \"\"quoted\"\" caption.\"\n"
+                       "k2,sub/c.png,,\"two\nlines\"\n"
+                       "k3,missing.png,x,y\n"
+                       "k4,../outside.png,x,y\n"
+                       "k1,b.jpg,duplicate,key\n"
+                       "bad,\"quote\"x,y,z\n"
+                       "short,row\n"},
+      {"keys.jsonl", R"({"key": "a", "caption": "by key", "re_caption": "long"})" "\n"
+                     R"({"file": "b.jpg", "caption": "by file"})" "\n\n"
+                     R"({"file": "link.png", "re_caption": "escapes"})" "\n"},
+  };
+}
+
+std::map<std::string, std::string> sidecar_folder_seeds() {
+  const std::string png = data::encode_png(gradient(3, 3, 3));
+  return {
+      {"folder.bin",
+       fuzz::sidecar_folder_seed({{"a.txt", "a red square\n\nsecond caption\r\n"},
+                                  {"sub/b.png", png},
+                                  {"sub/b.caption", "from .caption"},
+                                  {"sub/c.png", png},
+                                  {"orphan.txt", "no image"},
+                                  {"bad.png", "not a png"},
+                                  {"bad.txt", "\xff\xfe"},
+                                  {"out.txt", "the image escapes"},
+                                  {".hidden/x.png", png}})},
+  };
+}
+
 std::map<std::string, std::string> jsonl_seeds() {
   return {
       {"sidecar.jsonl",
@@ -210,6 +242,8 @@ int main(int argc, char** argv) {
     write_all(out / "shard", shard_seeds(out / ".scratch"));
     write_all(out / "image", image_seeds());
     write_all(out / "image_folder", image_folder_seeds());
+    write_all(out / "manifest", manifest_seeds());
+    write_all(out / "sidecar_folder", sidecar_folder_seeds());
     write_all(out / "jsonl", jsonl_seeds());
     write_all(out / "prompt", prompt_seeds());
     write_all(out / "config", config_seeds());

@@ -229,6 +229,10 @@ std::vector<ConfigKey> build_schema() {
       integer("data.max_entry_bytes", 67108864, 1, 1e12, "largest tar entry or file read"),
       integer("data.max_shard_bytes", 17179869184, 1, 1e15,
               "most tar data one shard may hold after decompression; stops decompression bombs"),
+      choice("data.caption_field", "caption", {},
+             "which caption a sample has: a manifest's column or JSONL field (e.g. re_caption "
+             "beside org_caption); for tar shards caption is KEY.txt, another name a field of "
+             "KEY.json; sidecar folders ignore it"),
       flag("data.strict", false,
            "stop at the first broken shard (truncated or corrupt tar); otherwise its samples "
            "before the break are used, it is counted and named, and reading goes on"),

@@ -34,6 +34,7 @@ inline constexpr std::string_view kCaptionInvalidUtf8 = "caption_invalid_utf8";
 inline constexpr std::string_view kCaptionTooLong = "caption_too_long";
 inline constexpr std::string_view kMetaInvalidJson = "meta_invalid_json";
 inline constexpr std::string_view kBadJsonLine = "bad_json_line";  // captions.jsonl
+inline constexpr std::string_view kBadCsvRow = "bad_csv_row";  // quoting, field count
 inline constexpr std::string_view kImageEmpty = "image_empty";
 inline constexpr std::string_view kImageUnknownFormat = "image_unknown_format";
 inline constexpr std::string_view kImageTooLarge = "image_too_large";  // declared pixels

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/sha256.h"
+#include "data/folder_files.h"
 #include "data/rejects.h"
 
 namespace recap::data {
@@ -16,10 +17,6 @@ namespace {
 constexpr std::size_t kReadBlock = 1 << 16;  // libarchive read buffer, in bytes
 
 bool usable(int status) { return status == ARCHIVE_OK || status == ARCHIVE_WARN; }
-
-bool is_image_ext(std::string_view ext) {
-  return ext == "png" || ext == "jpg" || ext == "jpeg" || ext == "webp";
-}
 
 std::string lower(std::string_view text) {
   std::string out(text);
@@ -176,7 +173,7 @@ void ShardReader::add_entry(archive_entry* entry, const std::string& name, const
 
   // Only these entries are read or checked for duplicates (others are skipped unread), so a
   // sample holds at most one of each however many entries its key has.
-  const bool wanted = is_image_ext(ext) || ext == "txt" || ext == "json";
+  const bool wanted = is_image_extension(ext) || ext == "txt" || ext == "json";
 
   std::size_t base = name.rfind('/');
   bool root = name.empty() && type == AE_IFDIR;  // reported as a directory, not a bad path
@@ -197,7 +194,7 @@ void ShardReader::add_entry(archive_entry* entry, const std::string& name, const
                                         std::to_string(limits_.caption.max_bytes));
   } else if (wanted && !g.exts.insert(ext).second) {
     poison(reason::kDuplicateKey, "entry " + name + " appears twice");
-  } else if (is_image_ext(ext) && !g.image_ext.empty()) {
+  } else if (is_image_extension(ext) && !g.image_ext.empty()) {
     poison(reason::kDuplicateKey, "two images: " + g.key + "." + g.image_ext + " and " + name);
   }
   if (!g.reason.empty() || !wanted) {
@@ -212,7 +209,7 @@ void ShardReader::add_entry(archive_entry* entry, const std::string& name, const
   if (too_large) {
     poison(ext == "txt" ? reason::kCaptionTooLong : reason::kEntryTooLarge,
            name + ": more than " + std::to_string(limit) + " bytes");
-  } else if (is_image_ext(ext)) {
+  } else if (is_image_extension(ext)) {
     g.image_bytes = std::move(data);
     g.image_ext = ext;
   } else if (ext == "txt") {
@@ -249,15 +246,25 @@ SourceItem ShardReader::finish(Group& g) {
   };
   if (!g.reason.empty()) return reject(g.reason, g.detail);
   if (g.image_ext.empty()) return reject(reason::kMissingImage, "no .png/.jpg/.jpeg/.webp entry");
-  if (!g.caption) return reject(reason::kMissingCaption, "no .txt entry");
-  if (auto problem = check_caption(*g.caption, limits_.caption))
-    return reject(problem->reason, problem->detail);
+  // Another caption field than KEY.txt is a string field of KEY.json (data.caption_field).
+  const std::string& field = limits_.caption_field;
+  const bool from_json = field != "caption";
+  if (!from_json && !g.caption) return reject(reason::kMissingCaption, "no .txt entry");
   nlohmann::json meta;
   if (g.meta) {
     meta = nlohmann::json::parse(*g.meta, nullptr, /*allow_exceptions=*/false);
     if (meta.is_discarded())
       return reject(reason::kMetaInvalidJson, g.key + ".json does not parse");
   }
+  if (from_json) {
+    auto it = meta.is_object() ? meta.find(field) : meta.end();
+    if (it == meta.end() || !it->is_string())
+      return reject(reason::kMissingCaption, "no string field \"" + field + "\" in " + g.key +
+                                                 ".json (data.caption_field)");
+    g.caption = it->get<std::string>();
+  }
+  if (auto problem = check_caption(*g.caption, limits_.caption))
+    return reject(problem->reason, problem->detail);
   return Sample{
       g.key,          shard_, index, std::move(g.image_bytes), g.image_ext, std::move(*g.caption),
       std::move(meta)};

@@ -63,6 +63,7 @@ data::ReadLimits read_limits(const Config& c) {
   limits.max_entry_bytes = static_cast<uint64_t>(c.get_int("data.max_entry_bytes"));
   limits.max_shard_bytes = static_cast<uint64_t>(c.get_int("data.max_shard_bytes"));
   limits.caption.max_bytes = static_cast<std::size_t>(c.get_int("data.max_caption_bytes"));
+  limits.caption_field = c.get_string("data.caption_field");
   return limits;
 }
 
