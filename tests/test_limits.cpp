@@ -13,6 +13,7 @@
 
 #include <gtest/gtest.h>
 
+#include "core/error.h"
 #include "data/image.h"
 #include "data/image_folder.h"
 #include "data/rejects.h"

@@ -5,6 +5,7 @@
 
 #include "cli/cli.h"
 #include "core/dir_lock.h"
+#include "core/error.h"
 #include "stages/autoencoder_train.h"
 #include "stages/captioner_train.h"
 #include "stages/clip_train.h"
@@ -154,14 +155,42 @@ void add_training_commands(Cli& cli) {
   });
 
   auto* t2i = cli.group("t2i", "RECAP step 3: the text-to-image diffusion model");
-  auto t2i_args = std::make_shared<TrainingArgs>();
+  struct T2iArgs {
+    std::string corpus, tokenizer, out, mix;
+    std::vector<std::string> images, recap_files, caption_sources;
+  };
+  auto t2i_args = std::make_shared<T2iArgs>();
   auto* t2i_train = t2i->add_subcommand(
       "train", "Train text encoder + UNet on the web corpus with one caption source "
-               "(t2i.captions: alt, human, human-short, human-mix, recap, recap-mix) ([t2i] keys)");
-  add_training_options(cli, t2i_train, *t2i_args);
+               "(t2i.captions: alt, human, human-short, human-mix, recap, recap-mix), or on your "
+               "own images with a mix of caption sources (--images, --caption-source, --mix) "
+               "([t2i] keys)");
+  auto* corpus_option =
+      t2i_train->add_option("--corpus", t2i_args->corpus, "corpus folder (from corpus make)");
+  t2i_train
+      ->add_option("--images", t2i_args->images,
+                   "or your own images: tar shards, image folders, folders of *.tar shards; "
+                   "settings from --preset (t2i.image_size, t2i.crop, t2i.flip)")
+      ->excludes(corpus_option);
+  t2i_train->add_option("--tokenizer", t2i_args->tokenizer, "tokenizer model (from tokenizer train)")
+      ->required();
+  t2i_train->add_option("--out", t2i_args->out, "output folder (a killed run resumes from it)")
+      ->required();
+  cli.add_config_options(t2i_train);
   t2i_train->add_option("--recap", t2i_args->recap_files,
                         "recaption JSONL files ({\"key\", \"caption\", \"kind\"} lines) for "
                         "the recap arms");
+  t2i_train->add_option(
+      "--caption-source", t2i_args->caption_sources,
+      "NAME=SOURCE, repeatable: SOURCE is original (alias alt: the image's own caption), "
+      "human_long, human_short (corpus make's), or recaption sidecars, their folder or a "
+      "recaption JSONL manifest; replaces t2i.captions");
+  t2i_train
+      ->add_option("--mix", t2i_args->mix,
+                   "NAME=P,... probabilities summing to 1 over caption sources (declared or "
+                   "built in), drawn per image, e.g. long=0.5,short=0.5 or recap=0.95,original="
+                   "0.05; default: the --caption-source names equally")
+      ->capture_default_str();
   auto start = std::make_shared<StartArgs>();
   t2i_train
       ->add_option("--init", start->init,
@@ -185,22 +214,31 @@ void add_training_commands(Cli& cli) {
                  "t2i.allow_partial")
       ->capture_default_str();
   cli.on_run(t2i_train, [&cli, t2i_args, start] {
+    if (t2i_args->corpus.empty() == t2i_args->images.empty())
+      throw Error("t2i train: give --corpus or --images");
+    if (!t2i_args->corpus.empty() && cli.preset_given())
+      throw Error("t2i train: --preset goes with --images; a corpus brings its config.toml "
+                  "(change keys with --set)");
     const auto lock = DirLock::folder(t2i_args->out);
     auto rt = init_runtime(cli.runtime, true);
-    auto config = cli.load_corpus_config(t2i_args->corpus);
+    auto config = t2i_args->corpus.empty() ? cli.load_config()
+                                           : cli.load_corpus_config(t2i_args->corpus);
     if (!start->init.empty()) config.set("t2i.init", nlohmann::json(start->init).dump(), "--init");
     if (!start->text_encoder.empty())
       config.set("t2i.text_encoder", nlohmann::json(start->text_encoder).dump(),
                  "--text-encoder");
     if (start->freeze) config.set("t2i.freeze_text", "true", "--freeze-text");
     if (start->allow_partial) config.set("t2i.allow_partial", "true", "--allow-partial");
-    std::vector<fs::path> recaps(t2i_args->recap_files.begin(), t2i_args->recap_files.end());
-    auto r = stages::train_t2i(t2i_args->corpus, t2i_args->tokenizer, recaps, t2i_args->out,
-                               config, rt.threads);
-    fmt::print("t2i: {} steps (loss {:.4f}); captions used {}, fell back {}, skipped {}; "
-               "weights {}\n",
-               r.steps, r.last_loss, r.captions.used, r.captions.fell_back, r.captions.skipped,
-               r.weights.string());
+    stages::T2iData data{t2i_args->corpus,
+                         {t2i_args->images.begin(), t2i_args->images.end()},
+                         {t2i_args->recap_files.begin(), t2i_args->recap_files.end()},
+                         std::nullopt};
+    if (!t2i_args->caption_sources.empty() || !t2i_args->mix.empty())
+      data.mix = stages::parse_caption_mix(t2i_args->caption_sources, t2i_args->mix,
+                                           config.get_string("t2i.recap_fallback") == "skip");
+    auto r = stages::train_t2i(data, t2i_args->tokenizer, t2i_args->out, config, rt.threads);
+    fmt::print("t2i: {} steps (loss {:.4f}); captions {}; weights {}\n", r.steps, r.last_loss,
+               r.captions.summary(), r.weights.string());
   });
 }
 

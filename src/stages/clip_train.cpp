@@ -30,8 +30,8 @@ namespace recap::stages {
 
 namespace {
 
-constexpr const char* kOptionsKey = "clip_options";
-constexpr int64_t kEncodeBatch = 100;
+constexpr const char* kClipOptionsKey = "clip_options";
+constexpr int64_t kClipEncodeBatch = 100;
 
 uint64_t clip_init_seed(uint64_t seed) { return derive_seed(seed, 0xC11F'0000); }
 uint64_t clip_loader_seed(uint64_t seed) { return derive_seed(seed, 0xC11F'0001); }
@@ -39,19 +39,19 @@ uint64_t clip_mix_stream(uint64_t seed) { return derive_seed(seed, 0xC11F'0002);
 uint64_t clip_render_stream(uint64_t seed) { return derive_seed(seed, 0xC11F'0003); }
 
 // The held-out pairs of the check, read once: images [n, 3, S, S] and both exact captions.
-struct HeldOut {
+struct ClipHeldOut {
   torch::Tensor images;
   std::vector<std::string> short_captions, long_captions;
 };
 
-HeldOut read_heldout(const fs::path& corpus_dir, const Config& config, int64_t n, int workers) {
-  auto lo = corpus::split_loader(corpus_dir, corpus::Split::Eval, config, workers, kEncodeBatch);
+ClipHeldOut read_heldout(const fs::path& corpus_dir, const Config& config, int64_t n, int workers) {
+  auto lo = corpus::split_loader(corpus_dir, corpus::Split::Eval, config, workers, kClipEncodeBatch);
   lo.shuffle_buffer = 0;  // shard order: the same scenes on every call
   lo.shuffle_sources = false;
   lo.epochs = 1;
   data::Loader loader(lo);
   std::vector<data::DecodedSample> batch, kept;
-  HeldOut out;
+  ClipHeldOut out;
   while (static_cast<int64_t>(kept.size()) < n && loader.next_batch(batch))
     for (auto& sample : batch) {
       if (static_cast<int64_t>(kept.size()) == n) break;
@@ -73,20 +73,20 @@ HeldOut read_heldout(const fs::path& corpus_dir, const Config& config, int64_t n
 }
 
 ClipCheck check_pairs(models::Clip& model, const text::Tokenizer& tokenizer,
-                      const HeldOut& heldout) {
+                      const ClipHeldOut& heldout) {
   torch::NoGradGuard no_grad;
   const auto device = model->parameters().front().device();
   const int64_t n = heldout.images.size(0);
   std::vector<torch::Tensor> images;
-  for (int64_t i = 0; i < n; i += kEncodeBatch)
+  for (int64_t i = 0; i < n; i += kClipEncodeBatch)
     images.push_back(model->encode_image(
-        heldout.images.slice(0, i, std::min(n, i + kEncodeBatch)).to(device)));
+        heldout.images.slice(0, i, std::min(n, i + kClipEncodeBatch)).to(device)));
   const auto image = torch::cat(images);
   auto texts = [&](const std::vector<std::string>& captions) {
     std::vector<torch::Tensor> out;
-    for (int64_t i = 0; i < n; i += kEncodeBatch) {
+    for (int64_t i = 0; i < n; i += kClipEncodeBatch) {
       const std::vector<std::string> part(captions.begin() + i,
-                                          captions.begin() + std::min(n, i + kEncodeBatch));
+                                          captions.begin() + std::min(n, i + kClipEncodeBatch));
       out.push_back(model->encode_text(
           prompt_ids(tokenizer, part, model->options().text_encoder.max_length).to(device)));
     }
@@ -174,7 +174,7 @@ class RenderPairs final : public PairSource {
 class ClipTask : public train::Task {
  public:
   ClipTask(models::Clip model, const text::Tokenizer& tokenizer, const ClipTrainOptions& options,
-           std::unique_ptr<PairSource> pairs, HeldOut heldout)
+           std::unique_ptr<PairSource> pairs, ClipHeldOut heldout)
       : model_(std::move(model)), tokenizer_(tokenizer), options_(options),
         pairs_(std::move(pairs)), heldout_(std::move(heldout)) {}
 
@@ -213,7 +213,7 @@ class ClipTask : public train::Task {
   const text::Tokenizer& tokenizer_;
   ClipTrainOptions options_;
   std::unique_ptr<PairSource> pairs_;
-  HeldOut heldout_;
+  ClipHeldOut heldout_;
   ClipCheck check_;
 };
 
@@ -317,7 +317,7 @@ ClipTrainResult train_clip(const fs::path& corpus_dir, const fs::path& tokenizer
   result.weights = out_dir / "clip.safetensors";
   const auto& n = result.captions;
   save_module(result.weights, *model,
-              {{kOptionsKey, nlohmann::json(model->options()).dump()},
+              {{kClipOptionsKey, nlohmann::json(model->options()).dump()},
                {"tokenizer_sha256", sha256_hex(tokenizer.model_bytes())},
                {"captions", caption_label(options)},
                {"steps", std::to_string(result.steps)}});
@@ -390,7 +390,7 @@ models::Clip load_clip(const fs::path& dir_or_file, const text::Tokenizer& token
     throw Error(fmt::format("{}: no CLIP here (run `recap clip train`)", file.string()));
   const auto metadata = Safetensors::load(file).metadata();
   const auto options =
-      options_from_metadata<models::ClipOptions>(metadata, file, kOptionsKey, "CLIP");
+      options_from_metadata<models::ClipOptions>(metadata, file, kClipOptionsKey, "CLIP");
   const auto sha = sha256_hex(tokenizer.model_bytes());
   if (auto t = metadata.find("tokenizer_sha256"); t == metadata.end() || t->second != sha)
     throw Error(fmt::format("{}: trained with another tokenizer than the one given",

@@ -103,15 +103,15 @@ std::vector<std::string> grid_prompts(const fs::path& corpus_dir) {
 
 class T2iTask : public train::Task {
  public:
-  // `latents`: latent space, every web image's latent by key; empty: pixel space.
+  // `latents`: latent space, every web image's latent by key; empty: pixel space, or latent
+  // space encoding each batch as it is drawn.
   // `repa_encoder`: REPA's frozen target encoder (null: no REPA).
   T2iTask(T2iModel model, const text::Tokenizer& tokenizer, const T2iTrainOptions& options,
-          data::LoaderOptions loader, Recaptions recaptions, std::vector<std::string> prompts,
+          data::LoaderOptions loader, CaptionMix mix, std::vector<std::string> prompts,
           fs::path grid_dir, std::optional<Probe> probe,
           std::map<std::string, torch::Tensor> latents, nn::ConvBackbone repa_encoder)
       : model_(std::move(model)), tokenizer_(tokenizer), options_(options),
-        batches_(std::move(loader), ArmCaptions("t2i", options.captions, std::move(recaptions)),
-                 mix_stream(options.seed)),
+        batches_(std::move(loader), ArmCaptions("t2i", std::move(mix)), mix_stream(options.seed)),
         prompts_(std::move(prompts)), grid_dir_(std::move(grid_dir)), probe_(std::move(probe)),
         latents_(std::move(latents)), repa_encoder_(std::move(repa_encoder)),
         schedule_(noise_schedule(options.sample)) {}
@@ -223,7 +223,8 @@ class T2iTask : public train::Task {
   }
 
   struct Batch {
-    torch::Tensor images;   // [B, 3, S, S] in [-1, 1]; undefined in latent space without REPA
+    torch::Tensor images;   // [B, 3, S, S] in [-1, 1]; undefined with precomputed latents
+                            // and no REPA
     torch::Tensor latents;  // latent space: [B, C, S / f, S / f]; else undefined
     std::vector<std::string> captions;
     int64_t max_groups;  // the largest scene's groups, with a curriculum; else 0
@@ -260,9 +261,18 @@ class T2iTask : public train::Task {
     if (options_.curriculum_steps > 0)
       for (const auto& sample : kept)
         out.max_groups = std::max(out.max_groups, scene_groups(sample));
-    // Latent space needs the pixels only as REPA's target.
-    if (latents_.empty() || repa_encoder_) out.images = data::to_tensor_batch(kept).images;
-    if (latents_.empty()) return out;
+    // Latent space needs the pixels only as REPA's target, or to encode them here when its
+    // latents were not encoded before training.
+    const bool latent = options_.model.autoencoder.has_value();
+    if (!latent || latents_.empty() || repa_encoder_)
+      out.images = data::to_tensor_batch(kept).images;
+    if (!latent) return out;
+    if (latents_.empty()) {
+      torch::NoGradGuard no_grad;
+      out.latents = model_->autoencoder->encode(
+          out.images.to(model_->parameters().front().device()));
+      return out;
+    }
     std::vector<torch::Tensor> z;
     for (const auto& sample : kept) {
       auto it = latents_.find(sample.key);
@@ -317,6 +327,9 @@ T2iTrainOptions t2i_train_options(const Config& c, int64_t vocab_size, int64_t c
                         c.get_float("t2i.timestep_log_snr_std")};
   o.captions = {parse_caption_source(c.get_string("t2i.captions")),
                 c.get_string("t2i.recap_fallback") == "skip", c.get_float("t2i.mix_long")};
+  o.crop = c.get_string("t2i.crop") == "random" ? data::Crop::kRandom : data::Crop::kCenter;
+  o.flip = c.get_bool("t2i.flip");
+  if (c.get_int("t2i.image_size") > 0) o.sample.image_size = c.get_int("t2i.image_size");
   o.validate_every = c.get_int("t2i.validate_every");
   o.checkpoint_every = c.get_int("checkpoint.every");
   o.keep_last = static_cast<int>(c.get_int("checkpoint.keep_last"));
@@ -420,9 +433,21 @@ LoadReport load_text_encoder(const fs::path& path, models::TextEncoder& encoder,
 T2iTrainResult train_t2i(const fs::path& corpus_dir, const fs::path& tokenizer_model,
                          const std::vector<fs::path>& recap_files, const fs::path& out_dir,
                          const Config& config, int threads) {
-  const int64_t canvas = corpus::corpus_config(corpus_dir).get_int("world.canvas");
+  return train_t2i(T2iData{corpus_dir, {}, recap_files, std::nullopt}, tokenizer_model, out_dir,
+                   config, threads);
+}
+
+T2iTrainResult train_t2i(const T2iData& data, const fs::path& tokenizer_model,
+                         const fs::path& out_dir, const Config& config, int threads) {
+  const bool on_corpus = !data.corpus.empty();
+  if (on_corpus == !data.images.empty())
+    throw Error("t2i: train on a corpus (--corpus) or on images (--images), one of the two");
+  const int64_t corpus_canvas =
+      on_corpus ? corpus::corpus_config(data.corpus).get_int("world.canvas")
+                : config.get_int("world.canvas");
   const auto tokenizer = text::Tokenizer::load(tokenizer_model);
-  auto options = t2i_train_options(config, tokenizer.vocab_size(), canvas);
+  auto options = t2i_train_options(config, tokenizer.vocab_size(), corpus_canvas);
+  const int64_t canvas = options.sample.image_size;
   models::Autoencoder autoencoder{nullptr};
   if (!options.autoencoder.empty()) {
     autoencoder = load_autoencoder(options.autoencoder);
@@ -430,15 +455,43 @@ T2iTrainResult train_t2i(const fs::path& corpus_dir, const fs::path& tokenizer_m
     options.model.unet.in_channels = options.model.unet.out_channels =
         autoencoder->options().latent_channels;
   }
-  const bool recap_arm = needs_recaptions(options.captions.source);
-  if (recap_arm && recap_files.empty())
-    throw Error(fmt::format("t2i: captions = {} needs recaption files (NAME.recap.jsonl)",
-                            caption_source_name(options.captions.source)));
   if (options.batch_size < 1) throw Error("t2i: batch_size must be positive");
+  if (!on_corpus && !options.probe_evaluator.empty())
+    throw Error("t2i: the competence probe (t2i.probe_evaluator) scores the world's dev "
+                "prompts and needs --corpus");
+  CaptionMix mix;
+  if (data.mix) {
+    if (!data.recap_files.empty())
+      throw Error("t2i: --recap files go with t2i.captions; with a caption mix name them as "
+                  "--caption-source NAME=FILE");
+    mix = *data.mix;
+  } else {
+    if (needs_recaptions(options.captions.source) && data.recap_files.empty())
+      throw Error(fmt::format("t2i: captions = {} needs recaption files (NAME.recap.jsonl)",
+                              caption_source_name(options.captions.source)));
+    mix = arm_mix(options.captions, needs_recaptions(options.captions.source)
+                                        ? load_recaptions(data.recap_files)
+                                        : Recaptions{});
+  }
+  const std::string captions_label =
+      data.mix ? mix.describe() : std::string(caption_source_name(options.captions.source));
 
-  auto lo = corpus::split_loader(corpus_dir, corpus::Split::Web, config,
-                                 options.workers > 0 ? options.workers : threads,
-                                 options.batch_size);
+  const int workers = options.workers > 0 ? options.workers : threads;
+  data::LoaderOptions lo;
+  if (on_corpus) {
+    lo = corpus::split_loader(data.corpus, corpus::Split::Web, config, workers,
+                              options.batch_size);
+  } else {
+    lo.sources = data::list_sources(data.images);
+    lo.workers = std::max(1, workers);
+    lo.batch_size = static_cast<size_t>(options.batch_size);
+    lo.read = read_limits(config);
+    lo.decode = decode_limits(config);
+    lo.strict = config.get_bool("data.strict");
+  }
+  lo.image_size = static_cast<int>(canvas);
+  lo.crop = options.crop;
+  lo.flip = options.flip;
   lo.seed = loader_seed(options.seed);
   lo.epochs = 0;
 
@@ -455,11 +508,16 @@ T2iTrainResult train_t2i(const fs::path& corpus_dir, const fs::path& tokenizer_m
   torch::manual_seed(init_seed(options.seed));
   T2iModel model(options.model);
   std::map<std::string, torch::Tensor> latents;
+  // Encoded once when the latents of the corpus's own images are what every step draws.
+  const bool encode_before = on_corpus && canvas == corpus_canvas &&
+                             options.crop == data::Crop::kCenter && !options.flip;
   if (autoencoder) {
     model->diffused_shape(canvas);  // throws for a canvas the autoencoder cannot divide
     load_module(autoencoder_weights_path(options.autoencoder), *model->autoencoder);
+  }
+  if (autoencoder && encode_before) {
     const auto t0 = std::chrono::steady_clock::now();
-    latents = encode_corpus(model->autoencoder, corpus_dir, config, lo.workers);
+    latents = encode_corpus(model->autoencoder, data.corpus, config, lo.workers);
     spdlog::info("t2i: latent space: {} web images encoded to {} x {}x{} in {:.1f} s",
                  latents.size(), autoencoder->options().latent_channels,
                  canvas / autoencoder->options().downsample(),
@@ -498,9 +556,9 @@ T2iTrainResult train_t2i(const fs::path& corpus_dir, const fs::path& tokenizer_m
   if (options.freeze_text)
     for (auto& p : model->text_encoder->parameters()) p.set_requires_grad(false);
   fs::create_directories(out_dir);
-  T2iTask task(model, tokenizer, options, lo,
-               recap_arm ? load_recaptions(recap_files) : Recaptions{}, grid_prompts(corpus_dir),
-               out_dir / "grids", make_probe(corpus_dir, out_dir, options, config),
+  T2iTask task(model, tokenizer, options, lo, std::move(mix),
+               on_corpus ? grid_prompts(data.corpus) : std::vector<std::string>{},
+               out_dir / "grids", make_probe(data.corpus, out_dir, options, config),
                std::move(latents), repa_encoder);
 
   t.steps = options.steps;
@@ -515,9 +573,8 @@ T2iTrainResult train_t2i(const fs::path& corpus_dir, const fs::path& tokenizer_m
   t.keep_last = options.keep_last;
   t.log_every = options.log_every;
   t.validate_every = options.validate_every;
-  spdlog::info("t2i ({} captions): {} steps of {} on {} web shard(s)",
-               caption_source_name(options.captions.source), t.steps, options.batch_size,
-               lo.sources.size());
+  spdlog::info("t2i ({} captions): {} steps of {} on {} source(s)", captions_label, t.steps,
+               options.batch_size, lo.sources.size());
   const auto t0 = std::chrono::steady_clock::now();
   const auto trained = train::train(task, t);
   const double seconds =
@@ -533,10 +590,12 @@ T2iTrainResult train_t2i(const fs::path& corpus_dir, const fs::path& tokenizer_m
   result.weights = out_dir / "t2i.safetensors";
   const auto& n = result.captions;
   save_t2i(result.weights, model, options.sample, tokenizer,
-           {{"captions", std::string(caption_source_name(options.captions.source))},
+           {{"captions", captions_label},
             {"recap_fallback", options.captions.recap_skip ? "skip" : "alt"},
-            {"caption_counts", nlohmann::json{{"used", n.used}, {"fell_back", n.fell_back},
-                                              {"skipped", n.skipped}}.dump()},
+            {"caption_counts", nlohmann::json{{"used", n.used},
+                                              {"fell_back", n.fell_back},
+                                              {"skipped", n.skipped},
+                                              {"by_source", n.by_source}}.dump()},
             {"steps", std::to_string(result.steps)},
             {"ema", options.ema_decay > 0 ? "true" : "false"},
             {"init_from", options.init.string()},
@@ -547,8 +606,8 @@ T2iTrainResult train_t2i(const fs::path& corpus_dir, const fs::path& tokenizer_m
             {"autoencoder_from", options.autoencoder.string()},
             {"repa_encoder", options.repa_encoder.string()},
             {"repa_weight", fmt::format("{}", options.repa_weight)}});
-  spdlog::info("t2i: {} steps, last loss {:.4f}, captions used {} / fell back {} / skipped {}",
-               result.steps, result.last_loss, n.used, n.fell_back, n.skipped);
+  spdlog::info("t2i: {} steps, last loss {:.4f}, captions {}", result.steps, result.last_loss,
+               n.summary());
   return result;
 }
 

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,11 +32,18 @@ struct T2iTrainOptions {
   double grad_clip = 1.0;
   double beta1 = 0.9, beta2 = 0.999;  // AdamW's moment decays
   double weight_decay = 0.01;         // AdamW's decoupled decay
-  double cfg_dropout = 0.1;  // share of captions replaced by the empty one
+  // Share of captions replaced by the empty one: its ids [BOS, EOS, PAD...] are exactly the
+  // unconditional row classifier-free guidance samples with (unconditional_ids), so the
+  // unconditional branch sees the empty prompt's encoding that dropout trained.
+  double cfg_dropout = 0.1;
   double min_snr_gamma = 5;
   double noise_offset = 0;
   diffusion::TimestepDensity timestep_density;  // which noise levels training visits
   ArmCaptionOptions captions;  // the arm: which caption each web image is trained with
+  // Photographs of any size and aspect: the largest square, centred or at a random offset,
+  // resized to sample.image_size, and mirrored half the time with flip (data/image.h).
+  data::Crop crop = data::Crop::kCenter;
+  bool flip = false;
   int64_t validate_every = 500;
   int64_t checkpoint_every = 500;
   int keep_last = 3;
@@ -59,7 +67,8 @@ struct T2iTrainOptions {
 };
 
 // [t2i], [text_encoder], [unet], [checkpoint] and run.seed from `config`; the model's
-// vocabulary from `vocab_size`, the image size from `canvas`.
+// vocabulary from `vocab_size`, the image size from t2i.image_size or, when that is 0, from
+// `canvas`.
 T2iTrainOptions t2i_train_options(const Config& config, int64_t vocab_size, int64_t canvas);
 
 // A training checkpoint (OUT/train/checkpoints/step-N) as a model file `recap sample` reads:
@@ -94,6 +103,14 @@ struct T2iTrainResult {
   fs::path weights;             // out_dir/t2i.safetensors
 };
 
+// What step 3 trains on: a corpus's web split, or the user's own images, and whose captions.
+struct T2iData {
+  fs::path corpus;               // a finished `recap corpus make` folder; or empty, and:
+  std::vector<fs::path> images;  // tar shards, image folders, folders of shards (list_sources)
+  std::vector<fs::path> recap_files;  // recaption sidecars for t2i.captions = recap, recap-mix
+  std::optional<CaptionMix> mix;      // replaces the t2i.captions arm when set
+};
+
 // Trains on corpus_dir's web split (a finished `recap corpus make` folder) with checkpoints,
 // metrics.jsonl and validation grids (out_dir/grids/step-NNNNNN.png: the first prompts of the
 // counting and position dev suites, fixed seeds) under out_dir, resuming from out_dir/train
@@ -117,5 +134,14 @@ struct T2iTrainResult {
 T2iTrainResult train_t2i(const fs::path& corpus_dir, const fs::path& tokenizer_model,
                          const std::vector<fs::path>& recap_files, const fs::path& out_dir,
                          const Config& config, int threads);
+// The same on any T2iData. With `images` instead of a corpus: the images are preprocessed
+// (t2i.crop, t2i.flip) to t2i.image_size (0: world.canvas), there are no
+// validation grids and no competence probe (they need the world's dev prompts), and in latent
+// space each batch is encoded as it is drawn. Latents are encoded once before training only
+// for a corpus at its own canvas with centre crops and no flip; otherwise per batch. With a
+// `mix`, each sample's caption is drawn from it (ArmCaptions) and t2i.captions is not read;
+// recap_files then are an error (name them with --caption-source).
+T2iTrainResult train_t2i(const T2iData& data, const fs::path& tokenizer_model,
+                         const fs::path& out_dir, const Config& config, int threads);
 
 }  // namespace recap::stages
