@@ -1,12 +1,19 @@
-// corpus make|stats|show and tokenizer train: the embedded world's data and its vocabulary.
+// corpus make|stats|show and tokenizer train: the embedded world's data, and the vocabulary of
+// it or of the user's own captions.
+#include <optional>
+
 #include <fmt/format.h>
 
 #include "cli/cli.h"
+#include "cli/image_sources.h"
 #include "core/atomic_file.h"
 #include "core/dir_lock.h"
+#include "core/error.h"
 #include "stages/corpus.h"
 #include "stages/corpus_show.h"
 #include "stages/corpus_stats.h"
+#include "stages/human_set.h"
+#include "stages/settings.h"
 #include "stages/tokenizer_train.h"
 
 namespace recap::cli {
@@ -67,22 +74,47 @@ void add_corpus_commands(Cli& cli) {
 
   auto* tokenizer = cli.group("tokenizer", "The sentencepiece tokenizer");
   struct TokenizerArgs {
-    std::string corpus, out;
+    std::string corpus, out, captions;
+    ImageSourceArgs sources;
   };
   auto tok_args = std::make_shared<TokenizerArgs>();
   auto* train = tokenizer->add_subcommand(
-      "train", "Train on a corpus's alt-text and human-captioned set ([tokenizer] keys of the "
-               "corpus's config, overridable with --set)");
-  train->add_option("--corpus", tok_args->corpus, "corpus folder (from corpus make)")
-      ->required();
+      "train", "Train on the alt-text and human captions of a corpus (--corpus, its config's "
+               "[tokenizer] keys) or of your own data (--images [--captions], the preset's), "
+               "overridable with --set");
+  auto* corpus_option =
+      train->add_option("--corpus", tok_args->corpus, "corpus folder (from corpus make)");
+  auto* images = add_image_source_options(train, tok_args->sources);
+  train
+      ->add_option("--captions", tok_args->captions,
+                   "with --images: the human caption set (human.jsonl), trained on too")
+      ->type_name("FILE")
+      ->needs(images);
+  corpus_option->excludes(images);
   train->add_option("--out", tok_args->out, "model file to write")->required();
-  cli.add_set_option(train);
+  cli.add_config_options(train);
   cli.on_run(train, [&cli, tok_args] {
     const auto lock = DirLock::file(tok_args->out);
     init_runtime(cli.runtime, false);
-    auto config = cli.load_corpus_config(tok_args->corpus);
-    auto r = corpus::train_corpus_tokenizer(tok_args->corpus, tok_args->out,
-                                            corpus::tokenizer_options(config));
+    if (tok_args->corpus.empty() == tok_args->sources.images.empty())
+      throw Error("tokenizer train: give --corpus or --images");
+    if (!tok_args->corpus.empty() && cli.preset_given())
+      throw Error("tokenizer train: --corpus uses the corpus's config; --preset is for --images");
+    corpus::TokenizerTrainResult r;
+    if (!tok_args->corpus.empty()) {
+      auto config = cli.load_corpus_config(tok_args->corpus);
+      r = corpus::train_corpus_tokenizer(tok_args->corpus, tok_args->out,
+                                         corpus::tokenizer_options(config));
+    } else {
+      auto config = cli.load_config();
+      const auto sources = image_sources(tok_args->sources, config);
+      const auto read = read_limits(config);
+      std::optional<stages::HumanSet> human;
+      if (!tok_args->captions.empty())
+        human = stages::read_human_set(tok_args->captions, read.caption);
+      r = corpus::train_source_tokenizer(sources, human ? &*human : nullptr, tok_args->out,
+                                         corpus::tokenizer_options(config), read);
+    }
     fmt::print("tokenizer with {} pieces trained on {} captions ({} skipped) written to {}\n",
                r.vocab_size, r.texts, r.skipped, tok_args->out);
   });

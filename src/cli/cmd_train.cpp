@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/cli.h"
+#include "cli/image_sources.h"
 #include "core/dir_lock.h"
 #include "core/error.h"
 #include "stages/autoencoder_train.h"
@@ -62,11 +63,34 @@ void add_training_commands(Cli& cli) {
   });
 
   auto* captioner = cli.group("captioner", "RECAP step 1: the image captioner");
-  auto cap_args = std::make_shared<TrainingArgs>();
+  struct CaptionerArgs {
+    std::string corpus, tokenizer, out, captions;
+    ImageSourceArgs sources;
+  };
+  auto cap_args = std::make_shared<CaptionerArgs>();
   auto* captioner_train = captioner->add_subcommand(
-      "train", "Pre-train on the web corpus's alt-text, then fine-tune on the human-captioned "
-               "set with <short>/<long> style tokens ([captioner] keys)");
-  add_training_options(cli, captioner_train, *cap_args);
+      "train", "Pre-train on the alt-text, then fine-tune on the human-captioned set with "
+               "<short>/<long> style tokens ([captioner] keys): of a corpus (--corpus, its "
+               "config) or of your own data (--images --captions, the preset's config)");
+  auto* cap_corpus = captioner_train->add_option("--corpus", cap_args->corpus,
+                                                 "corpus folder (from corpus make)");
+  auto* cap_images = add_image_source_options(captioner_train, cap_args->sources);
+  auto* cap_captions = captioner_train
+                       ->add_option("--captions", cap_args->captions,
+                                    "with --images: the human caption set, JSONL of {\"key\" "
+                                    "or \"file\", \"caption\", \"style\": \"long\" (default) "
+                                    "| \"short\"}")
+                       ->type_name("FILE");
+  cap_images->needs(cap_captions);
+  cap_captions->needs(cap_images);
+  cap_corpus->excludes(cap_images);
+  captioner_train
+      ->add_option("--tokenizer", cap_args->tokenizer, "tokenizer model (from tokenizer train)")
+      ->required();
+  captioner_train
+      ->add_option("--out", cap_args->out, "output folder (a killed run resumes from it)")
+      ->required();
+  cli.add_config_options(captioner_train);
   auto vision = std::make_shared<std::string>();
   captioner_train
       ->add_option("--vision", *vision,
@@ -76,13 +100,21 @@ void add_training_commands(Cli& cli) {
       ->type_name("FILE")
       ->capture_default_str();
   cli.on_run(captioner_train, [&cli, cap_args, vision] {
+    if (cap_args->corpus.empty() == cap_args->sources.images.empty())
+      throw Error("captioner train: give --corpus or --images with --captions");
+    if (!cap_args->corpus.empty() && cli.preset_given())
+      throw Error("captioner train: --corpus uses the corpus's config; --preset is for --images");
     const auto lock = DirLock::folder(cap_args->out);
     auto rt = init_runtime(cli.runtime, true);
-    auto config = cli.load_corpus_config(cap_args->corpus);
+    const bool own_data = cap_args->corpus.empty();
+    auto config = own_data ? cli.load_config() : cli.load_corpus_config(cap_args->corpus);
     if (!vision->empty())
       config.set("captioner.vision", nlohmann::json(*vision).dump(), "--vision");
-    auto r = stages::train_captioner(cap_args->corpus, cap_args->tokenizer, cap_args->out,
-                                     config, rt.threads);
+    auto r = own_data ? stages::train_captioner_on_sources(
+                            image_sources(cap_args->sources, config), cap_args->captions,
+                            cap_args->tokenizer, cap_args->out, config, rt.threads)
+                      : stages::train_captioner(cap_args->corpus, cap_args->tokenizer,
+                                                cap_args->out, config, rt.threads);
     fmt::print("captioner: pre-trained {} steps (loss {:.4f}), fine-tuned {} steps (loss "
                "{:.4f}); written to {}\n",
                r.pretrain.steps, r.pretrain.last_loss, r.finetune.steps, r.finetune.last_loss,

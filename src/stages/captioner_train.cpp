@@ -22,6 +22,7 @@
 #include "models/decoding.h"
 #include "stages/corpus.h"
 #include "stages/evaluator_train.h"
+#include "stages/human_set.h"
 #include "stages/settings.h"
 #include "train/trainer.h"
 
@@ -63,13 +64,23 @@ uint64_t key_hash(std::string_view key) {
   return h;
 }
 
-std::string human_short(const data::DecodedSample& sample) {
+// A human-set sample's short caption (KEY.json's captions.human_short), or null without one.
+const std::string* find_human_short(const data::DecodedSample& sample) {
+  if (!sample.meta.is_object()) return nullptr;
   const auto captions = sample.meta.find("captions");
-  if (captions == sample.meta.end() || !captions->is_object() ||
-      !captions->contains("human_short") || !(*captions)["human_short"].is_string())
+  if (captions == sample.meta.end() || !captions->is_object()) return nullptr;
+  const auto text = captions->find("human_short");
+  return text != captions->end() && text->is_string() ? &text->get_ref<const std::string&>()
+                                                      : nullptr;
+}
+
+// The eval split's, which every embedded-world scene has.
+std::string human_short(const data::DecodedSample& sample) {
+  const std::string* text = find_human_short(sample);
+  if (!text)
     throw Error(fmt::format("{}: sample {} has no captions.human_short in its .json", sample.shard,
                             sample.key));
-  return (*captions)["human_short"].get<std::string>();
+  return *text;
 }
 
 struct PhaseSettings {
@@ -86,7 +97,7 @@ struct CaptionTargets {
 };
 
 // Cached eval-split batches for held-out losses: every image with its short and long caption.
-struct HeldOut {
+struct CaptionHeldOut {
   std::vector<torch::Tensor> images;
   std::vector<models::CaptionBatch> short_ids, long_ids;
   std::vector<std::vector<std::string>> keys, long_refs;
@@ -183,21 +194,25 @@ class CaptionerTask : public train::Task {
   std::pair<std::string, models::CaptionStyle> target(const data::DecodedSample& sample,
                                                       uint64_t batch_seed) const {
     if (phase_.phase == Phase::kPretrain) return {sample.caption, models::CaptionStyle::kShort};
+    // The long caption is KEY.txt; a user's human set may give a key only one of the styles.
+    const std::string* short_caption = find_human_short(sample);
+    if (!short_caption) return {sample.caption, models::CaptionStyle::kLong};
+    if (sample.caption.empty()) return {*short_caption, models::CaptionStyle::kShort};
     // Drawn per (seed, draw, key): a fixed function of the cursor, so resume is exact, and
     // a sample seen in several epochs gets both styles.
     Rng rng(derive_seed(batch_seed, key_hash(sample.key)));
     if (rng.chance(phase_.long_fraction)) return {sample.caption, models::CaptionStyle::kLong};
-    return {human_short(sample), models::CaptionStyle::kShort};
+    return {*short_caption, models::CaptionStyle::kShort};
   }
 
-  HeldOut read_held_out() const {
+  CaptionHeldOut read_held_out() const {
     data::LoaderOptions o = phase_.loader;
     o.sources = eval_shards_;
     o.shuffle_buffer = 0;
     o.shuffle_sources = false;
     o.epochs = 1;
     data::Loader loader(o);
-    HeldOut held;
+    CaptionHeldOut held;
     const int64_t max_length = model_->options().max_length;
     std::vector<data::DecodedSample> batch;
     while (static_cast<int>(held.images.size()) < kValidationBatches && loader.next_batch(batch)) {
@@ -228,11 +243,21 @@ class CaptionerTask : public train::Task {
   std::unique_ptr<data::Loader> loader_;
   uint64_t batches_ = 0;  // micro-batches drawn, for the style choice
   int64_t empty_skipped_ = 0;
-  std::optional<HeldOut> held_out_;
+  std::optional<CaptionHeldOut> held_out_;
+};
+
+// Where each stage reads its samples, and how.
+struct CaptionerData {
+  std::vector<fs::path> pretrain, finetune;  // sources of each stage
+  std::vector<fs::path> eval;                // held-out shards for validation; may be empty
+  std::string description;                   // for the log, e.g. "web shard(s)"
+  int image_size;
+  data::ReadLimits read;
+  data::DecodeLimits decode;
 };
 
 struct Inputs {
-  fs::path corpus_dir;
+  const CaptionerData* data;
   const Config* config;
   const text::Tokenizer* tokenizer;
   std::string tokenizer_sha256;
@@ -248,24 +273,24 @@ CaptionerStageResult run_stage(const Inputs& in, models::Captioner& model, Phase
                                const fs::path& dir, const fs::path& weights) {
   const Config& c = *in.config;
   const bool pretrain = phase == Phase::kPretrain;
-  const Split split = pretrain ? Split::Web : Split::Human;
   const uint64_t seed = derive_seed(static_cast<uint64_t>(c.get_int("run.seed")),
                                     pretrain ? 0xCA97'0001 : 0xCA97'0002);
   PhaseSettings settings{phase, {}, c.get_float("captioner.long_fraction"), seed};
   auto& lo = settings.loader;
-  lo.sources = list_shards(in.corpus_dir, split);
-  if (lo.sources.empty())
-    throw Error(fmt::format("{}: no {} shards", in.corpus_dir.string(), split_name(split)));
+  lo.sources = pretrain ? in.data->pretrain : in.data->finetune;
   lo.image_size = static_cast<int>(in.options.image_size);
   lo.workers = in.workers;
   lo.batch_size = static_cast<size_t>(c.get_int("captioner.batch_size"));
   lo.seed = derive_seed(seed, 1);
   lo.epochs = 0;
-  lo.read = in.read;
-  lo.decode = in.decode;
+  lo.read = in.data->read;
+  // The fine-tuning set's captions are its KEY.txt and KEY.json, whatever field the
+  // pre-training sources' captions were read from.
+  if (!pretrain) lo.read.caption_field = "caption";
+  lo.decode = in.data->decode;
   lo.strict = c.get_bool("data.strict");
 
-  CaptionerTask task(model, *in.tokenizer, settings, list_shards(in.corpus_dir, Split::Eval));
+  CaptionerTask task(model, *in.tokenizer, settings, in.data->eval);
   train::TrainerOptions t;
   t.steps = c.get_int(pretrain ? "captioner.pretrain_steps" : "captioner.finetune_steps");
   t.lr = c.get_float(pretrain ? "captioner.lr" : "captioner.finetune_lr");
@@ -275,8 +300,8 @@ CaptionerStageResult run_stage(const Inputs& in, models::Captioner& model, Phase
   t.keep_last = static_cast<int>(c.get_int("checkpoint.keep_last"));
   t.log_every = std::clamp<int64_t>(t.steps / 50, 1, 50);
   t.dir = dir;
-  spdlog::info("captioner {}: {} steps on {} {} shard(s)", pretrain ? "pretrain" : "finetune",
-               t.steps, lo.sources.size(), split_name(split));
+  spdlog::info("captioner {}: {} steps on {} {}", pretrain ? "pretrain" : "finetune", t.steps,
+               lo.sources.size(), pretrain ? in.data->description : "human-set shard(s)");
   const auto t0 = std::chrono::steady_clock::now();
   const auto trained = train::train(task, t);
   CaptionerStageResult result;
@@ -295,15 +320,12 @@ CaptionerStageResult run_stage(const Inputs& in, models::Captioner& model, Phase
   return result;
 }
 
-}  // namespace
-
-CaptionerTrainResult train_captioner(const fs::path& corpus_dir, const fs::path& tokenizer_model,
-                                     const fs::path& out_dir, const Config& config, int threads) {
+// Both stages on `data`, into out_dir (train_captioner's contract).
+CaptionerTrainResult train_on(const CaptionerData& data, const fs::path& tokenizer_model,
+                              const fs::path& out_dir, const Config& config, int threads) {
   const auto tokenizer = text::Tokenizer::load(tokenizer_model);
-  const Config made_with = corpus_config(corpus_dir);
   CaptionerTrainResult result;
-  result.options = captioner_settings(config, tokenizer.vocab_size(),
-                                      static_cast<int>(made_with.get_int("world.canvas")));
+  result.options = captioner_settings(config, tokenizer.vocab_size(), data.image_size);
   // A pre-trained vision encoder decides the encoder's shape and is copied in before training.
   std::optional<models::Detector> vision;
   const std::string vision_file = config.get_string("captioner.vision");
@@ -312,14 +334,12 @@ CaptionerTrainResult train_captioner(const fs::path& corpus_dir, const fs::path&
     result.options.vision = (*vision)->options();
   }
   const int64_t workers = config.get_int("captioner.workers");
-  const Inputs in{corpus_dir,
+  const Inputs in{&data,
                   &config,
                   &tokenizer,
                   sha256_hex(tokenizer.model_bytes()),
                   result.options,
-                  static_cast<int>(workers > 0 ? workers : std::max(1, threads)),
-                  read_limits(made_with),
-                  decode_limits(made_with)};
+                  static_cast<int>(workers > 0 ? workers : std::max(1, threads))};
   fs::create_directories(out_dir);
 
   torch::manual_seed(derive_seed(static_cast<uint64_t>(config.get_int("run.seed")), 0xCA97'0000));
@@ -352,6 +372,49 @@ CaptionerTrainResult train_captioner(const fs::path& corpus_dir, const fs::path&
   }
   result.finetune = run_stage(in, model, Phase::kFinetune, out_dir / "finetune", finetuned);
   return result;
+}
+
+}  // namespace
+
+CaptionerTrainResult train_captioner(const fs::path& corpus_dir, const fs::path& tokenizer_model,
+                                     const fs::path& out_dir, const Config& config, int threads) {
+  const Config made_with = corpus_config(corpus_dir);
+  CaptionerData data{list_shards(corpus_dir, Split::Web),
+                     list_shards(corpus_dir, Split::Human),
+                     list_shards(corpus_dir, Split::Eval),
+                     "web shard(s)",
+                     static_cast<int>(made_with.get_int("world.canvas")),
+                     read_limits(made_with),
+                     decode_limits(made_with)};
+  for (const auto& [shards, split] : {std::pair{&data.pretrain, Split::Web},
+                                      std::pair{&data.finetune, Split::Human}})
+    if (shards->empty())
+      throw Error(fmt::format("{}: no {} shards", corpus_dir.string(), split_name(split)));
+  return train_on(data, tokenizer_model, out_dir, config, threads);
+}
+
+CaptionerTrainResult train_captioner_on_sources(const std::vector<fs::path>& sources,
+                                                const fs::path& human_set,
+                                                const fs::path& tokenizer_model,
+                                                const fs::path& out_dir, const Config& config,
+                                                int threads) {
+  const data::ReadLimits read = read_limits(config);
+  const fs::path human_shard = out_dir / "human" / "human-00000.tar";
+  // Checked (and copied out) before pre-training, so a bad set costs no training time.
+  if (!fs::exists(out_dir / "captioner.safetensors")) {
+    const HumanSet set = read_human_set(human_set, read.caption);
+    const uint64_t written = write_human_shard(set, sources, read, human_shard);
+    spdlog::info("captioner: human set {}: {} captions of {} samples, copied to {}",
+                 human_set.string(), set.lines, written, human_shard.string());
+  }
+  CaptionerData data{sources,
+                     {human_shard},
+                     {},
+                     "image source(s)",
+                     static_cast<int>(config.get_int("world.canvas")),
+                     read,
+                     decode_limits(config)};
+  return train_on(data, tokenizer_model, out_dir, config, threads);
 }
 
 models::Captioner load_captioner(const fs::path& path, const text::Tokenizer& tokenizer) {

@@ -1,11 +1,14 @@
 // RECAP step 1: the captioner (models/captioner.h) is pre-trained on the web corpus's
 // alt-text, then fine-tuned on the small human-captioned set, each sample on its long caption
 // (style <long>) or its short one (<short>), so it can relabel the corpus. Both stages train
-// through train::train from corpus shards streamed by data::Loader, and resume from their
-// checkpoints after a kill.
+// through train::train from samples streamed by data::Loader, and resume from their
+// checkpoints after a kill. The data is the embedded world's corpus, or a user's own: any image
+// sources (data::open_source) whose captions are the alt-text, and a human.jsonl set
+// (stages/human_set.h) naming some of their samples.
 #pragma once
 #include <cstdint>
 #include <filesystem>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -50,6 +53,19 @@ struct CaptionerTrainResult {
 // tokenizer or a folder that is not a finished corpus.
 CaptionerTrainResult train_captioner(const fs::path& corpus_dir, const fs::path& tokenizer_model,
                                      const fs::path& out_dir, const Config& config, int threads);
+
+// The same on a user's data: pre-trains on the captions of `sources` (expanded, e.g. by
+// data::expand_sources), read with `config`'s [data] keys, at world.canvas pixels; fine-tunes
+// on `human_set`, whose samples are first copied out of the sources into
+// out_dir/human/human-00000.tar (stages/human_set.h; a bad set is refused there, before
+// training). A key with both styles is trained on its long caption with probability
+// captioner.long_fraction, one with a single style on that one. No held-out validation: a
+// user's data has no eval split.
+CaptionerTrainResult train_captioner_on_sources(const std::vector<fs::path>& sources,
+                                                const fs::path& human_set,
+                                                const fs::path& tokenizer_model,
+                                                const fs::path& out_dir, const Config& config,
+                                                int threads);
 
 // A captioner saved by train_captioner, rebuilt from its metadata, in eval mode. Throws
 // recap::Error naming the file when it is unreadable, lacks the metadata, or was trained with
