@@ -20,7 +20,9 @@
 #include <nlohmann/json.hpp>
 
 #include "core/atomic_file.h"
+#include "core/safetensors.h"
 #include "core/sha256.h"
+#include "diffusion/guidance.h"
 #include "models/decoding.h"
 #include "stages/captioner_train.h"
 #include "stages/corpus.h"
@@ -28,6 +30,7 @@
 #include "stages/recaption.h"
 #include "stages/t2i_train.h"
 #include "stages/tokenizer_train.h"
+#include "photo_folder.h"
 #include "test_util.h"
 
 namespace recap::stages {
@@ -318,6 +321,125 @@ TEST(CaptionEval, ScoresEverySourceOnTheSameSamples) {
                                " --out " + (out / "x").string());
   EXPECT_EQ(clash.status, 2);
   EXPECT_THAT(clash.output, HasSubstr("model name 'alt' is taken"));
+}
+
+// Your own data at the smoke scale: photographs of several sizes and aspects in an image
+// folder, and a web shard, recaptioned into sidecars, caption files (one folder per source,
+// or beside the images, never over a user's own) and JSONL/CSV manifests; then step 3 trains
+// on the photos and the shard with half recaptions, half their own captions, and resumes only
+// with the same mix.
+TEST(OwnData, RecaptionToTxtAndManifestsThenTrainOnAMix) {
+  const World& w = world();
+  test::TempDir dir("own-data");
+  const fs::path photos = dir / "photos", out = dir / "recaptions";
+  const fs::path shard = w.corpus / "web" / "web-00000.tar";
+  auto org = [](int i) {
+    return i == 1 ? std::string("a photo, \"quoted\"") : fmt::format("photo {}", i);
+  };
+  test::write_photo_folder(photos, 6, org);
+  const std::string recaption = "recaption --threads 1 --model " + w.model.string() +
+                                " --tokenizer " + w.tokenizer.string() + " --max-length 12 ";
+  const std::string args = recaption + "--in " + photos.string() + " --in " + shard.string() +
+                           " --out " + out.string() + " --format txt --manifest " +
+                           (out / "manifest.jsonl").string() + " --manifest " +
+                           (dir / "manifest.csv").string();
+  auto r = test::run_recap(args);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("sidecars written 2, skipped 0"));
+
+  // Sidecars keep the original caption; each image's caption file holds the recaption.
+  const auto photo_lines = lines_of(out / "photos.recap.jsonl");
+  ASSERT_EQ(photo_lines.size(), 6u);
+  for (int i = 0; i < 6; ++i) {
+    const auto& line = photo_lines[static_cast<size_t>(i)];
+    EXPECT_EQ(line["key"], fmt::format("p{:02d}.png", i));
+    EXPECT_EQ(line["org_caption"], org(i));
+    EXPECT_EQ(read_file(out / "photos" / fmt::format("p{:02d}.txt", i)),
+              line["caption"].get<std::string>() + "\n");
+  }
+  const auto shard_lines = lines_of(out / "web-00000.recap.jsonl");
+  ASSERT_EQ(shard_lines.size(), 50u);
+  EXPECT_EQ(read_file(out / "web-00000" / "web-000000007.txt"),
+            shard_lines[7]["caption"].get<std::string>() + "\n");
+
+  // The manifests: every sample once, inputs in the order given, original beside new.
+  const auto manifest = lines_of(out / "manifest.jsonl");
+  ASSERT_EQ(manifest.size(), 56u);
+  std::set<std::string> columns;
+  for (const auto& [column, value] : manifest[0].items()) columns.insert(column);
+  EXPECT_EQ(columns, (std::set<std::string>{"shard", "key", "file", "org_caption", "re_caption",
+                                            "kind"}));
+  EXPECT_EQ(manifest[1]["file"], (photos / "p01.png").string());
+  EXPECT_EQ(manifest[1]["org_caption"], org(1));
+  EXPECT_EQ(manifest[1]["re_caption"], photo_lines[1]["caption"]);
+  EXPECT_EQ(manifest[1]["kind"], "long");
+  EXPECT_EQ(manifest[6]["shard"], shard.string());
+  EXPECT_EQ(manifest[6]["file"], "");
+  const std::string csv = read_file(dir / "manifest.csv");
+  EXPECT_TRUE(csv.starts_with("shard,key,file,org_caption,re_caption,kind\n")) << csv;
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 57);
+  EXPECT_THAT(csv, HasSubstr(",\"a photo, \"\"quoted\"\"\"," +
+                             photo_lines[1]["caption"].get<std::string>() + ",long\n"));
+
+  // A rerun keeps everything; the caption files it would write are already there.
+  r = test::run_recap(args);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("sidecars written 0, skipped 2"));
+
+  // Beside the images: a user's own caption file is never overwritten.
+  write_file_atomic(photos / "p03.txt", "my own caption\n");
+  const std::string beside = recaption + "--in " + photos.string() + " --format txt " +
+                             "--txt-beside --out " + (dir / "beside").string();
+  r = test::run_recap(beside);
+  EXPECT_EQ(r.status, 2);
+  EXPECT_THAT(r.output, HasSubstr((photos / "p03.txt").string() + ": exists with another caption"));
+  EXPECT_EQ(read_file(photos / "p03.txt"), "my own caption\n");
+  r = test::run_recap(beside + " --txt-ext .caption");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(read_file(photos / "p03.caption"), photo_lines[3]["caption"].get<std::string>() + "\n");
+
+  // Step 3 on the photos and the shard: half recaptions, half the images' own captions.
+  const fs::path t2i_out = dir / "t2i";
+  const std::string train = "t2i train --threads 1 --preset smoke --images " + photos.string() +
+                            " " + shard.string() + " --tokenizer " + w.tokenizer.string() +
+                            " --out " + t2i_out.string() + " --caption-source recap=" +
+                            out.string() + " --set t2i.crop=random --set t2i.flip=true";
+  r = test::run_recap(train + " --mix recap=0.5,original=0.5");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_THAT(r.output, ::testing::ContainsRegex(
+                            R"(captions used 48 \(original [0-9]+, recap [0-9]+\), fell back 0)"));
+  const auto weights = Safetensors::load(t2i_out / "t2i.safetensors");
+  EXPECT_EQ(weights.metadata().at("captions"), "recap=0.5,original=0.5");
+  // The same command resumes (nothing left to train); another mix is refused.
+  r = test::run_recap(train + " --mix recap=0.5,original=0.5");
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = test::run_recap(train + " --mix recap=0.95,original=0.05 --set t2i.steps=8");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_THAT(r.output, HasSubstr("trained with the caption mix \"recap=0.5,original=0.5\""));
+}
+
+// Caption dropout feeds the empty prompt: a dropped caption's ids are the empty caption's and
+// the unconditional row classifier-free guidance samples with, and the text encoder's
+// encoding of it does not depend on how far the batch pads it.
+TEST(OwnData, ADroppedCaptionIsTheUnconditionalRowGuidanceUses) {
+  const auto tokenizer = text::Tokenizer::load(world().tokenizer);
+  const auto ids = prompt_ids(tokenizer, {"", "two red squares left of a blue circle"}, 32);
+  ASSERT_GT(ids.size(1), 2);
+  const auto uncond = unconditional_ids(ids.size(1));
+  EXPECT_TRUE(torch::equal(ids.slice(0, 0, 1), uncond));
+  // Dropping the caption of row 1 makes it the empty prompt's row.
+  EXPECT_FALSE(torch::equal(ids[1], ids[0]));
+  const auto dropped = diffusion::drop_conditions(ids, uncond, torch::tensor({false, true}));
+  EXPECT_TRUE(torch::equal(dropped[1], ids[0]));
+  const auto options =
+      t2i_train_options(Config::load("smoke"), tokenizer.vocab_size(), /*canvas=*/32);
+  torch::manual_seed(1);
+  models::TextEncoder encoder(options.model.text);
+  encoder->eval();
+  torch::NoGradGuard no_grad;
+  const auto tight = encoder(unconditional_ids(2));
+  const auto padded = encoder(unconditional_ids(9)).slice(1, 0, 2);
+  EXPECT_TRUE(torch::allclose(tight, padded, 1e-5, 1e-6));
 }
 
 }  // namespace

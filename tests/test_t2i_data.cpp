@@ -310,20 +310,5 @@ TEST(Preprocess, LoaderDrawsDoNotDependOnWorkers) {
   EXPECT_NE(data::Loader(lo).cursor().fingerprint, data::Loader(centre).cursor().fingerprint);
 }
 
-// list_sources: a folder of shards stands for its sorted *.tar files, any other folder for
-// itself, a missing path is an error.
-TEST(Preprocess, SourcesAreListedFromShardFoldersAndImageFolders) {
-  test::TempDir dir("list-sources");
-  fs::create_directories(dir / "shards");
-  write_file_atomic(dir / "shards" / "b.tar", "");
-  write_file_atomic(dir / "shards" / "a.tar", "");
-  write_file_atomic(dir / "shards" / "notes.md", "");
-  const auto photos = write_photos(dir, 1);
-  const auto listed = data::list_sources({dir / "shards", photos, dir / "shards" / "b.tar"});
-  EXPECT_EQ(listed, (std::vector<fs::path>{dir / "shards" / "a.tar", dir / "shards" / "b.tar",
-                                           photos, dir / "shards" / "b.tar"}));
-  EXPECT_THROW(data::list_sources({dir / "none"}), Error);
-}
-
 }  // namespace
 }  // namespace recap::stages

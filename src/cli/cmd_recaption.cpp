@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 #include "core/dir_lock.h"
 #include "core/error.h"
+#include "data/source.h"
 #include "stages/caption_eval.h"
 #include "stages/recaption.h"
 
@@ -52,24 +53,6 @@ stages::RecaptionOptions resolve(const Cli& cli, const DecodeArgs& args) {
   return o;
 }
 
-// Each --in: a .tar shard, or a folder meaning its *.tar files.
-std::vector<fs::path> expand_inputs(const std::vector<std::string>& inputs) {
-  std::vector<fs::path> shards;
-  for (const auto& in : inputs) {
-    if (!fs::is_directory(in)) {
-      shards.emplace_back(in);
-      continue;
-    }
-    const size_t before = shards.size();
-    for (const auto& entry : fs::directory_iterator(in))
-      if (entry.is_regular_file() && entry.path().extension() == ".tar")
-        shards.push_back(entry.path());
-    if (shards.size() == before) throw Error(fmt::format("{}: no *.tar shards in it", in));
-  }
-  std::sort(shards.begin(), shards.end());
-  return shards;
-}
-
 // NAME=FILE[:short|long] (long by default).
 stages::CaptionModel parse_model_spec(const std::string& spec) {
   const size_t eq = spec.find('=');
@@ -90,26 +73,57 @@ stages::CaptionModel parse_model_spec(const std::string& spec) {
 
 void add_recaption_commands(Cli& cli) {
   struct RecaptionArgs {
-    std::string model, tokenizer, out, kind = "long";
-    std::vector<std::string> inputs;
+    std::string model, tokenizer, out, kind = "long", format = "jsonl";
+    std::vector<std::string> inputs, manifests;
     DecodeArgs decode;
   };
   auto args = std::make_shared<RecaptionArgs>();
   auto* recaption = cli.app.add_subcommand(
       "recaption",
-      "RECAP step 2: caption every shard with the fine-tuned captioner into "
-      "OUT/<shard>.recap.jsonl sidecars; resumable, splittable across processes");
+      "RECAP step 2: caption every shard or image folder with the fine-tuned captioner into "
+      "OUT/<name>.recap.jsonl sidecars (key, caption, org_caption, kind, provenance); "
+      "optionally a caption file per image and manifests; resumable, splittable across "
+      "processes");
   recaption->add_option("--model", args->model, "captioner weights (from captioner train)")
       ->required();
   recaption->add_option("--tokenizer", args->tokenizer, "tokenizer model the captioner used")
       ->required();
-  recaption->add_option("--in", args->inputs, "tar shards, or folders of them (their *.tar)")
+  recaption
+      ->add_option("--in", args->inputs,
+                   "tar shards, folders of them, image folders or JSONL/CSV manifests (as "
+                   "--images reads them)")
       ->required();
   recaption->add_option("--out", args->out, "sidecar folder (finished sidecars are kept)")
       ->required();
   recaption->add_option("--kind", args->kind, "caption style: long or short")
       ->capture_default_str()
       ->check(CLI::IsMember({"long", "short"}));
+  recaption
+      ->add_option("--format", args->format,
+                   "jsonl: the sidecars only; txt: also each image's caption as a text file, "
+                   "what kohya sd-scripts and OneTrainer read (OUT/<shard>/KEY.txt; an image "
+                   "folder's under OUT/<folder>/ or, with --txt-beside, beside each image); an "
+                   "existing file with other text is never overwritten")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"jsonl", "txt"}));
+  recaption
+      ->add_option("--txt-ext", args->decode.options.txt_ext,
+                   "--format txt: the caption files' extension (kohya's --caption_extension)")
+      ->capture_default_str();
+  recaption
+      ->add_flag("--txt-beside", args->decode.options.txt_beside,
+                 "--format txt: an image folder's caption files go beside its images")
+      ->capture_default_str();
+  recaption->add_option(
+      "--manifest", args->manifests,
+      "FILE.jsonl or FILE.csv, repeatable: every input's key, file, org_caption, re_caption "
+      "and kind in one table (Recap-DataComp-1B's columns), written once every sidecar is "
+      "finished (by whichever process finishes last)")
+      ->check([](const std::string& file) {
+        const auto ext = fs::path(file).extension();
+        return ext == ".jsonl" || ext == ".csv" ? std::string()
+                                                : std::string("a manifest is .jsonl or .csv");
+      });
   recaption
       ->add_option("--shard-index", args->decode.options.shard_index,
                    "this process's index: takes sorted shards i, i+n, ...")
@@ -127,12 +141,18 @@ void add_recaption_commands(Cli& cli) {
   cli.on_run(recaption, [&cli, args] {
     // Processes with other shard indices share --out, so the unit locked is the sidecar: each
     // one of this process's share, held until the end.
-    const auto shards = expand_inputs(args->inputs);
+    const auto shards =
+        data::expand_sources(std::vector<fs::path>(args->inputs.begin(), args->inputs.end()));
+    if (args->decode.options.txt_ext.size() < 2 || args->decode.options.txt_ext[0] != '.' ||
+        args->decode.options.txt_ext.find('/') != std::string::npos)
+      throw Error(fmt::format("--txt-ext '{}': expected a dot and a name, e.g. .txt",
+                              args->decode.options.txt_ext));
     std::vector<DirLock> locks;
     for (const auto& [position, shard] : stages::shard_share(shards, args->decode.options))
       locks.push_back(DirLock::file(stages::sidecar_path(args->out, shard)));
     auto options = resolve(cli, args->decode);
     options.style = stages::parse_caption_kind(args->kind);
+    options.write_txt = args->format == "txt";
     const auto r =
         stages::recaption_shards(args->model, args->tokenizer, shards, args->out, options);
     const double seconds = std::max(r.seconds, 1e-9);
@@ -143,6 +163,11 @@ void add_recaption_commands(Cli& cli) {
         static_cast<double>(r.tokens) / seconds, r.shards_written, r.shards_skipped,
         r.broken.size(), r.rejected, args->out);
     stages::throw_if_broken(r);
+    for (const auto& manifest : args->manifests)
+      fmt::print("manifest {}{}\n", manifest,
+                 stages::write_manifest(args->out, shards, manifest)
+                     ? ""
+                     : ": waits for the other processes' sidecars");
   });
 
   struct EvalArgs {

@@ -48,27 +48,6 @@ std::string hex(uint64_t value) {
 
 }  // namespace
 
-std::vector<std::filesystem::path> list_sources(const std::vector<std::filesystem::path>& paths) {
-  std::vector<std::filesystem::path> sources;
-  for (const auto& path : paths) {
-    std::error_code ec;
-    if (!std::filesystem::exists(path, ec))
-      throw Error(path.string() + ": no such shard or image folder");
-    if (!std::filesystem::is_directory(path)) {
-      sources.push_back(path);
-      continue;
-    }
-    std::vector<std::filesystem::path> shards;
-    for (const auto& entry : std::filesystem::directory_iterator(path))
-      if (entry.is_regular_file() && entry.path().extension() == ".tar")
-        shards.push_back(entry.path());
-    std::sort(shards.begin(), shards.end());
-    if (shards.empty()) shards.push_back(path);
-    sources.insert(sources.end(), shards.begin(), shards.end());
-  }
-  return sources;
-}
-
 nlohmann::json Cursor::to_json() const {
   return {{"epoch", epoch}, {"position", position}, {"fingerprint", hex(fingerprint)}};
 }

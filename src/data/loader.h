@@ -77,11 +77,6 @@ struct Cursor {
   static Cursor from_json(const nlohmann::json& json);
 };
 
-// The sources the paths name: a folder holding *.tar shards stands for them (sorted), any
-// other folder for itself (an image folder), a file for itself (a shard). Throws recap::Error
-// naming a path that does not exist.
-std::vector<std::filesystem::path> list_sources(const std::vector<std::filesystem::path>& paths);
-
 class Loader {
  public:
   // Resuming from `start` replays the epoch's stream up to its position without decoding

@@ -67,9 +67,10 @@ corpus::CorpusStats evaluate_captioners(const fs::path& corpus_dir, const fs::pa
     std::set<std::string> captioned;
     data::RejectLog rejects;
     caption_stream(captioner, tokenizer, shards, o, options.decode.seed, samples, rejects,
-                   [&](const std::string& key, const std::string& caption) {
-                     lines += sidecar_line(key, caption, m.style, sha, o.decode).dump() + "\n";
-                     captioned.insert(key);
+                   [&](const data::DecodedSample& sample, const std::string& caption) {
+                     lines +=
+                         sidecar_line(sample.key, caption, m.style, sha, o.decode).dump() + "\n";
+                     captioned.insert(sample.key);
                    });
     if (files.empty()) keys = captioned;
     if (captioned != keys)

@@ -62,6 +62,58 @@ void remove_leftovers(const fs::path& sidecar) {
   }
 }
 
+// A source's name under out_dir: a shard's stem, an image folder's own name ("photos/" ->
+// "photos").
+std::string source_name(const fs::path& source) {
+  fs::path path = source.lexically_normal();
+  if (path.filename().empty()) path = path.parent_path();
+  return fs::is_directory(path) ? path.filename().string() : path.stem().string();
+}
+
+// Writes `text` to `file` unless it already holds exactly that (a rerun, or a sidecar's
+// captions written again): a file with other text is someone's caption and stays.
+void write_caption_file(const fs::path& file, const std::string& text) {
+  std::error_code ec;
+  if (fs::exists(file, ec)) {
+    if (read_file(file) == text) return;
+    throw Error(fmt::format("{}: exists with another caption; recaption never overwrites a "
+                            "caption file (remove it, or choose --txt-ext or another --out)",
+                            file.string()));
+  }
+  write_file_atomic(file, text);
+}
+
+// One caption file's text: the caption and a line break (kohya reads the first line).
+std::string caption_file_text(const std::string& caption) { return caption + "\n"; }
+
+// A sidecar's records in order (blank lines skipped), for the manifest and for caption files
+// of sidecars finished before.
+template <class OnRecord>
+void for_each_sidecar_line(const fs::path& sidecar, OnRecord on_record) {
+  std::ifstream in(sidecar, std::ios::binary);
+  if (!in) throw Error(sidecar.string() + ": cannot open");
+  std::string line;
+  for (uint64_t n = 1; std::getline(in, line); ++n) {
+    if (line.empty()) continue;
+    const auto record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!record.is_object() || !record.contains("key") || !record["key"].is_string() ||
+        !record.contains("caption") || !record["caption"].is_string())
+      throw Error(fmt::format("{}:{}: not a recaption sidecar line", sidecar.string(), n));
+    on_record(record);
+  }
+}
+
+// One CSV field (RFC 4180): quoted when it holds a comma, quote or line break.
+std::string csv_field(const std::string& text) {
+  if (text.find_first_of(",\"\r\n") == std::string::npos) return text;
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
 }  // namespace
 
 RecaptionOptions recaption_settings(const Config& c) {
@@ -88,7 +140,25 @@ models::CaptionStyle parse_caption_kind(std::string_view kind) {
 }
 
 fs::path sidecar_path(const fs::path& out_dir, const fs::path& shard) {
-  return out_dir / (shard.stem().string() + ".recap.jsonl");
+  return out_dir / (source_name(shard) + ".recap.jsonl");
+}
+
+fs::path txt_path(const fs::path& out_dir, const fs::path& source, const std::string& key,
+                  const RecaptionOptions& options) {
+  const fs::path relative = fs::path(key).lexically_normal();
+  if (key.empty() || relative.is_absolute() || relative.empty() ||
+      *relative.begin() == "..")
+    throw Error(fmt::format("{}: the key '{}' is no path inside a folder; no caption file "
+                            "is written for it", source.string(), key));
+  std::string name = relative.string();
+  std::string ext = relative.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".webp")
+    name.erase(name.size() - ext.size());
+  const fs::path base =
+      options.txt_beside && fs::is_directory(source) ? source : out_dir / source_name(source);
+  return base / (name + options.txt_ext);
 }
 
 fs::path partial_sidecar_path(const fs::path& sidecar) { return sidecar.string() + ".partial"; }
@@ -107,7 +177,7 @@ StreamCounts caption_stream(
     models::Captioner& model, const text::Tokenizer& tokenizer,
     const std::vector<fs::path>& sources, const RecaptionOptions& options, uint64_t seed,
     int64_t limit, data::RejectLog& rejects,
-    const std::function<void(const std::string&, const std::string&)>& on_caption) {
+    const std::function<void(const data::DecodedSample&, const std::string&)>& on_caption) {
   if (options.batch_size < 1)
     throw Error(fmt::format("recaption: batch_size {} < 1", options.batch_size));
   data::LoaderOptions lo;
@@ -135,7 +205,7 @@ StreamCounts caption_stream(
     const auto texts = models::decode_text(tokenizer, tokens);
     for (size_t i = 0; i < batch.size(); ++i) {
       counts.tokens += static_cast<int64_t>(tokens[i].size());
-      on_caption(batch[i].key, texts[i]);
+      on_caption(batch[i], texts[i]);
     }
     counts.images += static_cast<int64_t>(batch.size());
     if (limit > 0 && counts.images >= limit) break;
@@ -167,8 +237,11 @@ RecaptionResult recaption_shards(const fs::path& model, const fs::path& tokenize
   std::sort(sorted.begin(), sorted.end());
   std::map<std::string, fs::path> by_stem;  // two shards must not share one sidecar
   for (const auto& shard : sorted) {
-    if (shard.extension() != ".tar" || !fs::is_regular_file(shard))
-      throw Error(fmt::format("{}: not a .tar shard", shard.string()));
+    const auto ext = shard.extension();
+    if (!fs::is_directory(shard) &&
+        ((ext != ".tar" && ext != ".jsonl" && ext != ".csv") || !fs::is_regular_file(shard)))
+      throw Error(fmt::format("{}: not a .tar shard, an image folder or a manifest",
+                              shard.string()));
     if (auto [it, fresh] = by_stem.emplace(shard.stem().string(), shard); !fresh)
       throw Error(fmt::format("{} and {} would share the sidecar {}", it->second.string(),
                               shard.string(), sidecar_path(out_dir, shard).string()));
@@ -183,6 +256,10 @@ RecaptionResult recaption_shards(const fs::path& model, const fs::path& tokenize
   RecaptionResult result;
   fs::create_directories(out_dir);
   std::vector<size_t> pending;  // positions in `sorted`
+  auto write_txt = [&](const fs::path& source, const std::string& key, const std::string& caption) {
+    if (options.write_txt)
+      write_caption_file(txt_path(out_dir, source, key, options), caption_file_text(caption));
+  };
   for (const auto& [s, shard] : share) {
     const fs::path sidecar = sidecar_path(out_dir, shard);
     result.sidecars.push_back(sidecar);
@@ -198,6 +275,9 @@ RecaptionResult recaption_shards(const fs::path& model, const fs::path& tokenize
           "kind {}, decode {}); remove it or choose another --out",
           sidecar.string(), theirs->model_sha256, theirs->kind, theirs->decode.dump(),
           ours.model_sha256, ours.kind, ours.decode.dump()));
+    for_each_sidecar_line(sidecar, [&](const nlohmann::json& record) {
+      write_txt(shard, record["key"].get<std::string>(), record["caption"].get<std::string>());
+    });
     ++result.shards_skipped;
   }
   if (result.shards_skipped > 0)
@@ -216,10 +296,12 @@ RecaptionResult recaption_shards(const fs::path& model, const fs::path& tokenize
     AtomicFile file(partial);
     const auto counts = caption_stream(
         captioner, tokenizer, {sorted[s]}, options, derive_seed(options.decode.seed, s), 0, rejects,
-        [&](const std::string& key, const std::string& caption) {
-          file.write(
-              sidecar_line(key, caption, options.style, ours.model_sha256, options.decode).dump() +
-              "\n");
+        [&](const data::DecodedSample& sample, const std::string& caption) {
+          auto line =
+              sidecar_line(sample.key, caption, options.style, ours.model_sha256, options.decode);
+          line["org_caption"] = sample.caption;
+          file.write(line.dump() + "\n");
+          write_txt(sorted[s], sample.key, caption);
         });
     file.commit();
     const auto broken = rejects.broken_shards().find(sorted[s].string());
@@ -242,6 +324,41 @@ RecaptionResult recaption_shards(const fs::path& model, const fs::path& tokenize
   if (result.rejected > 0) spdlog::warn("recaption: samples {}", rejects.summary());
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
+}
+
+bool write_manifest(const fs::path& out_dir, const std::vector<fs::path>& sources,
+                    const fs::path& manifest) {
+  const std::string ext = manifest.extension().string();
+  if (ext != ".jsonl" && ext != ".csv")
+    throw Error(fmt::format("{}: a manifest is .jsonl or .csv", manifest.string()));
+  for (const auto& source : sources)
+    if (!fs::exists(sidecar_path(out_dir, source))) return false;
+  if (manifest.has_parent_path()) fs::create_directories(manifest.parent_path());
+  AtomicFile file(manifest);
+  if (ext == ".csv") file.write("shard,key,file,org_caption,re_caption,kind\n");
+  for (const auto& source : sources) {
+    const bool folder = fs::is_directory(source);
+    for_each_sidecar_line(sidecar_path(out_dir, source), [&](const nlohmann::json& record) {
+      const auto key = record["key"].get<std::string>();
+      const nlohmann::json row = {
+          {"shard", source.string()},
+          {"key", key},
+          {"file", folder ? (source / key).string() : std::string()},
+          {"org_caption", record.value("org_caption", std::string())},
+          {"re_caption", record["caption"].get<std::string>()},
+          {"kind", record.value("kind", std::string())}};
+      if (ext == ".jsonl") {
+        file.write(row.dump() + "\n");
+        return;
+      }
+      std::string line;
+      for (const char* column : {"shard", "key", "file", "org_caption", "re_caption", "kind"})
+        line += (line.empty() ? "" : ",") + csv_field(row[column].get<std::string>());
+      file.write(line + "\n");
+    });
+  }
+  file.commit();
+  return true;
 }
 
 void throw_if_broken(const RecaptionResult& result) {

@@ -482,7 +482,7 @@ T2iTrainResult train_t2i(const T2iData& data, const fs::path& tokenizer_model,
     lo = corpus::split_loader(data.corpus, corpus::Split::Web, config, workers,
                               options.batch_size);
   } else {
-    lo.sources = data::list_sources(data.images);
+    lo.sources = data::expand_sources(data.images);
     lo.workers = std::max(1, workers);
     lo.batch_size = static_cast<size_t>(options.batch_size);
     lo.read = read_limits(config);

@@ -106,7 +106,7 @@ struct T2iTrainResult {
 // What step 3 trains on: a corpus's web split, or the user's own images, and whose captions.
 struct T2iData {
   fs::path corpus;               // a finished `recap corpus make` folder; or empty, and:
-  std::vector<fs::path> images;  // tar shards, image folders, folders of shards (list_sources)
+  std::vector<fs::path> images;  // any sources data::expand_sources reads
   std::vector<fs::path> recap_files;  // recaption sidecars for t2i.captions = recap, recap-mix
   std::optional<CaptionMix> mix;      // replaces the t2i.captions arm when set
 };
