@@ -229,7 +229,9 @@ TEST(DirLockCli, EveryCommandRefusesAHeldOutputAtOnceWritingNothing) {
 TEST(DirLockCli, RecaptionLocksEachSidecarOfItsShare) {
   test::TempDir tmp("lockcli");
   const fs::path out = tmp / "out";
-  // Never opened: the sidecars are locked before any input is read.
+  // Listed (a folder would stand for its shards) but never opened: the sidecars are locked
+  // before any input is read, so empty files do.
+  for (const char* shard : {"web-00000.tar", "web-00001.tar"}) write_file_atomic(tmp / shard, "");
   const std::string base = "recaption --model " + (tmp / "m").string() + " --tokenizer " +
                            (tmp / "t").string() + " --in " + (tmp / "web-00000.tar").string() +
                            " --in " + (tmp / "web-00001.tar").string() + " --out " +
@@ -239,7 +241,7 @@ TEST(DirLockCli, RecaptionLocksEachSidecarOfItsShare) {
                               ": in use by another recap process (pid " +
                               std::to_string(::getpid());
   // The same shard (share 1 of 2): refused. The other shard is not held: that one gets past
-  // the locks (and fails on the missing input).
+  // the locks (and fails on the missing model, which is loaded after them).
   test::Child same(base + " --num-shards 2 --shard-index 1", tmp / "same.log");
   test::Child other(base + " --num-shards 2 --shard-index 0", tmp / "other.log");
   EXPECT_EQ(same.wait(), 2);
@@ -247,7 +249,7 @@ TEST(DirLockCli, RecaptionLocksEachSidecarOfItsShare) {
   EXPECT_NE(other.wait(), 0);
   const std::string other_log = read_file(tmp / "other.log");
   EXPECT_THAT(other_log, Not(HasSubstr("in use"))) << other_log;
-  EXPECT_THAT(other_log, HasSubstr("web-00000.tar")) << other_log;
+  EXPECT_THAT(other_log, HasSubstr((tmp / "m").string() + ": no such model")) << other_log;
   // A share that includes the held shard (all of them, after the other process let go of
   // web-00000's lock): refused too.
   const auto overlapping = test::run_recap(base);
