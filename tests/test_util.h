@@ -39,9 +39,9 @@ struct CommandResult {
   std::string output;  // stdout and stderr together
 };
 
-// Runs `recap ARGS` (the binary this build produced) through the shell.
-inline CommandResult run_recap(const std::string& args) {
-  std::string cmd = std::string(RECAP_BINARY) + " " + args + " 2>&1";
+// Runs a shell command line, stdout and stderr together.
+inline CommandResult run_shell(const std::string& command) {
+  const std::string cmd = command + " 2>&1";
   CommandResult r{-1, ""};
   std::FILE* pipe = ::popen(cmd.c_str(), "r");
   if (!pipe) return r;
@@ -51,6 +51,11 @@ inline CommandResult run_recap(const std::string& args) {
   int raw = ::pclose(pipe);
   r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);
   return r;
+}
+
+// Runs `recap ARGS` (the binary this build produced) through the shell.
+inline CommandResult run_recap(const std::string& args) {
+  return run_shell(std::string(RECAP_BINARY) + " " + args);
 }
 
 // `recap ARGS` as a child process with output to `log`, for tests that kill it mid-run.

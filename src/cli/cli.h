@@ -55,7 +55,7 @@ void add_basic_commands(Cli& cli);     // version, config show|keys, weights ins
 void add_corpus_commands(Cli& cli);    // corpus make|stats|show, tokenizer train
 void add_training_commands(Cli& cli);  // evaluator train, captioner train, t2i train
 void add_sample_eval_commands(Cli& cli);  // sample, eval
-void add_recaption_commands(Cli& cli);  // recaption, captioner eval
+void add_recaption_commands(Cli& cli);  // recaption, captioner eval, view
 void add_run_commands(Cli& cli);       // run, status
 
 }  // namespace recap::cli

@@ -1,5 +1,5 @@
-// recaption and captioner eval: RECAP step 2 (relabel the corpus) and the quality of the
-// captions a captioner writes.
+// recaption, captioner eval and view: RECAP step 2 (relabel the corpus), the quality of the
+// captions a captioner writes, and a page to look at them.
 #include "core/torch_pch.h"
 
 #include <algorithm>
@@ -7,11 +7,14 @@
 #include <fmt/format.h>
 
 #include "cli/cli.h"
+#include "cli/image_sources.h"
 #include "core/dir_lock.h"
 #include "core/error.h"
 #include "data/source.h"
 #include "stages/caption_eval.h"
+#include "stages/caption_viewer.h"
 #include "stages/recaption.h"
+#include "stages/settings.h"
 
 namespace recap::cli {
 
@@ -203,6 +206,47 @@ void add_recaption_commands(Cli& cli) {
                                                    eval_args->out, eval_args->samples, options);
     fmt::print("{}", corpus::format_stats_table(stats));
     fmt::print("written to {}\n", eval_args->out);
+  });
+
+  struct ViewArgs {
+    ImageSourceArgs sources;
+    std::vector<std::string> captions;
+    std::string out;
+    stages::ViewerOptions options;
+  };
+  auto view_args = std::make_shared<ViewArgs>();
+  auto* view = cli.app.add_subcommand(
+      "view",
+      "One self-contained HTML page to look at a (recaptioned) corpus: each image beside its "
+      "own caption and those of the --caption-source folders, filterable by source, "
+      "searchable; images embedded, no network");
+  add_image_source_options(view, view_args->sources)->required();
+  view->add_option("--caption-source", view_args->captions,
+                   "NAME=PATH (repeatable, shown in this order): a recap recaption --out folder "
+                   "or sidecar, or a recaption manifest (.jsonl); as t2i train reads them")
+      ->type_name("NAME=PATH");
+  view->add_option("--out", view_args->out, "the HTML file written")->required();
+  view->add_option("--title", view_args->options.title,
+                   "page title (default: recap view and the sources' names)");
+  view->add_option("--thumb", view_args->options.thumb,
+                   "longest side of the embedded thumbnails, in pixels")
+      ->capture_default_str();
+  view->add_option("--limit", view_args->options.limit,
+                   "most images on the page, in source order (the rest are counted)")
+      ->capture_default_str();
+  cli.on_run(view, [&cli, view_args] {
+    init_runtime(cli.runtime, false);
+    Config config;
+    const auto sources = image_sources(view_args->sources, config);
+    std::vector<stages::NamedCaptions> captions;
+    if (!view_args->captions.empty())
+      for (const auto& entry : stages::parse_caption_mix(view_args->captions, "", false).entries)
+        captions.push_back(entry.source);
+    const auto r = stages::write_caption_viewer(sources, read_limits(config), captions,
+                                                view_args->options, view_args->out);
+    fmt::print("view: {} images{}; {}; written to {}\n", r.shown,
+               r.not_shown > 0 ? fmt::format(" ({} more not shown: --limit)", r.not_shown) : "",
+               r.rejects, view_args->out);
   });
 }
 

@@ -258,32 +258,37 @@ void ArmCaptions::restore_counts(const nlohmann::json& cursor) {
              cursor.value("by_source", std::map<std::string, int64_t>{})};
 }
 
-std::optional<std::string> ArmCaptions::choose(const data::DecodedSample& sample, Rng& rng) {
-  const double u = rng.uniform();
+std::optional<std::string> named_caption(const NamedCaptions& source, std::string_view who,
+                                         const std::string& key, const std::string& shard,
+                                         const std::string& caption,
+                                         const nlohmann::json& meta) {
   auto human = [&](const char* field) {
-    const auto& captions = sample.meta.contains("captions") ? sample.meta["captions"]
-                                                             : nlohmann::json::object();
+    const auto& captions = meta.contains("captions") ? meta["captions"] : nlohmann::json::object();
     if (!captions.contains(field) || !captions[field].is_string())
       throw Error(fmt::format("{}: {} in {} has no captions.{} in its metadata; the human "
                               "captions need a corpus made by `recap corpus make`",
-                              who_, sample.key, sample.shard, field));
+                              who, key, shard, field));
     return captions[field].get<std::string>();
   };
+  switch (source.kind) {
+    case NamedCaptions::Kind::kOriginal: return caption;
+    case NamedCaptions::Kind::kHumanLong: return human("human_long");
+    case NamedCaptions::Kind::kHumanShort: return human("human_short");
+    case NamedCaptions::Kind::kTable:
+      if (auto it = source.table->find(key); it != source.table->end()) return it->second;
+      return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> ArmCaptions::choose(const data::DecodedSample& sample, Rng& rng) {
+  const double u = rng.uniform();
   // Each source's caption of this sample, where it has one.
   std::vector<std::optional<std::string>> found;
   double total = 0;
   for (const auto& entry : mix_.entries) {
-    const auto& source = entry.source;
-    std::optional<std::string> caption;
-    switch (source.kind) {
-      case NamedCaptions::Kind::kOriginal: caption = sample.caption; break;
-      case NamedCaptions::Kind::kHumanLong: caption = human("human_long"); break;
-      case NamedCaptions::Kind::kHumanShort: caption = human("human_short"); break;
-      case NamedCaptions::Kind::kTable:
-        if (auto it = source.table->find(sample.key); it != source.table->end())
-          caption = it->second;
-        break;
-    }
+    auto caption =
+        named_caption(entry.source, who_, sample.key, sample.shard, sample.caption, sample.meta);
     if (caption) total += entry.p;
     found.push_back(std::move(caption));
   }

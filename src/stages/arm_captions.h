@@ -62,6 +62,14 @@ struct NamedCaptions {
 // for any other name.
 std::optional<NamedCaptions> builtin_captions(std::string_view name);
 
+// `source`'s caption of one sample (its key, shard, own caption and metadata); nullopt when a
+// table lacks the key. Throws recap::Error naming `who`, the sample and its shard when a human
+// source meets a sample without the world's captions in its metadata.
+std::optional<std::string> named_caption(const NamedCaptions& source, std::string_view who,
+                                         const std::string& key, const std::string& shard,
+                                         const std::string& caption,
+                                         const nlohmann::json& meta);
+
 // Captions by key from a recaption sidecar (NAME.recap.jsonl: "key", "caption"), a folder of
 // them (its *.recap.jsonl), or a recaption manifest in JSONL ("key", "re_caption"; other
 // fields ignored). Throws recap::Error naming the file and record for bad JSON, a line without
