@@ -27,8 +27,10 @@
 #include "stages/evaluate.h"
 #include "stages/evaluator_train.h"
 #include "stages/model_settings.h"
+#include "stages/sample.h"
 #include "stages/settings.h"
 #include "data/tensor_batch.h"
+#include "world/geneval_prompts.h"
 #include "world/parser.h"
 #include "test_util.h"
 
@@ -390,6 +392,65 @@ TEST_F(Evaluate, CommandPrintsTableAccuracyAndJson) {
   EXPECT_EQ(missing.status, 2);
   EXPECT_THAT(missing.output, HasSubstr("error: "));
   EXPECT_THAT(missing.output, HasSubstr("images.jsonl"));
+}
+
+// GenEval's ceiling: the reference report also judges one render of the perfect scene of each
+// GenEval prompt a run evaluates (the first eval.geneval_per_task of each task; smoke: 2),
+// named in GenEval's layout, apart from the row's other metrics. A smoke detector is too weak
+// for its verdicts to mean anything (GenevalCeiling.ThePerfectSceneOfEveryPromptIsCorrect
+// shows the scenes are right); what holds whatever its quality is checked here.
+TEST_F(Evaluate, CeilingJudgesAPerfectRenderOfEachGenevalPrompt) {
+  auto o = options();
+  o.fid = false;
+  ASSERT_EQ(o.geneval_per_task, 2);
+  const auto prompts = corpus_geneval_prompts(corpus(), o.geneval_per_task);
+  ASSERT_EQ(prompts.size(), 12u);  // six tasks, two each
+  const auto ceiling = evaluate_reference(evaluator(), corpus(), o);
+  ASSERT_TRUE(ceiling.geneval);
+  EXPECT_EQ(ceiling.geneval->images, 12);
+  ASSERT_EQ(ceiling.geneval->tag_order(), world::geneval_tags());
+  int correct = 0;
+  for (const auto& [tag, task] : ceiling.geneval->tasks) {
+    EXPECT_EQ(task.images, 2) << tag;
+    correct += task.correct;
+  }
+  ASSERT_EQ(ceiling.geneval_lines.size(), 12u);
+  int correct_lines = 0;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const auto& line = ceiling.geneval_lines[i];
+    EXPECT_EQ(line.at("filename"), fmt::format("{:05}/samples/0000.png", i));
+    EXPECT_EQ(line.at("prompt"), prompts[i].text);
+    EXPECT_EQ(world::geneval_from_json(nlohmann::json::parse(line.at("metadata").get<std::string>())),
+              *prompts[i].geneval);
+    correct_lines += line.at("correct").get<bool>();
+  }
+  EXPECT_EQ(correct_lines, correct);
+  // The GenEval renders join no other metric of the row, and come out the same every time.
+  EXPECT_EQ(ceiling.images, 100);
+  EXPECT_EQ(ceiling.per_image.size(), 100u);
+  o.geneval_per_task = 0;
+  const auto without = evaluate_reference(evaluator(), corpus(), o);
+  EXPECT_FALSE(without.geneval);
+  EXPECT_TRUE(without.geneval_lines.empty());
+  EXPECT_EQ(eval::to_json(without.overall), eval::to_json(ceiling.overall));
+  o.geneval_per_task = 2;
+  EXPECT_EQ(evaluate_reference(evaluator(), corpus(), o).geneval_lines, ceiling.geneval_lines);
+
+  // `recap eval --ceiling` without --images: the ceiling alone, its GenEval lines beside it.
+  test::TempDir dir("evaluate-ceiling-cli");
+  auto r = test::run_recap("eval --threads 1 --no-fid --ceiling --evaluator " +
+                           evaluator().string() + " --corpus " + corpus().string() +
+                           " --set eval.bootstrap=20 --json " + (dir / "ceiling.json").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("ceiling: GenEval-style (our detector judging, 12 images)"));
+  const auto json = nlohmann::json::parse(read_file(dir / "ceiling.json"));
+  EXPECT_EQ(json.at("name"), "ceiling");
+  EXPECT_EQ(json.at("geneval").at("images"), 12);
+  EXPECT_EQ(read_jsonl(dir / "ceiling.geneval.jsonl").size(), 12u);
+  auto neither = test::run_recap("eval --evaluator " + evaluator().string() + " --corpus " +
+                                 corpus().string());
+  EXPECT_EQ(neither.status, 2);
+  EXPECT_THAT(neither.output, HasSubstr("give --images DIR, or --ceiling"));
 }
 
 // With a judge CLIP every image also gets its CLIP score against its prompt: the number

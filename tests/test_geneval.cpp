@@ -1,18 +1,25 @@
 // GenEval compatibility, torch-free parts: the world's GenEval prompt file (its six tasks in
 // the world's shapes and colours, text that says what the metadata asks), metadata JSON both
 // ways with errors by field, GenEval's rules per task on hand-made detections (a correct and
-// an incorrect case each) and its summary (overall = mean of the task scores).
+// an incorrect case each) and its summary (overall = mean of the task scores), and the
+// ceiling without a detector: the perfect scene of every prompt judged correct.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <tuple>
 
+#include "core/config.h"
 #include "core/error.h"
+#include "core/rng.h"
 #include "eval/geneval.h"
+#include "stages/settings.h"
 #include "world/geneval_prompts.h"
 #include "world/parser.h"
+#include "world/sampler.h"
+#include "world/score.h"
 
 namespace recap::eval {
 namespace {
@@ -224,6 +231,56 @@ TEST(GenevalRules, OverallIsTheMeanOfTaskScoresAndLinesCarryWhatTheSummaryReads)
   EXPECT_EQ(world::geneval_from_json(nlohmann::json::parse(line.at("metadata").get<std::string>())), p);
   const auto details = nlohmann::json::parse(line.at("details").get<std::string>());
   EXPECT_EQ(details.at(p.include[0].cls).at(0).size(), 5u);  // x0, y0, x1, y1, score
+}
+
+// What a detector that never errs reports for a scene: every object, exact, score 1.
+std::vector<Detection> geneval_truth_detections(const world::Scene& scene) {
+  std::vector<Detection> out;
+  for (const auto& g : scene.groups)
+    for (const auto& o : g.objects) out.push_back({g.shape, g.colour, o.x, o.y, o.size, 1.0});
+  return out;
+}
+
+// GenEval's ceiling with the detector taken out: the scene the evaluation renders for each
+// prompt of the quick world's GenEval file (world::scene_for_target of its target, as
+// stages::evaluate_reference builds its GenEval renders), read by a perfect detector, is
+// correct by GenEval's rules for every prompt of every task. A failure here is the scene
+// builder's or the rules', never the evaluator's.
+TEST(GenevalCeiling, ThePerfectSceneOfEveryPromptIsCorrect) {
+  const Config config = Config::load("quick");
+  const world::WorldConfig w = world_settings(config);
+  MetricOptions o;
+  o.relation_margin_px = world::relation_margin_px(w);
+  o.min_score = config.get_float("eval.min_score");
+  const auto prompts = world::make_geneval_prompts(
+      w, static_cast<int>(config.get_int("corpus.prompts_per_suite")), 0x6E7E);
+  std::map<std::string, int> correct, images;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const auto& p = prompts[i];
+    const auto scene = world::scene_for_target(w, world::geneval_target(p), derive_seed(9, i));
+    const auto verdict = geneval_judge(p, geneval_truth_detections(scene), o);
+    EXPECT_TRUE(verdict.correct) << p.prompt << ": " << verdict.reason << "\n"
+                                 << world::to_json(scene).dump();
+    EXPECT_EQ(verdict.reason.empty(), verdict.correct);
+    ++images[p.tag];
+    correct[p.tag] += verdict.correct;
+  }
+  EXPECT_EQ(images.size(), 6u);
+  for (const auto& tag : world::geneval_tags()) {
+    EXPECT_GT(images[tag], 0) << tag;
+    EXPECT_EQ(correct[tag], images[tag]) << tag;
+  }
+  // The rules still see a wrong scene as wrong: the same scenes with every object one shape
+  // along fail every prompt that names a shape (all of them).
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    auto scene = world::scene_for_target(w, world::geneval_target(prompts[i]), derive_seed(9, i));
+    for (auto& g : scene.groups) {
+      const auto at = std::find(w.shapes.begin(), w.shapes.end(), g.shape) - w.shapes.begin();
+      g.shape = w.shapes[static_cast<size_t>(at + 1) % w.shapes.size()];
+    }
+    EXPECT_FALSE(geneval_judge(prompts[i], geneval_truth_detections(scene), o).correct)
+        << prompts[i].prompt;
+  }
 }
 
 }  // namespace

@@ -29,6 +29,7 @@
 #include <tuple>
 
 #include "core/atomic_file.h"
+#include "core/jsonl.h"
 #include "core/safetensors.h"
 #include "stages/run_layout.h"
 #include "test_util.h"
@@ -146,6 +147,12 @@ TEST(RunSmoke, EveryStageReportAndStatus) {
     const auto lines = std::count(std::istreambuf_iterator<char>(per_image),
                                   std::istreambuf_iterator<char>(), '\n');
     EXPECT_EQ(lines, eval["images"].get<int64_t>()) << arm;
+    // GenEval's prompts (smoke: eval.geneval_per_task = 2 of each of the six tasks), sampled in
+    // GenEval's layout apart from the suites and judged by GenEval's rules alone.
+    EXPECT_TRUE(fs::exists(layout.samples(arm, "geneval") / "00011" / "samples" / "0000.png"));
+    EXPECT_EQ(eval["geneval"]["images"], 12) << arm;
+    EXPECT_EQ(eval["geneval"]["tasks"].size(), 6u) << arm;
+    EXPECT_EQ(read_jsonl(fs::path(layout.eval()) / (arm + ".geneval.jsonl")).size(), 12u) << arm;
 
     // Sample efficiency (run.checkpoint_evals = 1, checkpoint.every = 3 of 6 steps): the step-3
     // checkpoint is sampled with the same prompts and seeds, from other weights.
@@ -168,7 +175,16 @@ TEST(RunSmoke, EveryStageReportAndStatus) {
   expect_complete_metrics(read_json(layout.eval_json("ceiling"))["overall"], "ceiling",
                           kArmMeasured);  // the renders against their own captions, for CLIP
   EXPECT_TRUE(fs::exists(layout.eval_images("ceiling")));
+  EXPECT_EQ(read_json(layout.eval_json("ceiling"))["geneval"]["images"], 12);
+  EXPECT_EQ(read_jsonl(layout.eval() / "ceiling.geneval.jsonl").size(), 12u);
   const auto report = read_file(layout.report() / "report.md");
+  // The GenEval table: a row per arm and the ceiling's.
+  const auto geneval_at = report.find("### GenEval-style scores");
+  ASSERT_NE(geneval_at, std::string::npos) << report;
+  const std::string geneval =
+      report.substr(geneval_at, report.find("\n#", geneval_at + 1) - geneval_at);
+  for (const std::string row : {"| alt |", "| recap |", "| ceiling |"})
+    EXPECT_THAT(geneval, HasSubstr(row)) << geneval;
   EXPECT_THAT(report, ::testing::Not(HasSubstr("intermediate checkpoints: not run")));
   EXPECT_THAT(report, HasSubstr("recap - alt: paired difference"));
   // The main table and each of the four suites' tables have the paired column.

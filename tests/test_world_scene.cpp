@@ -6,8 +6,10 @@
 #include <set>
 
 #include "core/error.h"
+#include "world/prompts.h"
 #include "world/sampler.h"
 #include "world/scene.h"
+#include "world/score.h"
 
 namespace recap::world {
 namespace {
@@ -149,6 +151,69 @@ TEST(WorldScene, ImpossibleConfigThrows) {
   c.min_object_size = c.max_object_size = 0.5;
   c.relation_margin = 0.1;
   EXPECT_THROW(sample_scene(c, 1), Error);
+}
+
+// The perfect scene of a prompt: every suite prompt's target (and a stated absolute position)
+// is what the scene holds, by the caption scorer's reading of the target against the scene,
+// with nothing on the canvas beyond it.
+TEST(WorldScene, SceneForTargetHoldsExactlyTheTarget) {
+  const WorldConfig cfg;
+  const double margin = relation_margin_px(cfg);
+  std::vector<Facts> targets;
+  for (Suite suite : all_suites())
+    for (const auto& p : make_suite(suite, cfg, 40, 17)) targets.push_back(p.target);
+  Facts placed;  // a red circle in the top left, and a star right of it
+  placed.groups = {{"circle", "red", 1, AbsPosition{HPos::Left, VPos::Top}}, {"star", {}, {}, {}}};
+  add_relation(placed, {1, 0, Relation::RightOf});
+  placed.background = "teal";
+  targets.push_back(placed);
+  for (size_t i = 0; i < targets.size(); ++i) {
+    const Facts& t = targets[i];
+    SCOPED_TRACE(to_json(t).dump());
+    const Scene s = scene_for_target(cfg, t, i);
+    expect_invariants(s, cfg, i);
+    ASSERT_EQ(s.groups.size(), t.groups.size());
+    const CaptionScore score = score_caption(t, s, margin);
+    EXPECT_FALSE(score.wrong_fact);
+    EXPECT_EQ(score.groups_correct, score.groups_stated);
+    EXPECT_EQ(score.groups_recalled, score.scene_groups);
+    EXPECT_EQ(score.counts_correct, score.counts_stated);
+    EXPECT_EQ(score.bindings_correct, score.bindings_stated);
+    EXPECT_EQ(score.relations_correct, score.relations_stated);
+    EXPECT_EQ(score.relations_stated, static_cast<int>(t.relations.size()));
+    EXPECT_EQ(score.positions_correct, score.positions_stated);
+    EXPECT_EQ(scene_for_target(cfg, t, i), s);
+  }
+  const Scene s = scene_for_target(cfg, placed, 5);
+  EXPECT_EQ(s.background, "teal");
+  EXPECT_EQ(absolute_position(s.groups[0].centroid(), s.width, s.height),
+            (AbsPosition{HPos::Left, VPos::Top}));
+  EXPECT_NE(scene_for_target(cfg, placed, 6), s);
+}
+
+TEST(WorldScene, SceneForTargetRefusesWhatNoSceneHolds) {
+  const WorldConfig cfg;
+  const auto message = [&](const Facts& t) {
+    try {
+      scene_for_target(cfg, t, 1);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message(Facts{}).find("at least one group"), std::string::npos);
+  EXPECT_NE(message({{{"blob", {}, {}, {}}}, {}, {}}).find("shape blob"), std::string::npos);
+  EXPECT_NE(message({{{"star", "pink", {}, {}}}, {}, {}}).find("colour pink"), std::string::npos);
+  EXPECT_NE(message({{{"star", {}, 0, {}}}, {}, {}}).find("count 0"), std::string::npos);
+  EXPECT_NE(message({{{"star", "red", 1, {}}, {"star", "red", 2, {}}}, {}, {}})
+                .find("both red stars"),
+            std::string::npos);
+  // A circle left of a star and above it, in its bottom row: no layout says all of that.
+  Facts contradictory;
+  contradictory.groups = {{"circle", {}, 1, AbsPosition{std::nullopt, VPos::Bottom}},
+                          {"star", {}, 1, AbsPosition{std::nullopt, VPos::Top}}};
+  add_relation(contradictory, {0, 1, Relation::Above});
+  EXPECT_NE(message(contradictory).find("no layout"), std::string::npos);
 }
 
 TEST(WorldScene, JsonRoundTrip) {

@@ -125,11 +125,10 @@ void add_sample_eval_commands(Cli& cli) {
       "eval",
       "Score a `recap sample` folder: prompt following (as the evaluator detects it) "
       "with bootstrap intervals, FID/KID against the eval-split renders ([eval] keys)");
-  evaluate
-      ->add_option("--images", eval->images,
-                   "folder from recap sample, or a folder in GenEval's layout "
-                   "(NNNNN/metadata.jsonl, NNNNN/samples/NNNN.png)")
-      ->required();
+  evaluate->add_option("--images", eval->images,
+                       "folder from recap sample, or a folder in GenEval's layout "
+                       "(NNNNN/metadata.jsonl, NNNNN/samples/NNNN.png); without it, --ceiling "
+                       "scores the reference renders alone");
   evaluate->add_option("--evaluator", eval->evaluator, "folder from evaluator train")->required();
   evaluate->add_option("--corpus", eval->corpus, "corpus folder (reference renders, world)")
       ->required();
@@ -152,7 +151,8 @@ void add_sample_eval_commands(Cli& cli) {
                        "its per-image file (NAME.images.jsonl): paired differences and the "
                        "pairwise faithfulness win rate of these images against those");
   evaluate->add_flag("--ceiling", eval->ceiling,
-                     "add the ceiling row: the metrics on the reference renders themselves");
+                     "add the ceiling row: the metrics on the reference renders themselves, "
+                     "and GenEval's on a perfect render of every GenEval prompt");
   cli.add_set_option(evaluate);
   cli.on_run(evaluate, [&cli, eval] {
     DirLock lock;  // the report file, when there is one
@@ -163,8 +163,15 @@ void add_sample_eval_commands(Cli& cli) {
     if (!eval->prompts.empty()) options.prompts = eval->prompts;
     if (!eval->inception.empty()) options.inception = eval->inception;
     if (!eval->clip.empty()) options.clip = eval->clip;
-    std::vector<stages::EvalReport> reports = {
-        stages::evaluate_images(eval->images, eval->evaluator, eval->corpus, options)};
+    if (eval->images.empty() && !eval->ceiling)
+      throw Error("eval: give --images DIR, or --ceiling to score the reference renders alone");
+    if (eval->images.empty() && !eval->versus.empty())
+      throw Error("eval: --versus compares the --images folder with another evaluation; give "
+                  "--images");
+    std::vector<stages::EvalReport> reports;
+    if (!eval->images.empty())
+      reports.push_back(
+          stages::evaluate_images(eval->images, eval->evaluator, eval->corpus, options));
     if (eval->ceiling)
       reports.push_back(stages::evaluate_reference(eval->evaluator, eval->corpus, options));
     fmt::print("{}\n{}{}\n", stages::format_eval_table(reports),
@@ -187,20 +194,15 @@ void add_sample_eval_commands(Cli& cli) {
     }
     if (!eval->json.empty()) {
       nlohmann::json out = stages::to_json(reports.front());
-      if (eval->ceiling) out["ceiling"] = stages::to_json(reports.back());
+      if (reports.size() > 1) out["ceiling"] = stages::to_json(reports.back());
       write_file_atomic(eval->json, out.dump(2) + "\n");
       const auto per_image =
           recap::eval::write_image_results_beside(eval->json, reports.front().per_image);
       fmt::print("report written to {}, per-image results to {}\n", eval->json,
                  per_image.string());
-      if (!reports.front().geneval_lines.empty()) {
-        std::string lines;
-        for (const auto& line : reports.front().geneval_lines) lines += line.dump() + "\n";
-        const auto path = stages::geneval_results_path(eval->json);
-        write_file_atomic(path, lines);
+      if (const auto path = stages::write_geneval_results_beside(eval->json, reports.front()))
         fmt::print("GenEval per-image results (for GenEval's summary_scores.py) to {}\n",
-                   path.string());
-      }
+                   path->string());
     }
   });
 }

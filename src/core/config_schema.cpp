@@ -187,6 +187,9 @@ std::vector<ConfigKey> build_schema() {
       integer("eval.kid_subset_size", 1000, 2, 1e7,
               "images per KID subset (at most half the smaller set, so subsets differ)"),
       integer("eval.batch_size", 100, 1, 65536, "images per detector call"),
+      integer("eval.geneval_per_task", 100, 0, 1e6,
+              "GenEval prompts per task that `recap run` samples for every arm and renders for "
+              "the ceiling (the first N of each task in prompts/geneval/); 0: no GenEval"),
 
       // [captioner]: RECAP step 1, pre-trained on alt-text, fine-tuned on human captions.
       integer("captioner.dim", 128, 8, 8192, "decoder and image-token width"),

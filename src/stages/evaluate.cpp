@@ -21,6 +21,7 @@
 #include "stages/evaluator_train.h"
 #include "stages/sample.h"
 #include "stages/settings.h"
+#include "world/geneval_prompts.h"
 #include "world/parser.h"
 #include "world/render.h"
 #include "world/sampler.h"
@@ -35,6 +36,10 @@ uint64_t floor_stream(uint64_t corpus_seed) { return derive_seed(corpus_seed, 0x
 // Bootstrap and KID subset draws.
 uint64_t metrics_stream(uint64_t seed) { return derive_seed(seed, 0xE7A1'F101); }
 uint64_t kid_stream(uint64_t seed) { return derive_seed(seed, 0xE7A1'F102); }
+// Scenes of GenEval's ceiling renders: their own stream too.
+uint64_t geneval_ceiling_stream(uint64_t corpus_seed) {
+  return derive_seed(corpus_seed, 0xE7A1'F103);
+}
 // Paired comparisons of two evaluations: "PAIRED" below the metrics stream, as the run's
 // report has drawn it since paired statistics came in.
 uint64_t paired_stream(uint64_t seed) {
@@ -218,6 +223,40 @@ void judge_geneval(const std::vector<SampledImage>& sampled,
   if (!tags.empty()) report.geneval = eval::geneval_scores(tags, verdicts);
 }
 
+// GenEval's ceiling: one render of the perfect scene of each GenEval prompt a run evaluates
+// (corpus_geneval_prompts; world::scene_for_target of its target, a seed per prompt from the
+// ceiling's own stream), judged by GenEval's rules as a sampled image would be; each is named
+// in GenEval's layout (NNNNN/samples/0000.png) though none is written.
+void judge_geneval_renders(Judge& judge, const fs::path& corpus_dir, int per_task,
+                           int64_t batch_size, const eval::MetricOptions& options,
+                           EvalReport& report) {
+  std::vector<SampledImage> sampled;
+  std::vector<data::DecodedSample> renders;
+  const uint64_t stream = geneval_ceiling_stream(judge.corpus.seed);
+  for (auto& request : corpus_geneval_prompts(corpus_dir, per_task)) {
+    const std::string name = fmt::format("{:05}/samples/0000.png", sampled.size());
+    try {
+      world::check_geneval_in_world(*request.geneval, judge.world);
+    } catch (const Error& e) {
+      throw Error(fmt::format("{}: \"{}\": {}",
+                              corpus::geneval_prompts_path(corpus_dir).string(), request.text,
+                              e.what()));
+    }
+    data::DecodedSample render;
+    render.key = name;
+    render.image = world::render(
+        world::scene_for_target(judge.world, *request.target, derive_seed(stream, sampled.size())),
+        judge.world);
+    renders.push_back(std::move(render));
+    sampled.push_back({name, std::move(request), {}});
+  }
+  if (renders.empty()) return;
+  const auto judged = judge_images(judge, renders, batch_size);
+  judge_geneval(sampled,
+                with_detections(std::vector<eval::ImageDetections>(renders.size()), judged),
+                options, report);
+}
+
 nlohmann::json fid_json(const std::optional<FidResult>& r) {
   if (!r) return nullptr;
   return {{"features", r->features},
@@ -325,6 +364,8 @@ EvalReport evaluate_reference(const fs::path& evaluator_dir, const fs::path& cor
   for (size_t i = 0; i < images.size(); ++i)
     report.per_image.push_back({renders[i].key, std::nullopt, images[i], scores[i]});
   report.overall = eval::summarize(scores, options.metrics);
+  judge_geneval_renders(judge, corpus_dir, options.geneval_per_task, options.batch_size,
+                        options.metrics, report);
   if (options.fid)
     report.fid_floor =
         fid_against(judge, floor_features(judge, report.images, options.batch_size),
@@ -387,6 +428,16 @@ fs::path geneval_results_path(const fs::path& summary) {
   return summary.parent_path() / (summary.stem().string() + ".geneval.jsonl");
 }
 
+std::optional<fs::path> write_geneval_results_beside(const fs::path& summary,
+                                                     const EvalReport& report) {
+  if (report.geneval_lines.empty()) return std::nullopt;
+  std::string lines;
+  for (const auto& line : report.geneval_lines) lines += line.dump() + "\n";
+  const fs::path path = geneval_results_path(summary);
+  write_file_atomic(path, lines);
+  return path;
+}
+
 std::string format_eval_table(const std::vector<EvalReport>& reports) {
   std::vector<std::pair<std::string, eval::PromptMetrics>> rows;
   for (const auto& r : reports) {
@@ -421,6 +472,7 @@ EvaluateOptions evaluate_settings(const Config& config) {
   o.kid.seed = kid_stream(seed);
   o.batch_size = config.get_int("eval.batch_size");
   o.fid = config.get_bool("eval.fid");
+  o.geneval_per_task = static_cast<int>(config.get_int("eval.geneval_per_task"));
   return o;
 }
 

@@ -42,6 +42,9 @@ struct EvaluateOptions {
   // A judge CLIP folder (`recap clip train --out`, stages/clip_train.h): every image also gets
   // its CLIP score against its prompt (eval::ImageScore::clip_score).
   std::optional<fs::path> clip;
+  // GenEval prompts per task the ceiling renders (corpus_geneval_prompts; eval.geneval_per_task,
+  // which also sets how many `recap run` samples for each arm); 0: no GenEval ceiling.
+  int geneval_per_task = 100;
 };
 
 struct FidResult {
@@ -74,6 +77,10 @@ struct EvalReport {
 // DIR/NAME.json -> DIR/NAME.geneval.jsonl: where `recap eval --json` writes GenEval's
 // per-image results (GenEval's summary_scores.py reads that file as it is).
 fs::path geneval_results_path(const fs::path& summary);
+// Writes report.geneval_lines there (atomically) and returns the path; nothing, and no path,
+// when the report judged no GenEval image.
+std::optional<fs::path> write_geneval_results_beside(const fs::path& summary,
+                                                     const EvalReport& report);
 
 // images_dir holds images.jsonl (from sample_to_folder; targets come from it, or from parsing
 // the prompt text with the world parser when "target" is null; each image's prompt and "seed"
@@ -94,8 +101,14 @@ EvalReport evaluate_images(const fs::path& images_dir, const fs::path& evaluator
 
 // The ceiling row ("ceiling"): the same metrics on the reference renders themselves (eval
 // split images, targets parsed from their human long captions, which are also their prompts
-// for the CLIP score): ~100% accuracy and ~0 counting error when the evaluator works. Its fid is unset (the set against itself); its
-// fid_floor is the noise floor for as many images as the reference set holds.
+// for the CLIP score): ~100% accuracy and ~0 counting error when the evaluator works. Its fid
+// is unset (the set against itself); its fid_floor is the noise floor for as many images as
+// the reference set holds. Its GenEval-style scores (geneval, geneval_lines) judge one render
+// per test GenEval prompt of the corpus (CORPUS/prompts/geneval/evaluation_metadata.jsonl) of
+// the prompt's perfect scene, world::scene_for_target of its target, drawn from a seed stream
+// of their own: GenEval's ceiling, which only the evaluator's errors keep below 1. These
+// images join no other metric of the row. A corpus without the GenEval file gets none (a
+// warning says so); a prompt of it naming a class or colour the world lacks is an error.
 EvalReport evaluate_reference(const fs::path& evaluator_dir, const fs::path& corpus_dir,
                               const EvaluateOptions& options);
 

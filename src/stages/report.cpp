@@ -918,7 +918,9 @@ ReportResult write_report(const RunLayout& layout, const ReportOptions& options)
     doc.para("GenEval's six tasks on the world's GenEval prompts (prompts/geneval/), judged by "
              "GenEval's rules with the evaluator as the detector (src/eval/geneval.h): a task's "
              "score is the share of its images that are correct, overall the mean of the task "
-             "scores. Published overall scores on GenEval's own COCO prompts (SD1.5 0.43, SDXL "
+             "scores. The ceiling row judges one render of the perfect scene of each of these "
+             "prompts (eval/ceiling.geneval.jsonl): only the evaluator's errors keep it below "
+             "1. Published overall scores on GenEval's own COCO prompts (SD1.5 0.43, SDXL "
              "0.55, DALL-E 3 0.67) are another world and detector, for orientation only.");
   }
   for (const auto& suite : suites_of(with_ceiling)) {

@@ -38,6 +38,7 @@ namespace recap::stages {
 namespace {
 
 constexpr uint64_t kSampleStream = 0x53414d504c45ull;  // "SAMPLE": evaluation sample seeds
+constexpr uint64_t kGenevalSampleStream = 0x47454e4556ull;  // "GENEV": below the sample stream
 
 // A stage of the plan: what decides its output (spec) and how to produce it (body).
 struct PlannedStage {
@@ -91,6 +92,48 @@ SampleRunOptions sample_run_options(const Config& config) {
   options.images_per_prompt = static_cast<int>(config.get_int("run.images_per_prompt"));
   options.seed = derive_seed(static_cast<uint64_t>(config.get_int("run.seed")), kSampleStream);
   return options;
+}
+
+// The run's GenEval prompts (corpus_geneval_prompts: eval.geneval_per_task of each task) in
+// GenEval's layout in out_dir (samples-ARM/geneval/), where GenEval's own scripts read them
+// too, with seeds of their own. Kept apart from the suites' images.jsonl: they count only
+// towards the GenEval-style scores (evaluate_arm), never the suite metrics. Nothing when the
+// run evaluates no GenEval prompts.
+void sample_geneval(const fs::path& model, const fs::path& tokenizer, const fs::path& corpus,
+                    const fs::path& out_dir, const Config& config) {
+  const auto prompts = corpus_geneval_prompts(
+      corpus, static_cast<int>(config.get_int("eval.geneval_per_task")));
+  if (prompts.empty()) return;
+  auto options = sample_run_options(config);
+  options.layout = SampleLayout::Geneval;
+  options.seed = derive_seed(options.seed, kGenevalSampleStream);
+  sample_to_folder(model, tokenizer, prompts, out_dir, options);
+}
+
+// An arm's evaluation: its suites (samples-ARM/images.jsonl) with every metric, and its GenEval
+// folder, when sample_geneval wrote one, by GenEval's rules alone (no FID or CLIP score on it).
+EvalReport evaluate_arm(const fs::path& samples, const RunLayout& layout,
+                        EvaluateOptions options) {
+  auto report = evaluate_images(samples, layout.evaluator(), layout.corpus(), options);
+  const fs::path geneval = samples / kGenevalSuite;
+  if (fs::exists(geneval / "images.jsonl")) {
+    options.fid = false;
+    options.clip.reset();
+    auto judged = evaluate_images(geneval, layout.evaluator(), layout.corpus(), options);
+    report.geneval = std::move(judged.geneval);
+    report.geneval_lines = std::move(judged.geneval_lines);
+  }
+  return report;
+}
+
+// NAME.json, NAME.images.jsonl and, with GenEval images, NAME.geneval.jsonl in eval/, each
+// declared as the stage's output.
+void write_eval_outputs(const EvalReport& report, const fs::path& summary, StageContext& ctx) {
+  write_file_atomic(summary, to_json(report).dump(2) + "\n");
+  ctx.output(summary);
+  // Image by image, for the report's paired comparison of arms.
+  ctx.output(eval::write_image_results_beside(summary, report.per_image));
+  if (const auto geneval = write_geneval_results_beside(summary, report)) ctx.output(*geneval);
 }
 
 // The kept intermediate checkpoints of an arm's training (the final step excluded), at most
@@ -223,11 +266,7 @@ std::vector<PlannedStage> plan(const Config& config, const RunLayout& layout,
                       auto report = evaluate_reference(layout.evaluator(), layout.corpus(),
                                                        eval_options());
                       report.name = "ceiling";
-                      write_file_atomic(layout.eval_json("ceiling"),
-                                        to_json(report).dump(2) + "\n");
-                      ctx.output(layout.eval_json("ceiling"));
-                      ctx.output(eval::write_image_results_beside(layout.eval_json("ceiling"),
-                                                                  report.per_image));
+                      write_eval_outputs(report, layout.eval_json("ceiling"), ctx);
                     }});
 
   // Latent space: one autoencoder for every arm, trained on the web images (never their
@@ -329,25 +368,23 @@ std::vector<PlannedStage> plan(const Config& config, const RunLayout& layout,
          }});
 
     nlohmann::json sample_params = {{"images_per_prompt", config.get_int("run.images_per_prompt")},
+                                    {"geneval_per_task", config.get_int("eval.geneval_per_task")},
                                     {"seed", config.get_int("run.seed")}};
     stages.push_back({{"samples-" + arm, sample_params, {"t2i-" + arm}, {}},
                       [&config, layout, corpus, tokenizer, arm](StageContext& ctx) {
                         sample_suites(layout.t2i_weights(arm), tokenizer, corpus,
                                       layout.samples(arm), sample_run_options(config));
+                        sample_geneval(layout.t2i_weights(arm), tokenizer, corpus,
+                                       layout.samples(arm, kGenevalSuite), config);
                         ctx.output(layout.samples(arm));
                       }});
 
     stages.push_back({{"eval/" + arm, eval_params,
                        eval_inputs({"samples-" + arm, "evaluator", "corpus"}), {}},
                       [layout, arm, eval_options](StageContext& ctx) {
-                        auto report = evaluate_images(layout.samples(arm), layout.evaluator(),
-                                                      layout.corpus(), eval_options());
+                        auto report = evaluate_arm(layout.samples(arm), layout, eval_options());
                         report.name = arm;
-                        write_file_atomic(layout.eval_json(arm), to_json(report).dump(2) + "\n");
-                        ctx.output(layout.eval_json(arm));
-                        // Image by image, for the report's paired comparison of arms.
-                        ctx.output(eval::write_image_results_beside(layout.eval_json(arm),
-                                                                    report.per_image));
+                        write_eval_outputs(report, layout.eval_json(arm), ctx);
                       }});
   }
 

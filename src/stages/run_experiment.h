@@ -4,7 +4,7 @@
 //
 //   corpus -> tokenizer -> evaluator -> captioner (pre-train on alt-text, fine-tune on the
 //   human set) -> recaption-long, recaption-short -> caption_quality -> per arm: t2i-ARM ->
-//   samples-ARM (every prompt suite) -> eval/ARM; eval/ceiling -> report
+//   samples-ARM (every prompt suite, and GenEval's prompts) -> eval/ARM; eval/ceiling -> report
 //
 // Every arm trains the same architecture for the same steps from the same seed; only the
 // caption source (t2i.captions) differs.

@@ -2,6 +2,7 @@
 #include "stages/sample.h"
 
 #include <chrono>
+#include <map>
 #include <regex>
 #include <string_view>
 
@@ -16,6 +17,7 @@
 #include "core/sha256.h"
 #include "data/tensor_batch.h"
 #include "data/text_checks.h"
+#include "stages/corpus.h"
 #include "stages/t2i_model.h"
 #include "text/tokenizer.h"
 
@@ -182,6 +184,28 @@ std::vector<SampleRequest> read_prompts(const fs::path& file) {
     }
   }
   return prompts;
+}
+
+std::vector<SampleRequest> corpus_geneval_prompts(const fs::path& corpus_dir, int per_task) {
+  const fs::path file = corpus::geneval_prompts_path(corpus_dir);
+  if (per_task <= 0) return {};
+  if (!fs::exists(file)) {
+    spdlog::warn("{} is missing (a corpus made before the world wrote GenEval prompts): no "
+                 "GenEval-style scores",
+                 file.string());
+    return {};
+  }
+  std::vector<SampleRequest> out;
+  std::map<std::string, int> taken;
+  size_t n = 0;
+  for (auto& request : read_prompts(file)) {
+    ++n;
+    if (!request.geneval)
+      throw Error(fmt::format("{}: prompt {} (\"{}\") has no GenEval metadata (tag, include)",
+                              file.string(), n, request.text));
+    if (taken[request.geneval->tag]++ < per_task) out.push_back(std::move(request));
+  }
+  return out;
 }
 
 SampleRunResult sample_to_folder(const fs::path& model_path, const fs::path& tokenizer_model,

@@ -40,6 +40,13 @@ inline constexpr const char* kGenevalSuite = "geneval";
 // with '{') or plain text, one prompt per line (surrounding whitespace dropped). Empty lines are skipped. Throws
 // recap::Error naming file:line for invalid UTF-8, bad JSON or a bad prompt object.
 std::vector<SampleRequest> read_prompts(const fs::path& file);
+// The GenEval prompts a run evaluates: the first `per_task` prompts of each GenEval task (tag)
+// of the corpus's test file (CORPUS/prompts/geneval/evaluation_metadata.jsonl), in file order;
+// the same subset is sampled for every arm and rendered for the ceiling (eval.geneval_per_task).
+// Empty for per_task 0, and, with a warning, for a corpus made before the world wrote that
+// file. Throws what read_prompts throws, and recap::Error naming the file and prompt for a
+// prompt without GenEval metadata.
+std::vector<SampleRequest> corpus_geneval_prompts(const fs::path& corpus_dir, int per_task);
 
 // Where images go. Flat: DIR/000000.png ... GenEval (github.com/djghosh13/geneval, README
 // "Image generation"): DIR/NNNNN/metadata.jsonl (prompt NNNNN's GenEval metadata, one line) and

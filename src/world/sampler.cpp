@@ -174,13 +174,18 @@ std::optional<Scene> lay_out(const WorldConfig& cfg, const std::string& backgrou
   return s;
 }
 
+// The object sizes a scene draws from, in quanta: [first, second].
+std::pair<int, int> object_size_quanta(const WorldConfig& cfg) {
+  const int min_q = quanta_ceil(cfg.min_object_size * cfg.canvas);
+  return {min_q, std::max(min_q, quanta_floor(cfg.max_object_size * cfg.canvas))};
+}
+
 // Draws the content first and then tries several layouts for it, so that crowded content
 // (many groups with high counts) is not under-represented by redrawing it on failure.
 std::optional<Scene> try_sample(const WorldConfig& cfg, Rng& rng) {
   const std::string background = rng.pick(cfg.backgrounds).name;
   const int n = rng.range(cfg.min_groups, cfg.max_groups);
-  const int min_q = quanta_ceil(cfg.min_object_size * cfg.canvas);
-  const int max_q = std::max(min_q, quanta_floor(cfg.max_object_size * cfg.canvas));
+  const auto [min_q, max_q] = object_size_quanta(cfg);
   std::vector<Draft> drafts;
   while (static_cast<int>(drafts.size()) < n) {
     Group g{rng.pick(cfg.shapes), rng.pick(cfg.colours).name, {}};
@@ -196,7 +201,99 @@ std::optional<Scene> try_sample(const WorldConfig& cfg, Rng& rng) {
   return std::nullopt;
 }
 
+// Does the laid-out `scene` (group i drafted from target group i) say what `target` says
+// about places: every stated relation guaranteed by the layout, every absolute position held?
+bool meets_target_places(const Scene& scene, const Facts& target) {
+  for (const auto& r : target.relations)
+    if (std::find(scene.relations.begin(), scene.relations.end(), r) == scene.relations.end())
+      return false;
+  for (size_t i = 0; i < target.groups.size(); ++i)
+    if (const auto& stated = target.groups[i].position;
+        stated && !position_agrees(*stated, absolute_position(scene.groups[i].centroid(),
+                                                              scene.width, scene.height)))
+      return false;
+  return true;
+}
+
+// Unstated parts of the target drawn afresh: colours (never a shape and colour another group
+// has), counts, sizes and the background.
+std::vector<Draft> draft_target(const WorldConfig& cfg, const Facts& target, Rng& rng) {
+  const auto [min_q, max_q] = object_size_quanta(cfg);
+  std::vector<Draft> drafts;
+  // Is `colour` on group i's shape already drafted before i, or stated by a group after it?
+  const auto taken = [&](size_t i, const std::string& colour) {
+    for (size_t j = 0; j < target.groups.size(); ++j)
+      if (j != i && target.groups[j].shape == target.groups[i].shape &&
+          (j < i ? drafts[j].group.colour == colour : target.groups[j].colour == colour))
+        return true;
+    return false;
+  };
+  for (size_t i = 0; i < target.groups.size(); ++i) {
+    const FactGroup& g = target.groups[i];
+    std::string colour;
+    if (g.colour) {
+      colour = *g.colour;
+    } else {
+      std::vector<std::string> free;
+      for (const auto& c : cfg.colours)
+        if (!taken(i, c.name)) free.push_back(c.name);
+      if (free.empty())
+        throw Error("world: target has more groups of shape " + g.shape + " than colours");
+      colour = rng.pick(free);
+    }
+    const int count = g.count ? *g.count : rng.range(cfg.min_count, cfg.max_count);
+    drafts.push_back({Group{g.shape, colour, {}}, count, rng.range(min_q, max_q) * kQuantum});
+  }
+  return drafts;
+}
+
+void check_target(const WorldConfig& cfg, const Facts& target) {
+  if (target.groups.empty()) throw Error("world: a target scene needs at least one group");
+  if (target.background && !cfg.has_background(*target.background))
+    throw Error("world: target background " + *target.background + " is not in the world");
+  for (size_t i = 0; i < target.groups.size(); ++i) {
+    const FactGroup& g = target.groups[i];
+    if (!cfg.has_shape(g.shape)) throw Error("world: target shape " + g.shape + " is not drawn");
+    if (g.colour && !cfg.has_colour(*g.colour))
+      throw Error("world: target colour " + *g.colour + " is not in the world");
+    if (g.count && *g.count < 1)
+      throw Error("world: target group " + std::to_string(i) + " has count " +
+                  std::to_string(*g.count));
+    for (size_t j = 0; j < i; ++j)
+      if (g.colour && target.groups[j].shape == g.shape && target.groups[j].colour == g.colour)
+        throw Error("world: target groups " + std::to_string(j) + " and " + std::to_string(i) +
+                    " are both " + *g.colour + " " + g.shape +
+                    "s; a scene holds one group per shape and colour");
+  }
+  for (const auto& r : target.relations)
+    if (r.a < 0 || r.b < 0 || r.a >= static_cast<int>(target.groups.size()) ||
+        r.b >= static_cast<int>(target.groups.size()))
+      throw Error("world: target relation between groups " + std::to_string(r.a) + " and " +
+                  std::to_string(r.b) + ", which it does not have");
+}
+
 }  // namespace
+
+Scene scene_for_target(const WorldConfig& config, const Facts& target, uint64_t seed) {
+  config.validate();
+  check_target(config, target);
+  // Layouts are drawn until one guarantees the stated relations and positions: one relation
+  // between two groups holds in a quarter of layouts, so this many attempts never run out for
+  // a prompt's target; a contradictory target ("a left of b" and "b left of a") always does.
+  constexpr int kTargetAttempts = 400;
+  Rng rng(derive_seed(seed, 0x7A46E7));
+  for (int attempt = 0; attempt < kTargetAttempts; ++attempt) {
+    const std::string background =
+        target.background ? *target.background : rng.pick(config.backgrounds).name;
+    const auto drafts = draft_target(config, target, rng);
+    if (auto scene = lay_out(config, background, drafts, rng);
+        scene && meets_target_places(*scene, target))
+      return *scene;
+  }
+  throw Error("world: no layout on a " + std::to_string(config.canvas) +
+              " px canvas satisfies the target " + to_json(target).dump() +
+              " (contradictory relations or positions, or too many objects)");
+}
 
 Scene sample_scene(const WorldConfig& config, uint64_t seed) {
   config.validate();
