@@ -152,7 +152,10 @@ TEST(RunSmoke, EveryStageReportAndStatus) {
     EXPECT_TRUE(fs::exists(layout.samples(arm, "geneval") / "00011" / "samples" / "0000.png"));
     EXPECT_EQ(eval["geneval"]["images"], 12) << arm;
     EXPECT_EQ(eval["geneval"]["tasks"].size(), 6u) << arm;
-    EXPECT_EQ(read_jsonl(fs::path(layout.eval()) / (arm + ".geneval.jsonl")).size(), 12u) << arm;
+    const auto geneval_lines = read_jsonl(layout.eval() / (arm + ".geneval.jsonl"));
+    ASSERT_EQ(geneval_lines.size(), 12u) << arm;
+    // Named by their place in the folder, so the lines are the same wherever the run lies.
+    EXPECT_EQ(geneval_lines.front().at("filename"), "00000/samples/0000.png") << arm;
 
     // Sample efficiency (run.checkpoint_evals = 1, checkpoint.every = 3 of 6 steps): the step-3
     // checkpoint is sampled with the same prompts and seeds, from other weights.

@@ -217,8 +217,11 @@ void judge_geneval(const std::vector<SampledImage>& sampled,
     const auto& metadata = *sampled[i].request.geneval;
     verdicts.push_back(eval::geneval_judge(metadata, images[i].detections, options));
     tags.push_back(metadata.tag);
-    report.geneval_lines.push_back(eval::geneval_result_line(
-        sampled[i].file.string(), metadata, images[i].detections, verdicts.back()));
+    // Named as in the folder (images.jsonl's "file"), so a run's lines do not depend on
+    // where its folder lies.
+    report.geneval_lines.push_back(
+        eval::geneval_result_line(sampled[i].record.at("file").get<std::string>(), metadata,
+                                  images[i].detections, verdicts.back()));
   }
   if (!tags.empty()) report.geneval = eval::geneval_scores(tags, verdicts);
 }
@@ -248,7 +251,7 @@ void judge_geneval_renders(Judge& judge, const fs::path& corpus_dir, int per_tas
         world::scene_for_target(judge.world, *request.target, derive_seed(stream, sampled.size())),
         judge.world);
     renders.push_back(std::move(render));
-    sampled.push_back({name, std::move(request), {}});
+    sampled.push_back({name, std::move(request), {{"file", name}}});
   }
   if (renders.empty()) return;
   const auto judged = judge_images(judge, renders, batch_size);
