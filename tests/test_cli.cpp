@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "core/atomic_file.h"
+#include "core/threads.h"
 #include "core/weights.h"
 #include "test_util.h"
 
@@ -31,6 +32,16 @@ TEST(Cli, VersionReportsTorchBlasThreadsDevice) {
   EXPECT_THAT(r.output, HasSubstr("BLAS "));
   EXPECT_THAT(r.output, HasSubstr("threads 2"));
   EXPECT_THAT(r.output, HasSubstr("device cpu"));
+}
+
+TEST(Cli, VersionNamesOpenBlasKernelsAndWhatPinnedThem) {
+  // The binary loads the same OpenBLAS with the same environment as this test process.
+  const std::string own = openblas_core();
+  ASSERT_FALSE(own.empty());
+  auto r = run_recap("version --threads 1");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr(", " + own + " kernels ("));
+  if (openblas_narrower_than_cpu(own, cpu_has_avx512())) EXPECT_THAT(r.output, HasSubstr("AVX-512"));
 }
 
 TEST(Cli, UnavailableDeviceIsAClearError) {

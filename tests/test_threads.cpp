@@ -22,6 +22,22 @@ TEST(Blas, ThisMachineHasAnOptimizedBlas) {
   EXPECT_GT(info.gflops, 0);
 }
 
+TEST(Blas, Avx2KernelFamiliesAreNarrowOnlyOnAvx512Cpus) {
+  EXPECT_TRUE(openblas_narrower_than_cpu("Haswell", true));  // OPENBLAS_CORETYPE=Haswell
+  EXPECT_TRUE(openblas_narrower_than_cpu("Zen", true));
+  EXPECT_TRUE(openblas_narrower_than_cpu("HASWELL", true));  // OpenBLAS ignores case too
+  EXPECT_FALSE(openblas_narrower_than_cpu("Haswell", false));  // the best an AVX2 CPU runs
+  EXPECT_FALSE(openblas_narrower_than_cpu("SkylakeX", true));
+  EXPECT_FALSE(openblas_narrower_than_cpu("Cooperlake", true));
+  EXPECT_FALSE(openblas_narrower_than_cpu("", true));  // not OpenBLAS
+}
+
+TEST(Blas, ThisProcessKnowsItsOpenBlasKernels) {
+  const BlasInfo info = detect_blas();
+  EXPECT_FALSE(info.core.empty()) << info.library;  // install-deps.sh installs OpenBLAS
+  EXPECT_EQ(info.core, openblas_core());
+}
+
 TEST(Threads, ConfigureSetsTheCount) {
   EXPECT_GE(usable_cores(), 1);
   EXPECT_EQ(configure_threads(2), 2);

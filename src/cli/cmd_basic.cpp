@@ -12,10 +12,11 @@ namespace {
 void print_version(const Runtime& rt) {
   auto info = build_info();
   const auto& blas = *rt.blas;
-  fmt::print("recap {}\nlibtorch {}\ncompiler {}\nBLAS {} ({}), {:.1f} GFLOP/s on a 512x512 "
+  fmt::print("recap {}\nlibtorch {}\ncompiler {}\nBLAS {}{} ({}), {:.1f} GFLOP/s on a 512x512 "
              "matmul\nthreads {} (usable cores {})\ndevice {}{}\n",
              info["recap"].get<std::string>(), info["libtorch"].get<std::string>(),
              info["compiler"].get<std::string>(), blas.library,
+             blas.core.empty() ? "" : ", " + blas.core + " kernels",
              blas.path.empty() ? "no shared library found" : blas.path, blas.gflops, rt.threads,
              usable_cores(), rt.device.str(),
              info["cuda_available"].get<bool>() ? " (CUDA available)" : " (no CUDA)");
