@@ -5,6 +5,7 @@
 #include "cli/cli.h"
 #include "core/error.h"
 #include "stages/run_experiment.h"
+#include "stages/run_own_data.h"
 
 namespace recap::cli {
 
@@ -58,7 +59,9 @@ void add_run_commands(Cli& cli) {
     }
     stages::RunOptions options;
     options.threads = rt.threads;
-    auto result = stages::run_experiment(config, dir, options);
+    // own.images: the user's own data; the stages that need the world's truth are skipped.
+    auto result = stages::is_own_data_run(config) ? stages::run_own_data(config, dir, options)
+                                                  : stages::run_experiment(config, dir, options);
     fmt::print("\n{}\n", result.main_table);
     if (!result.competence_table.empty())
       fmt::print("dev competence (SOA-C >= 80%, colour binding >= 60%):\n{}\n",

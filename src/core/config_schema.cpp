@@ -240,6 +240,18 @@ std::vector<ConfigKey> build_schema() {
            "stop at the first broken shard (truncated or corrupt tar); otherwise its samples "
            "before the break are used, it is counted and named, and reading goes on"),
 
+      // [own]: `recap run` on your own data instead of the world (stages/run_own_data.h).
+      words("own.images", {},
+            "your image sources, as --images reads them (tar shards or folders of them, image "
+            "folders, manifests); not empty: `recap run` trains on them and skips the stages "
+            "that need the world's ground truth, each with its reason"),
+      choice("own.captions", "", {},
+             "with own.images: the human caption set the captioner fine-tunes on (JSONL: key or "
+             "file, caption, style long|short)"),
+      choice("own.prompts", "", {},
+             "with own.images: prompts every arm samples (one per line, or suite JSONL); "
+             "empty: no samples"),
+
       // [t2i]: RECAP step 3, the text-to-image model (text encoder + UNet) trained per arm.
       integer("t2i.steps", 2000, 1, 1e9, "optimizer steps"),
       integer("t2i.batch_size", 32, 1, 65536, "images per step"),

@@ -26,6 +26,7 @@
 #include "stages/model_settings.h"
 #include "stages/recaption.h"
 #include "stages/report.h"
+#include "stages/run_own_data.h"
 #include "stages/sample.h"
 #include "stages/settings.h"
 #include "stages/t2i_train.h"
@@ -508,8 +509,13 @@ std::string format_status(const fs::path& run_dir) {
                                 manifest.value("seed", 0), manifest.value("config_origin", "?"));
   out += fmt::format("{:<24} {:<8} {:>14}  {}\n", "stage", "status", "time", "finished");
   double total = 0;
-  for (const auto& stage : plan(config, layout, run_arms(config), 1)) {
-    const auto& name = stage.spec.name;
+  std::vector<std::string> names;
+  if (is_own_data_run(config))
+    names = own_stage_names(config);
+  else
+    for (const auto& stage : plan(config, layout, run_arms(config), 1))
+      names.push_back(stage.spec.name);
+  for (const auto& name : names) {
     if (!records.contains(name)) {
       out += fmt::format("{:<24} {:<8}\n", name, "pending");
       continue;
